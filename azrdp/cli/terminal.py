@@ -1,0 +1,140 @@
+"""One terminal object per command: the result goes to stdout, everything else to stderr.
+
+Colour is decided once: --no-color / NO_COLOR / AZURE_CORE_NO_COLOR -> off; TERM=dumb -> off;
+FORCE_COLOR -> on; else whether the stream is a TTY. Machine formats never carry ANSI codes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
+
+import typer
+
+from azrdp.errors import AzrdpError, ExitCode
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_no_color() -> bool:
+    # NO_COLOR disables colour whatever its value (no-color.org), as long as it is set and not empty.
+    return bool(os.environ.get("NO_COLOR")) or _truthy(os.environ.get("AZURE_CORE_NO_COLOR"))
+
+
+@dataclass
+class Terminal:
+    no_color: bool = False
+    verbose: bool = False
+    debug: bool = False
+    only_show_errors: bool = False
+    _consoles: dict[str, Console] = field(default_factory=dict, repr=False)
+
+    @property
+    def color(self) -> bool:
+        if self.no_color or _env_no_color() or os.environ.get("TERM") == "dumb":
+            return False
+        if os.environ.get("FORCE_COLOR"):
+            return True
+        return sys.stdout.isatty()
+
+    @property
+    def stdout_is_tty(self) -> bool:
+        return sys.stdout.isatty()
+
+    @property
+    def interactive(self) -> bool:
+        """Prompts are allowed: stdin and stderr are terminals and CI is unset."""
+        return sys.stdin.isatty() and sys.stderr.isatty() and not os.environ.get("CI")
+
+    @property
+    def show_progress(self) -> bool:
+        return sys.stderr.isatty() and os.environ.get("TERM") != "dumb" and not self.only_show_errors
+
+    def console(self, stream: str = "stdout") -> Console:
+        if stream not in self._consoles:
+            from rich.console import Console
+
+            target = sys.stdout if stream == "stdout" else sys.stderr
+            color = self.color and target.isatty() if stream == "stderr" else self.color
+            self._consoles[stream] = Console(
+                file=target,
+                no_color=not color,
+                force_terminal=color or None,
+                highlight=False,
+                soft_wrap=not target.isatty(),
+                width=None if target.isatty() else 120,
+            )
+        return self._consoles[stream]
+
+    @property
+    def err(self) -> Console:
+        return self.console("stderr")
+
+    def info(self, message: str) -> None:
+        """A progress or status line: only with --verbose, or on a terminal."""
+        if self.only_show_errors:
+            return
+        if self.verbose or self.show_progress:
+            self.err.print(message, markup=False)
+
+    def warn(self, message: str) -> None:
+        if not self.only_show_errors:
+            self.err.print(f"warning: {message}", markup=False, style=None if not self.color else "yellow")
+
+    def error(self, err: AzrdpError) -> None:
+        self.err.print(f"error: {err.message}", markup=False, style="red" if self.color else None)
+        if err.fix:
+            self.err.print(f"fix: {err.fix}", markup=False)
+
+    @contextlib.contextmanager
+    def status(self, message: str) -> Iterator[Callable[[str], None]]:
+        """A spinner on a terminal, plain lines with --verbose, silence otherwise."""
+        if self.show_progress:
+            with self.err.status(message) as live:
+                yield lambda text: live.update(text)
+        else:
+            self.info(message)
+            yield self.info
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn azrdp errors into one what/why + fix pair on stderr and their exit code; no tracebacks.
+
+    With --debug (or AZRDP_DEBUG) unexpected errors keep their traceback.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        debug = bool(kwargs.get("debug")) or _truthy(os.environ.get("AZRDP_DEBUG"))
+        term = Terminal(no_color=bool(kwargs.get("no_color")))
+        try:
+            return func(*args, **kwargs)
+        except AzrdpError as err:
+            term.error(err)
+            raise typer.Exit(int(err.exit_code)) from None
+        except KeyboardInterrupt:
+            term.err.print("error: Interrupted.", markup=False)
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            if debug:
+                raise
+            term.err.print(f"error: Unexpected {type(exc).__name__}: {exc}", markup=False, highlight=False)
+            term.err.print("fix: Rerun with --debug for the traceback, and report it.", markup=False)
+            raise typer.Exit(int(ExitCode.ERROR)) from None
+
+    return wrapper

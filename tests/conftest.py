@@ -1,0 +1,85 @@
+"""Test isolation shared by every test.
+
+* Every AZRDP_*/AZURE_*/identity variable is cleared; HOME and AZURE_CONFIG_DIR point at a temp
+  dir, so nothing reads the real ~/.azure.
+* Managed identity is pointed at a closed loopback port, so no credential built in a test can ever
+  probe the instance metadata address.
+* A socket guard refuses any connection that is not loopback or a Unix socket.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest_plugins = ["fixtures_emulator"]
+
+_CLEARED_PREFIXES = ("AZRDP_", "AZURE_", "IDENTITY_", "MSI_", "IMDS_")
+_CLEARED_NAMES = (
+    "NO_COLOR",
+    "FORCE_COLOR",
+    "CI",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "TERM",
+    "COLUMNS",
+)
+# Discard port on loopback: nothing listens, the connection is refused at once.
+CLOSED_LOOPBACK = "http://127.0.0.1:9"
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    for name in list(os.environ):
+        if name.startswith(_CLEARED_PREFIXES) or name in _CLEARED_NAMES:
+            monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    (home / ".azure").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("AZURE_CONFIG_DIR", str(home / ".azure"))
+    monkeypatch.setenv("AZRDP_CONFIG_DIR", str(home / ".config" / "azrdp"))
+    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", CLOSED_LOOPBACK)
+    monkeypatch.setenv("TERM", "dumb")
+    yield home
+
+
+def _allowed(address: Any) -> bool:
+    if not isinstance(address, tuple):
+        return True  # AF_UNIX paths
+    host = address[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True, scope="session")
+def loopback_only() -> Iterator[None]:
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def guarded_connect(self: socket.socket, address: Any) -> None:
+        if not _allowed(address):
+            raise OSError(f"test socket guard: refusing to connect to {address!r} (loopback only)")
+        real_connect(self, address)
+
+    def guarded_connect_ex(self: socket.socket, address: Any) -> int:
+        if not _allowed(address):
+            raise OSError(f"test socket guard: refusing to connect to {address!r} (loopback only)")
+        return real_connect_ex(self, address)
+
+    socket.socket.connect = guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        socket.socket.connect = real_connect  # type: ignore[method-assign]
+        socket.socket.connect_ex = real_connect_ex  # type: ignore[method-assign]

@@ -1,0 +1,1 @@
+"""Emulator fixtures (the emulator issue fills this in)."""
