@@ -1,0 +1,164 @@
+"""Local journal of the control-plane changes azrdp makes (NSG rules, VM starts, redeploys).
+
+One JSON object per line in `<config dir>/journal.jsonl`, each carrying the run id that made it, so
+`azrdp undo --run-id` can take back exactly that run's changes and `azrdp history` can list runs.
+The config dir is `AZRDP_CONFIG_DIR`, else the platform's per-user config location (what
+`typer.get_app_dir("azrdp")` would pick, without importing typer).
+
+Entries are appended and never rewritten: an undo is itself a new entry (`undone` with the id of
+the entry it reverted), so the file is an audit trail as well as the undo source.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from azrdp.errors import UsageError
+
+JOURNAL_FILE = "journal.jsonl"
+RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{12}$")
+
+_write_lock = threading.Lock()
+
+
+def config_dir() -> Path:
+    explicit = os.environ.get("AZRDP_CONFIG_DIR", "").strip()
+    if explicit:
+        return Path(explicit)
+    if sys.platform == "win32":
+        base = os.environ.get("APPDATA") or str(Path.home() / "AppData" / "Roaming")
+        return Path(base) / "azrdp"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "azrdp"
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "azrdp"
+
+
+def journal_path() -> Path:
+    return config_dir() / JOURNAL_FILE
+
+
+def validate_run_id(run_id: str) -> str:
+    value = run_id.strip().lower()
+    if not RUN_ID_PATTERN.match(value):
+        raise UsageError(
+            f"Run id {run_id!r} is not an azrdp run id.",
+            "Run ids are 12 lower-case hex characters.",
+            fix="Pick one from `azrdp history VM -g RG`.",
+        )
+    return value
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One change (or one run record) for one VM.
+
+    kind: `run` (a repair run: plan, guest backup dir, result), `nsg-rule-created`, `vm-started`,
+    `vm-redeployed`, `vm-reapplied`, `undone` (reverted entry `details.entry`).
+    """
+
+    run_id: str
+    vm_id: str
+    kind: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+    entry_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    time: str = field(default_factory=_now)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "entryId": self.entry_id,
+                "time": self.time,
+                "runId": self.run_id,
+                "vmId": self.vm_id,
+                "kind": self.kind,
+                "details": dict(self.details),
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JournalEntry:
+        return cls(
+            run_id=str(data["runId"]),
+            vm_id=str(data["vmId"]),
+            kind=str(data["kind"]),
+            details=dict(data.get("details") or {}),
+            entry_id=str(data["entryId"]),
+            time=str(data.get("time", "")),
+        )
+
+
+def record(entry: JournalEntry) -> JournalEntry:
+    """Append one entry; the directory is created private to the user."""
+    path = journal_path()
+    line = entry.to_json() + "\n"
+    with _write_lock:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # One write of one line in append mode: concurrent azrdp processes never interleave lines.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line.encode("utf-8"))
+        finally:
+            os.close(fd)
+    return entry
+
+
+def entries(vm_id: str | None = None, run_id: str | None = None) -> Iterator[JournalEntry]:
+    """Entries in the order written; VM ids compare case-insensitively. Broken lines are skipped:
+    a half-written line from a killed process must not stop undo of every other run."""
+    path = journal_path()
+    try:
+        handle = path.open(encoding="utf-8")
+    except FileNotFoundError:
+        return
+    with handle:
+        for raw in handle:
+            try:
+                entry = JournalEntry.from_dict(json.loads(raw))
+            except (ValueError, KeyError, TypeError):
+                continue
+            if vm_id is not None and entry.vm_id.lower() != vm_id.lower():
+                continue
+            if run_id is not None and entry.run_id != run_id:
+                continue
+            yield entry
+
+
+def undone_entry_ids(vm_id: str | None = None) -> set[str]:
+    return {str(e.details.get("entry")) for e in entries(vm_id) if e.kind == "undone"}
+
+
+def runs(vm_id: str) -> list[dict[str, Any]]:
+    """One summary per run of this VM, newest first: time, kinds of changes, undone or not."""
+    by_run: dict[str, dict[str, Any]] = {}
+    undone = undone_entry_ids(vm_id)
+    for entry in entries(vm_id):
+        run = by_run.setdefault(
+            entry.run_id,
+            {"runId": entry.run_id, "time": entry.time, "changes": [], "undone": [], "result": None},
+        )
+        if entry.kind == "run":
+            run["result"] = dict(entry.details)
+        elif entry.kind == "undone":
+            run["undone"].append(entry.details.get("entry"))
+        else:
+            run["changes"].append(
+                {"entryId": entry.entry_id, "kind": entry.kind, "undone": entry.entry_id in undone}
+                | {k: v for k, v in entry.details.items() if k in ("nsg", "rule", "priority", "source")}
+            )
+    return sorted(by_run.values(), key=lambda r: str(r["time"]), reverse=True)

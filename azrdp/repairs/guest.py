@@ -1,0 +1,584 @@
+"""In-guest repairs and their evidence triggers.
+
+Each trigger is a pure function of the guest diagnosis (azrdp.guest.contract.Diagnosis) that
+returns what it would change, one `Change` per value, and nothing on a healthy guest. The same
+triggers are used three times: by the planner here (what the user confirms), by the emulator's
+simulated guest (azrdp.emulator.guest_repair), and, re-implemented line for line in PowerShell, by
+scripts/repair.ps1, which evaluates them again in the guest right before it acts. The order of
+GUEST_ORDER is the order the script applies them in: services before keys, keys before the
+certificate, the certificate and TLS before the security layer is raised.
+
+What these repairs never do: lower SecurityLayer, turn NLA off, lower MinEncryptionLevel, delete a
+MachineKeys file, take ownership recursively, touch a Group-Policy-owned value, change FIPS, or
+enable TLS 1.0/1.1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from azrdp.repairs import RepairFacts, RepairStep, Risk, Where, register_repair, spec
+
+C = "Microsoft.Compute/virtualMachines"
+RUN_COMMAND_RBAC = (f"{C}/read", f"{C}/runCommand/action")
+
+MACHINEKEYS_DEFAULT_SDDL = "O:SYG:SYD:PAI(A;;0x12019f;;;WD)(A;;FA;;;BA)"
+SESSION_NOTE = "Restarts Remote Desktop Services: every logged-on RDP session is disconnected."
+DEFAULT_RDP_PORT = 3389
+
+# Start mode and account of the services RDP needs (Microsoft's services guidance; shipped defaults).
+SERVICE_DEFAULTS: dict[str, tuple[str, str]] = {
+    "TermService": ("Manual", "NT Authority\\NetworkService"),
+    "UmRdpService": ("Manual", "LocalSystem"),
+    "SessionEnv": ("Manual", "LocalSystem"),
+    "KeyIso": ("Manual", "LocalSystem"),
+    "CertPropSvc": ("Manual", "LocalSystem"),
+    "CryptSvc": ("Auto", "NT Authority\\NetworkService"),
+    "MpsSvc": ("Auto", "NT Authority\\LocalService"),
+    "BFE": ("Auto", "NT Authority\\LocalService"),
+}
+# Services that must be running for RDP (Manual services included: nothing else starts them
+# reliably once they were stopped by hand).
+MUST_RUN = ("TermService", "UmRdpService", "SessionEnv", "MpsSvc", "BFE", "CryptSvc")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One value a repair changes. `target` names it (registry value, service, cert, rule)."""
+
+    target: str
+    before: Any
+    after: Any
+
+    def line(self) -> str:
+        return f"{self.target}: {_show(self.before)} -> {_show(self.after)}"
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "absent"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    changes: tuple[Change, ...] = ()
+    refused: str | None = None
+    notes: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.changes) or self.refused is not None
+
+
+def _norm_account(value: str | None) -> str:
+    text = (value or "").strip().lower()
+    aliases = {
+        "nt authority\\networkservice": "networkservice",
+        "nt authority\\network service": "networkservice",
+        "networkservice": "networkservice",
+        "nt authority\\localservice": "localservice",
+        "nt authority\\local service": "localservice",
+        "localsystem": "localsystem",
+        "nt authority\\system": "localsystem",
+        ".\\localsystem": "localsystem",
+    }
+    return aliases.get(text, text)
+
+
+def guest_now(diag_time: datetime | None) -> datetime:
+    return diag_time or datetime.now(timezone.utc)
+
+
+# --- triggers (pure; mirrored in repair.ps1) --------------------------------------------------
+
+
+def trigger_machinekeys(d: Any, now: datetime) -> Trigger:
+    mk = d.machine_keys
+    if mk is None:
+        return Trigger()
+    key_broken = bool(mk.key_found) and (mk.key_readable is False or bool(mk.key_denied))
+    evidence = key_broken or _cert_needs_key_repair(d)
+    if d.events is not None:
+        evidence = evidence or any(d.events.count(e) > 0 for e in (1057, 1058, 36870))
+    changes: list[Change] = []
+    if mk.sddl is not None and mk.sddl != MACHINEKEYS_DEFAULT_SDDL and evidence:
+        changes.append(Change("MachineKeys folder SDDL", mk.sddl, MACHINEKEYS_DEFAULT_SDDL))
+    if key_broken:
+        changes.append(
+            Change(
+                "RDP key file ACL", "unreadable by NETWORK SERVICE", "SYSTEM F, NETWORK SERVICE R (default)"
+            )
+        )
+    return Trigger(tuple(changes))
+
+
+def _cert_needs_key_repair(d: Any) -> bool:
+    cert = d.cert
+    if cert is None:
+        return False
+    listener = cert.listener_cert
+    return listener is not None and bool(listener.has_private_key) and listener.key_opens is False
+
+
+def bad_certificates(d: Any, now: datetime) -> list[Any]:
+    """Remote Desktop store certificates that are expired or whose key is missing or unreadable."""
+    cert = d.cert
+    if cert is None:
+        return []
+    bad = []
+    for entry in cert.certs:
+        if entry.store != "RD":
+            continue
+        expires = entry.expires
+        expired = expires is not None and expires <= now
+        keyless = entry.has_private_key is False
+        # A key that exists but cannot be opened is machinekeys-acl's job, not a reason to delete.
+        lost_key = entry.key_opens is False and not _key_repairable(d)
+        if expired or keyless or lost_key:
+            bad.append(entry)
+    return bad
+
+
+def _key_repairable(d: Any) -> bool:
+    mk = d.machine_keys
+    return mk is not None and bool(mk.key_found)
+
+
+def stale_pin(d: Any, now: datetime) -> bool:
+    cert = d.cert
+    if cert is None or not cert.pin:
+        return False
+    pinned = cert.find(cert.pin)
+    if pinned is None:
+        return True
+    expires = pinned.expires
+    return expires is not None and expires <= now
+
+
+def trigger_cert(d: Any, now: datetime) -> Trigger:
+    cert = d.cert
+    if cert is None:
+        return Trigger()
+    bad = bad_certificates(d, now)
+    pin = stale_pin(d, now)
+    if not bad and not pin:
+        return Trigger()
+    if cert.pin_type == 2:
+        return Trigger(
+            refused="Group Policy owns the RDP certificate binding (SSLCertificateSHA1HashType 2): "
+            "renew or replace the certificate in that policy."
+        )
+    changes = [
+        Change(f"certificate {e.thumbprint} (Remote Desktop store)", "present", "removed") for e in bad
+    ]
+    if pin:
+        changes.append(Change("RDP-Tcp SSLCertificateSHA1Hash", cert.pin, None))
+    changes.append(Change("Remote Desktop certificate", "none valid", "new self-signed certificate"))
+    return Trigger(tuple(changes), notes=(SESSION_NOTE,))
+
+
+def trigger_services(d: Any, now: datetime) -> Trigger:
+    changes: list[Change] = []
+    for name, (start, account) in SERVICE_DEFAULTS.items():
+        svc = d.service(name)
+        if svc is None or svc.state == "NotFound":
+            continue
+        if svc.start_mode == "Disabled":
+            changes.append(Change(f"service {name} start type", svc.start_mode, start))
+        if svc.account is not None and _norm_account(svc.account) != _norm_account(account):
+            changes.append(Change(f"service {name} account", svc.account, account))
+        if name in MUST_RUN and svc.state != "Running":
+            changes.append(Change(f"service {name} state", svc.state, "Running"))
+    notes = (SESSION_NOTE,) if any(c.target.startswith("service TermService") for c in changes) else ()
+    return Trigger(tuple(changes), notes=notes)
+
+
+def trigger_listener(d: Any, now: datetime) -> Trigger:
+    rdp = d.rdp
+    if rdp is None:
+        return Trigger()
+    changes: list[Change] = []
+    if rdp.deny == 1 and rdp.deny_policy is None:
+        changes.append(Change("Terminal Server fDenyTSConnections", 1, 0))
+    if rdp.ts_enabled == 0:
+        changes.append(Change("Terminal Server TSEnabled", 0, 1))
+    if rdp.winstation_enabled == 0:
+        changes.append(Change("RDP-Tcp fEnableWinStation", 0, 1))
+    if rdp.deny_policy == 1:
+        return Trigger(
+            refused="Group Policy sets fDenyTSConnections=1 (Remote Desktop is turned off by policy); "
+            "a local change would be reverted at the next policy refresh. Allow RDP in that GPO."
+        )
+    return Trigger(tuple(changes))
+
+
+def port_conflict(d: Any) -> tuple[int | None, Any]:
+    """(listener port, the foreign owner of it or None)."""
+    rdp, listener = d.rdp, d.listener
+    port = rdp.port if rdp is not None else None
+    if port is None or listener is None:
+        return port, None
+    owner = listener.owner(port)
+    if owner is None or owner.pid is None or owner.pid == listener.termservice_pid:
+        return port, None
+    return port, owner
+
+
+def trigger_port(d: Any, now: datetime, target_port: int = DEFAULT_RDP_PORT) -> Trigger:
+    rdp = d.rdp
+    if rdp is None:
+        return Trigger()
+    port, owner = port_conflict(d)
+    invalid = port is not None and not 1 <= port <= 65535
+    if not invalid and owner is None:
+        return Trigger()
+    if not invalid and port == target_port:
+        return Trigger(
+            refused=f"Process {owner.process or owner.pid} owns TCP {port}, the RDP port. azrdp does not "
+            "stop processes: stop it yourself, or pass --port with a free port to move RDP there."
+        )
+    if d.listener is not None:
+        other = d.listener.owner(target_port)
+        if other is not None and other.pid is not None and other.pid != d.listener.termservice_pid:
+            return Trigger(refused=f"TCP {target_port} is owned by {other.process or other.pid} as well.")
+    notes = [SESSION_NOTE]
+    notes.append(
+        f"RDP will listen on TCP {target_port}: the NSG must allow it and clients must connect to "
+        f"host:{target_port}."
+    )
+    changes = [Change("RDP-Tcp PortNumber", port, target_port)]
+    if target_port != DEFAULT_RDP_PORT:
+        changes.append(Change(f"firewall rule azrdp-RDP-{target_port}", None, f"Allow TCP {target_port}"))
+    return Trigger(tuple(changes), notes=tuple(notes))
+
+
+def trigger_firewall(d: Any, now: datetime) -> Trigger:
+    fw = d.firewall
+    if fw is None:
+        return Trigger()
+    changes: list[Change] = []
+    notes: list[str] = []
+    port = d.rdp.port if d.rdp is not None and d.rdp.port is not None else DEFAULT_RDP_PORT
+    tcp = fw.rule("RemoteDesktop-UserMode-In-TCP")
+    if port == DEFAULT_RDP_PORT:
+        if tcp is not None and tcp.exists and tcp.enabled is False:
+            changes.append(Change("firewall rule RemoteDesktop-UserMode-In-TCP", "disabled", "enabled"))
+            udp = fw.rule("RemoteDesktop-UserMode-In-UDP")
+            if udp is not None and udp.exists and udp.enabled is False:
+                changes.append(Change("firewall rule RemoteDesktop-UserMode-In-UDP", "disabled", "enabled"))
+        elif tcp is None or not tcp.exists:
+            changes.append(Change(f"firewall rule azrdp-RDP-{port}", None, f"Allow TCP {port}"))
+    elif not _custom_port_open(fw, port):
+        changes.append(Change(f"firewall rule azrdp-RDP-{port}", None, f"Allow TCP {port}"))
+    active = set(fw.active) or {p.name for p in fw.profiles if p.enabled}
+    for profile in fw.profiles:
+        if profile.name not in active or not profile.enabled:
+            continue
+        if profile.allow_local_rules is False:
+            return Trigger(
+                refused=f"Group Policy ignores local firewall rules on the {profile.name} profile "
+                "(AllowLocalFirewallRules False): allow RDP in that policy."
+            )
+        if profile.allow_inbound_rules is False:
+            changes.append(
+                Change(f"firewall profile {profile.name} AllowInboundRules", False, "NotConfigured")
+            )
+        if profile.do_not_allow_exceptions == 1:
+            changes.append(Change(f"firewall profile {profile.name} DoNotAllowExceptions", 1, None))
+    if fw.blocks:
+        notes.append(
+            "Enabled inbound Block rules cover the RDP port ("
+            + ", ".join(fw.blocks)
+            + "); azrdp leaves them alone: disable them yourself if they are not intended."
+        )
+    return Trigger(tuple(changes), notes=tuple(notes))
+
+
+def _custom_port_open(fw: Any, port: int) -> bool:
+    for rule in fw.rules:
+        if rule.enabled and rule.action == "Allow" and str(port) in (rule.local_ports or "").split(","):
+            return True
+    return False
+
+
+def trigger_tls(d: Any, now: datetime) -> Trigger:
+    tls = d.tls
+    if tls is None:
+        return Trigger()
+    changes: list[Change] = []
+    t12 = tls.tls12
+    if t12 is not None and t12.off:
+        if t12.enabled == 0:
+            changes.append(Change("SCHANNEL TLS 1.2 Server Enabled", 0, 1))
+        if t12.disabled_by_default == 1:
+            changes.append(Change("SCHANNEL TLS 1.2 Server DisabledByDefault", 1, 0))
+    if tls.cipher_functions == 0:
+        changes.append(Change("SSL cipher suite policy Functions", "empty", None))
+    notes = ("Schannel reads these at boot: restart the VM (az vm restart) to use TLS 1.2 again.",)
+    return Trigger(tuple(changes), notes=notes if changes else ())
+
+
+def trigger_security(d: Any, now: datetime) -> Trigger:
+    """Raise SecurityLayer / NLA / MinEncryptionLevel / negotiation back to secure values. Never lowers."""
+    rdp = d.rdp
+    if rdp is None:
+        return Trigger()
+    changes: list[Change] = []
+    owned: list[str] = []
+    if rdp.security_layer == 0 or rdp.security_layer_policy == 0:
+        if rdp.security_layer_policy is not None or rdp.source_security_layer == 1:
+            owned.append("SecurityLayer")
+        else:
+            changes.append(Change("RDP-Tcp SecurityLayer", 0, 2))
+    if rdp.user_auth == 0 or rdp.user_auth_policy == 0:
+        if rdp.user_auth_policy is not None or rdp.source_user_auth == 1:
+            owned.append("UserAuthentication")
+        else:
+            changes.append(Change("RDP-Tcp UserAuthentication", 0, 1))
+    if rdp.min_encryption is not None and rdp.min_encryption < 2:
+        if rdp.min_encryption_policy is not None or rdp.source_min_encryption == 1:
+            owned.append("MinEncryptionLevel")
+        else:
+            changes.append(Change("RDP-Tcp MinEncryptionLevel", rdp.min_encryption, 2))
+    if rdp.negotiation == 0:
+        changes.append(Change("RDP-Tcp fAllowSecProtocolNegotiation", 0, 1))
+    if owned and not changes:
+        return Trigger(
+            refused="Group Policy sets " + ", ".join(owned) + " to an insecure value: fix it in that GPO."
+        )
+    notes = ("Group Policy owns " + ", ".join(owned) + "; those stay as they are.",) if owned else ()
+    return Trigger(tuple(changes), notes=notes)
+
+
+TriggerFunc = Callable[[Any, datetime], Trigger]
+
+TRIGGERS: dict[str, TriggerFunc] = {
+    "rdp-services": trigger_services,
+    "machinekeys-acl": trigger_machinekeys,
+    "rdp-cert-renew": trigger_cert,
+    "tls12-server": trigger_tls,
+    "rdp-listener": trigger_listener,
+    "rdp-port": trigger_port,
+    "firewall-rdp-rule": trigger_firewall,
+    "rdp-security-restore": trigger_security,
+}
+GUEST_ORDER: tuple[str, ...] = tuple(TRIGGERS)
+# The security layer is raised only once certificate, key and TLS are healthy (or being fixed
+# in the same run): TLS-only security with a broken certificate locks everyone out.
+SECURITY_PREREQUISITES = ("machinekeys-acl", "rdp-cert-renew", "tls12-server")
+
+
+def evaluate(repair_id: str, d: Any, now: datetime, target_port: int = DEFAULT_RDP_PORT) -> Trigger:
+    if repair_id == "rdp-port":
+        return trigger_port(d, now, target_port)
+    return TRIGGERS[repair_id](d, now)
+
+
+def security_blocked_by(d: Any, now: datetime, selected: Sequence[str]) -> list[str]:
+    """Prerequisite repairs that are needed but will not run in this plan."""
+    return [rid for rid in SECURITY_PREREQUISITES if rid not in selected and evaluate(rid, d, now).changes]
+
+
+def _security_prerequisites(facts: RepairFacts, step: RepairStep | None) -> RepairStep | None:
+    """Refuse to raise the security layer while a certificate, key or TLS fault cannot be fixed.
+
+    The planner does not know --only/--skip; the engine re-checks with the selection
+    (`security_blocked_by`). Here: prerequisites that are refused outright.
+    """
+    if step is None or step.refused is not None:
+        return step
+    diagnosis = facts.guest.diagnosis
+    now = guest_now(getattr(facts.guest, "guest_time", None))
+    refused = [rid for rid in SECURITY_PREREQUISITES if evaluate(rid, diagnosis, now).refused]
+    if not refused:
+        return step
+    return replace(
+        step,
+        refused="The certificate, key or TLS fault must be fixed first (" + ", ".join(refused) + " cannot "
+        "run): raising the security layer now would lock every client out.",
+    )
+
+
+# --- registration -------------------------------------------------------------------------------
+
+
+def _plan(repair_id: str, facts: RepairFacts) -> RepairStep | None:
+    repair = spec(repair_id)
+    report = facts.guest
+    diagnosis = getattr(report, "diagnosis", None)
+    present = [f.id for f in facts.present(*repair.fixes)]
+    if diagnosis is None:
+        return None
+    now = guest_now(getattr(report, "guest_time", None))
+    trigger = evaluate(repair_id, diagnosis, now, facts.port or DEFAULT_RDP_PORT)
+    if not trigger:
+        return None
+    fixes = present or list(repair.fixes)
+    if trigger.refused is not None:
+        # Only tell the user about a refusal when a finding is actually there to explain.
+        return (
+            repair.step(fixes, [c.line() for c in trigger.changes], refused=trigger.refused)
+            if present
+            else None
+        )
+    return repair.step(fixes, [c.line() for c in trigger.changes], notes=trigger.notes)
+
+
+def _register(
+    repair_id: str,
+    *,
+    title: str,
+    fixes: tuple[str, ...],
+    risk: Risk,
+    changes: str,
+    backup: str,
+    undo: str,
+    verify: str,
+    order: int,
+) -> None:
+    def planner(facts: RepairFacts) -> RepairStep | None:
+        step = _plan(repair_id, facts)
+        if repair_id == "rdp-security-restore":
+            return _security_prerequisites(facts, step)
+        return step
+
+    planner.__name__ = "plan_" + repair_id.replace("-", "_")
+    register_repair(
+        id=repair_id,
+        title=title,
+        fixes=fixes,
+        risk=risk,
+        rbac=RUN_COMMAND_RBAC,
+        changes=changes,
+        backup=backup,
+        undo=undo,
+        verify=verify,
+        where=Where.GUEST,
+        order=order,
+    )(planner)
+
+
+_register(
+    "rdp-services",
+    title="Restore the Remote Desktop services",
+    fixes=("termservice-not-running", "service-misconfigured"),
+    risk=Risk.MEDIUM,
+    changes=(
+        "Restores the default start type and account of TermService, UmRdpService, SessionEnv and "
+        "their dependencies (KeyIso, CertPropSvc, CryptSvc, MpsSvc, BFE) and starts them. Never "
+        "switches a Manual service to Automatic; never touches the guest agent."
+    ),
+    backup="Service configuration (start type, account, type, state) in the run's manifest.",
+    undo="Puts back start type and account, and stops services azrdp started.",
+    verify="Services running with their default configuration; TermService owns the RDP port.",
+    order=100,
+)
+_register(
+    "machinekeys-acl",
+    title="Repair the MachineKeys folder and RDP key file permissions",
+    fixes=("machinekeys-acl-corrupt",),
+    risk=Risk.MEDIUM,
+    changes=(
+        "Resets the MachineKeys folder to its default SDDL and the RDP key file's ACL to SYSTEM Full, "
+        "NETWORK SERVICE Read plus the build's third entry, by well-known SIDs. Targeted: never a "
+        "recursive takeown/grant, never deletes a key."
+    ),
+    backup="icacls /save of the folder and key file, plus owner+DACL SDDL of both, in the manifest.",
+    undo="Re-applies the saved SDDL (owner included).",
+    verify="Re-diagnose: key readable by NETWORK SERVICE, folder SDDL default.",
+    order=110,
+)
+_register(
+    "rdp-cert-renew",
+    title="Renew the RDP self-signed certificate",
+    fixes=("rdp-cert-expired", "rdp-cert-missing-private-key", "rdp-cert-binding-stale"),
+    risk=Risk.MEDIUM,
+    changes=(
+        "Removes only expired or key-less certificates from the Remote Desktop store (by "
+        "thumbprint), clears an SSLCertificateSHA1Hash binding that names a missing or expired "
+        "certificate, restarts SessionEnv and TermService, and waits for Windows to create a new "
+        "certificate. Never touches a Group Policy binding or the My store."
+    ),
+    backup="Export-Certificate (public part only) of each removed certificate, and the binding value.",
+    undo="Re-imports the removed certificates, restores the binding and removes the new certificate.",
+    verify="A new in-date certificate whose key opens, and no stale binding.",
+    order=120,
+)
+_register(
+    "tls12-server",
+    title="Re-enable TLS 1.2 for the server side",
+    fixes=("tls12-server-disabled",),
+    risk=Risk.LOW,
+    changes=(
+        "Sets SCHANNEL TLS 1.2 Server Enabled=1 and DisabledByDefault=0; removes an empty cipher "
+        "suite policy. Leaves the Client keys, TLS 1.0/1.1 and FIPS alone."
+    ),
+    backup="reg export of the TLS 1.2 Server key (and the cipher policy value) in the manifest.",
+    undo="Restores the previous values (or their absence).",
+    verify="Re-diagnose: TLS 1.2 Server enabled. Takes effect after a reboot.",
+    order=130,
+)
+_register(
+    "rdp-listener",
+    title="Turn the RDP listener back on",
+    fixes=("rdp-disabled", "listener-disabled"),
+    risk=Risk.LOW,
+    changes=(
+        "Sets fDenyTSConnections=0, TSEnabled=1 and fEnableWinStation=1. Refuses when Group Policy "
+        "enforces fDenyTSConnections (the finding explains)."
+    ),
+    backup="reg export of the values in the manifest.",
+    undo="Restores the previous values.",
+    verify="Re-diagnose: RDP enabled and the listener up.",
+    order=140,
+)
+_register(
+    "rdp-port",
+    title="Move RDP back to a working port",
+    fixes=("port-owned-by-other-process", "port-invalid"),
+    risk=Risk.HIGH,
+    changes=(
+        "Sets RDP-Tcp PortNumber to 3389 (or --port) only when the current port is invalid or owned by "
+        "another process, adds a firewall rule for a non-default port, restarts TermService. The NSG "
+        "must allow the new port."
+    ),
+    backup="reg export of PortNumber; the firewall rule azrdp adds is recorded.",
+    undo="Restores PortNumber and removes azrdp's firewall rule.",
+    verify="TermService owns the new port.",
+    order=150,
+)
+_register(
+    "firewall-rdp-rule",
+    title="Enable the Windows Firewall rule for RDP",
+    fixes=("firewall-rule-disabled", "firewall-blocks-all-inbound"),
+    risk=Risk.LOW,
+    changes=(
+        "Enables RemoteDesktop-UserMode-In-TCP/-UDP by rule name (not a localized display name), or "
+        "adds azrdp-RDP-<port> for a non-default port; lets the active profile accept inbound rules. "
+        "Never turns the firewall off or removes Block rules."
+    ),
+    backup="The rules' and profiles' previous settings in the manifest.",
+    undo="Disables the rules again, restores the profile settings, removes azrdp's rule.",
+    verify="Re-diagnose: the rule is enabled in the ActiveStore for the listener port.",
+    order=160,
+)
+_register(
+    "rdp-security-restore",
+    title="Restore RDP security settings (NLA, TLS security layer)",
+    fixes=("nla-or-security-downgraded",),
+    risk=Risk.LOW,
+    changes=(
+        "Raises SecurityLayer 0 to 2, UserAuthentication 0 to 1, MinEncryptionLevel 1 to 2 and "
+        "fAllowSecProtocolNegotiation 0 to 1 when a previous fix downgraded them. Never lowers any; "
+        "leaves Group Policy values alone; runs only when certificate, key and TLS are healthy."
+    ),
+    backup="reg export of the values in the manifest.",
+    undo="Restores the previous values.",
+    verify="Re-diagnose: the values are secure.",
+    order=170,
+)
