@@ -246,7 +246,10 @@ def _status(entries: Sequence[Entry], undocumented: bool) -> str:
 
 def _answer(text: str, value: int, entries: list[Entry], notes: list[Note], causes: list[str]) -> CodeAnswer:
     undocumented = _undocumented(value)
-    if undocumented is not None and not any(e.match == "exact" for e in entries):
+    # The list is of codes shown by clients as disconnect reasons, which that table lacks.
+    if undocumented is not None and not any(
+        e.match == "exact" and e.table == "disconnectReason" for e in entries
+    ):
         note = undocumented["note"] or "Quoted online, but no Microsoft page defines it."
         notes.insert(0, Note("community", note, _sources(undocumented["sources"])))
         causes.extend(undocumented.get("causes", ()))
