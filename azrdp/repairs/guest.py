@@ -18,9 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azrdp.repairs import RepairFacts, RepairStep, Risk, Where, register_repair, spec
+
+if TYPE_CHECKING:
+    from azrdp.guest.contract import CertEntry, Diagnosis, FirewallInfo, FirewallProfile, PortOwner
 
 C = "Microsoft.Compute/virtualMachines"
 RUN_COMMAND_RBAC = (f"{C}/read", f"{C}/runCommand/action")
@@ -40,9 +43,10 @@ SERVICE_DEFAULTS: dict[str, tuple[str, str]] = {
     "MpsSvc": ("Auto", "NT Authority\\LocalService"),
     "BFE": ("Auto", "NT Authority\\LocalService"),
 }
-# Services that must be running for RDP (Manual services included: nothing else starts them
-# reliably once they were stopped by hand).
-MUST_RUN = ("TermService", "UmRdpService", "SessionEnv", "MpsSvc", "BFE", "CryptSvc")
+# Services whose being stopped is a fault by itself (the others start on demand).
+MUST_RUN = ("TermService", "MpsSvc", "BFE")
+RDP_TCP_RULE = "RemoteDesktop-UserMode-In-TCP"
+RDP_UDP_RULE = "RemoteDesktop-UserMode-In-UDP"
 
 
 @dataclass(frozen=True)
@@ -76,97 +80,89 @@ class Trigger:
 
 
 def _norm_account(value: str | None) -> str:
-    text = (value or "").strip().lower()
-    aliases = {
-        "nt authority\\networkservice": "networkservice",
-        "nt authority\\network service": "networkservice",
-        "networkservice": "networkservice",
-        "nt authority\\localservice": "localservice",
-        "nt authority\\local service": "localservice",
-        "localsystem": "localsystem",
-        "nt authority\\system": "localsystem",
-        ".\\localsystem": "localsystem",
-    }
-    return aliases.get(text, text)
+    """Accounts as Win32_Service spells them, compared like the service check does."""
+    text = (value or "").lower().replace(" ", "")
+    return {"ntauthority\\system": "localsystem", ".\\localsystem": "localsystem"}.get(text, text)
 
 
 def guest_now(diag_time: datetime | None) -> datetime:
     return diag_time or datetime.now(timezone.utc)
 
 
+def _expired(entry: CertEntry, now: datetime) -> bool:
+    expires = entry.expires
+    return expires is not None and expires <= now
+
+
 # --- triggers (pure; mirrored in repair.ps1) --------------------------------------------------
+#
+# Each trigger is narrower than the guest check(s) the repair fixes, so a repair never acts
+# without a finding that explains it.
 
 
-def trigger_machinekeys(d: Any, now: datetime) -> Trigger:
+def key_acl_broken(d: Diagnosis) -> bool:
+    """The listener key file exists but NETWORK SERVICE cannot read it (an ACL problem, repairable)."""
+    mk = d.machine_keys
+    return mk is not None and mk.key_found is True and (mk.key_readable is False or mk.key_denied is True)
+
+
+def trigger_machinekeys(d: Diagnosis, now: datetime) -> Trigger:
     mk = d.machine_keys
     if mk is None:
         return Trigger()
-    key_broken = bool(mk.key_found) and (mk.key_readable is False or bool(mk.key_denied))
-    evidence = key_broken or _cert_needs_key_repair(d)
-    if d.events is not None:
-        evidence = evidence or any(d.events.count(e) > 0 for e in (1057, 1058, 36870))
+    key_broken = key_acl_broken(d)
+    listener = d.cert.listener_cert if d.cert else None
+    cert_trouble = listener is not None and (listener.key_opens is False or listener.has_private_key is False)
+    events = d.events is not None and any(d.events.count(e) > 0 for e in (1057, 1058, 36870))
     changes: list[Change] = []
-    if mk.sddl is not None and mk.sddl != MACHINEKEYS_DEFAULT_SDDL and evidence:
+    # A hardened folder alone does not break RDP: reset it only with evidence that keys suffer.
+    if mk.sddl is not None and mk.sddl != MACHINEKEYS_DEFAULT_SDDL and (key_broken or cert_trouble or events):
         changes.append(Change("MachineKeys folder SDDL", mk.sddl, MACHINEKEYS_DEFAULT_SDDL))
     if key_broken:
         changes.append(
-            Change(
-                "RDP key file ACL", "unreadable by NETWORK SERVICE", "SYSTEM F, NETWORK SERVICE R (default)"
-            )
+            Change("RDP key file ACL", "NETWORK SERVICE cannot read", "SYSTEM F, NETWORK SERVICE R")
         )
-    return Trigger(tuple(changes))
+    return Trigger(tuple(changes), notes=(SESSION_NOTE,) if changes else ())
 
 
-def _cert_needs_key_repair(d: Any) -> bool:
-    cert = d.cert
-    if cert is None:
+def bad_listener(d: Diagnosis, now: datetime) -> bool:
+    """The listener's certificate is expired, key-less, or its key is lost (not merely unreadable)."""
+    listener = d.cert.listener_cert if d.cert else None
+    if listener is None:
         return False
-    listener = cert.listener_cert
-    return listener is not None and bool(listener.has_private_key) and listener.key_opens is False
+    lost_key = listener.key_opens is False and not key_acl_broken(d)
+    return _expired(listener, now) or listener.has_private_key is False or lost_key
 
 
-def bad_certificates(d: Any, now: datetime) -> list[Any]:
-    """Remote Desktop store certificates that are expired or whose key is missing or unreadable."""
-    cert = d.cert
-    if cert is None:
+def bad_certificates(d: Diagnosis, now: datetime) -> list[CertEntry]:
+    """Remote Desktop store certificates to remove: expired, key-less, or with a lost key."""
+    if d.cert is None:
         return []
-    bad = []
-    for entry in cert.certs:
+    out = []
+    for entry in d.cert.certs:
         if entry.store != "RD":
-            continue
-        expires = entry.expires
-        expired = expires is not None and expires <= now
-        keyless = entry.has_private_key is False
-        # A key that exists but cannot be opened is machinekeys-acl's job, not a reason to delete.
-        lost_key = entry.key_opens is False and not _key_repairable(d)
-        if expired or keyless or lost_key:
-            bad.append(entry)
-    return bad
+            continue  # the My store holds certificates azrdp did not create: never touched
+        lost_key = entry.key_opens is False and not key_acl_broken(d)
+        if _expired(entry, now) or entry.has_private_key is False or lost_key:
+            out.append(entry)
+    return out
 
 
-def _key_repairable(d: Any) -> bool:
-    mk = d.machine_keys
-    return mk is not None and bool(mk.key_found)
-
-
-def stale_pin(d: Any, now: datetime) -> bool:
+def stale_pin(d: Diagnosis, now: datetime) -> bool:
+    """SSLCertificateSHA1Hash names a certificate that is missing or expired."""
     cert = d.cert
     if cert is None or not cert.pin:
         return False
     pinned = cert.find(cert.pin)
-    if pinned is None:
-        return True
-    expires = pinned.expires
-    return expires is not None and expires <= now
+    return pinned is None or _expired(pinned, now)
 
 
-def trigger_cert(d: Any, now: datetime) -> Trigger:
+def trigger_cert(d: Diagnosis, now: datetime) -> Trigger:
     cert = d.cert
     if cert is None:
         return Trigger()
-    bad = bad_certificates(d, now)
     pin = stale_pin(d, now)
-    if not bad and not pin:
+    if not pin and not bad_listener(d, now):
         return Trigger()
     if cert.pin_type == 2:
         return Trigger(
@@ -174,19 +170,20 @@ def trigger_cert(d: Any, now: datetime) -> Trigger:
             "renew or replace the certificate in that policy."
         )
     changes = [
-        Change(f"certificate {e.thumbprint} (Remote Desktop store)", "present", "removed") for e in bad
+        Change(f"certificate {e.thumbprint} in Remote Desktop store", "present", "removed")
+        for e in bad_certificates(d, now)
     ]
     if pin:
         changes.append(Change("RDP-Tcp SSLCertificateSHA1Hash", cert.pin, None))
-    changes.append(Change("Remote Desktop certificate", "none valid", "new self-signed certificate"))
+    changes.append(Change("Remote Desktop certificate", "none valid", "new self-signed"))
     return Trigger(tuple(changes), notes=(SESSION_NOTE,))
 
 
-def trigger_services(d: Any, now: datetime) -> Trigger:
+def trigger_services(d: Diagnosis, now: datetime) -> Trigger:
     changes: list[Change] = []
     for name, (start, account) in SERVICE_DEFAULTS.items():
         svc = d.service(name)
-        if svc is None or svc.state == "NotFound":
+        if svc is None or svc.state in (None, "NotFound"):
             continue
         if svc.start_mode == "Disabled":
             changes.append(Change(f"service {name} start type", svc.start_mode, start))
@@ -198,10 +195,15 @@ def trigger_services(d: Any, now: datetime) -> Trigger:
     return Trigger(tuple(changes), notes=notes)
 
 
-def trigger_listener(d: Any, now: datetime) -> Trigger:
+def trigger_listener(d: Diagnosis, now: datetime) -> Trigger:
     rdp = d.rdp
     if rdp is None:
         return Trigger()
+    if rdp.deny_policy == 1:
+        return Trigger(
+            refused="Group Policy sets fDenyTSConnections=1 (Remote Desktop turned off by policy); a local "
+            "change would be reverted at the next policy refresh. Allow RDP in that GPO."
+        )
     changes: list[Change] = []
     if rdp.deny == 1 and rdp.deny_policy is None:
         changes.append(Change("Terminal Server fDenyTSConnections", 1, 0))
@@ -209,76 +211,81 @@ def trigger_listener(d: Any, now: datetime) -> Trigger:
         changes.append(Change("Terminal Server TSEnabled", 0, 1))
     if rdp.winstation_enabled == 0:
         changes.append(Change("RDP-Tcp fEnableWinStation", 0, 1))
-    if rdp.deny_policy == 1:
-        return Trigger(
-            refused="Group Policy sets fDenyTSConnections=1 (Remote Desktop is turned off by policy); "
-            "a local change would be reverted at the next policy refresh. Allow RDP in that GPO."
-        )
     return Trigger(tuple(changes))
 
 
-def port_conflict(d: Any) -> tuple[int | None, Any]:
-    """(listener port, the foreign owner of it or None)."""
-    rdp, listener = d.rdp, d.listener
-    port = rdp.port if rdp is not None else None
+def foreign_owner(d: Diagnosis, port: int | None) -> PortOwner | None:
+    listener = d.listener
     if port is None or listener is None:
-        return port, None
+        return None
     owner = listener.owner(port)
     if owner is None or owner.pid is None or owner.pid == listener.termservice_pid:
-        return port, None
-    return port, owner
+        return None
+    return owner
 
 
-def trigger_port(d: Any, now: datetime, target_port: int = DEFAULT_RDP_PORT) -> Trigger:
+def firewall_port_covered(d: Diagnosis, port: int) -> bool:
+    rule = d.firewall.rule(RDP_TCP_RULE) if d.firewall else None
+    return rule is None or not rule.exists or _port_in(rule.local_ports, port)
+
+
+def trigger_port(d: Diagnosis, now: datetime, target_port: int = DEFAULT_RDP_PORT) -> Trigger:
     rdp = d.rdp
-    if rdp is None:
+    if rdp is None or rdp.port is None:
         return Trigger()
-    port, owner = port_conflict(d)
-    invalid = port is not None and not 1 <= port <= 65535
+    port = rdp.port
+    invalid = not 1 <= port <= 65535
+    owner = None if invalid else foreign_owner(d, port)
     if not invalid and owner is None:
-        return Trigger()
-    if not invalid and port == target_port:
+        return Trigger()  # a deliberately moved port is left alone: its NSG and firewall follow it
+    if owner is not None and port == target_port:
         return Trigger(
-            refused=f"Process {owner.process or owner.pid} owns TCP {port}, the RDP port. azrdp does not "
-            "stop processes: stop it yourself, or pass --port with a free port to move RDP there."
+            refused=f"{owner.process or 'PID ' + str(owner.pid)} owns TCP {port}, the RDP port. azrdp "
+            "does not stop processes: stop it yourself, or pass --port with a free port to move RDP there."
         )
-    if d.listener is not None:
-        other = d.listener.owner(target_port)
-        if other is not None and other.pid is not None and other.pid != d.listener.termservice_pid:
-            return Trigger(refused=f"TCP {target_port} is owned by {other.process or other.pid} as well.")
-    notes = [SESSION_NOTE]
-    notes.append(
-        f"RDP will listen on TCP {target_port}: the NSG must allow it and clients must connect to "
-        f"host:{target_port}."
-    )
+    other = foreign_owner(d, target_port)
+    if other is not None:
+        return Trigger(
+            refused=f"TCP {target_port} is owned by {other.process or 'PID ' + str(other.pid)} too."
+        )
     changes = [Change("RDP-Tcp PortNumber", port, target_port)]
-    if target_port != DEFAULT_RDP_PORT:
-        changes.append(Change(f"firewall rule azrdp-RDP-{target_port}", None, f"Allow TCP {target_port}"))
-    return Trigger(tuple(changes), notes=tuple(notes))
+    if not firewall_port_covered(d, target_port):
+        rule = d.firewall.rule(RDP_TCP_RULE) if d.firewall else None
+        changes.append(
+            Change(f"firewall rule {RDP_TCP_RULE} LocalPort", rule.local_ports if rule else None, target_port)
+        )
+    notes = (
+        SESSION_NOTE,
+        f"RDP will listen on TCP {target_port}: the NSG must allow it, and clients connect to "
+        f"host:{target_port}.",
+    )
+    return Trigger(tuple(changes), notes=notes)
 
 
-def trigger_firewall(d: Any, now: datetime) -> Trigger:
+def _port_in(ports: str | None, port: int) -> bool:
+    for part in (ports or "").split(","):
+        text = part.strip()
+        if text.lower() == "any":
+            return True
+        low, _, high = text.partition("-")
+        if low.isdigit() and int(low) <= port <= int(high if high.isdigit() else low):
+            return True
+    return False
+
+
+def _active_profiles(fw: FirewallInfo) -> list[FirewallProfile]:
+    active = set(fw.active)
+    return [p for p in fw.profiles if p.enabled and (not active or p.name in active)]
+
+
+def trigger_firewall(d: Diagnosis, now: datetime) -> Trigger:
     fw = d.firewall
-    if fw is None:
+    if fw is None or not _active_profiles(fw):
         return Trigger()
+    port = d.rdp.port if d.rdp is not None and d.rdp.port is not None else DEFAULT_RDP_PORT
     changes: list[Change] = []
     notes: list[str] = []
-    port = d.rdp.port if d.rdp is not None and d.rdp.port is not None else DEFAULT_RDP_PORT
-    tcp = fw.rule("RemoteDesktop-UserMode-In-TCP")
-    if port == DEFAULT_RDP_PORT:
-        if tcp is not None and tcp.exists and tcp.enabled is False:
-            changes.append(Change("firewall rule RemoteDesktop-UserMode-In-TCP", "disabled", "enabled"))
-            udp = fw.rule("RemoteDesktop-UserMode-In-UDP")
-            if udp is not None and udp.exists and udp.enabled is False:
-                changes.append(Change("firewall rule RemoteDesktop-UserMode-In-UDP", "disabled", "enabled"))
-        elif tcp is None or not tcp.exists:
-            changes.append(Change(f"firewall rule azrdp-RDP-{port}", None, f"Allow TCP {port}"))
-    elif not _custom_port_open(fw, port):
-        changes.append(Change(f"firewall rule azrdp-RDP-{port}", None, f"Allow TCP {port}"))
-    active = set(fw.active) or {p.name for p in fw.profiles if p.enabled}
-    for profile in fw.profiles:
-        if profile.name not in active or not profile.enabled:
-            continue
+    for profile in _active_profiles(fw):
         if profile.allow_local_rules is False:
             return Trigger(
                 refused=f"Group Policy ignores local firewall rules on the {profile.name} profile "
@@ -290,72 +297,81 @@ def trigger_firewall(d: Any, now: datetime) -> Trigger:
             )
         if profile.do_not_allow_exceptions == 1:
             changes.append(Change(f"firewall profile {profile.name} DoNotAllowExceptions", 1, None))
+    tcp = fw.rule(RDP_TCP_RULE)
+    if tcp is None or tcp.exists is False:
+        changes.append(Change(f"firewall rule {RDP_TCP_RULE}", None, f"Allow TCP {port} (TermService)"))
+    else:
+        if tcp.enabled is False:
+            changes.append(Change(f"firewall rule {RDP_TCP_RULE}", "disabled", "enabled"))
+            udp = fw.rule(RDP_UDP_RULE)
+            if udp is not None and udp.exists and udp.enabled is False:
+                changes.append(Change(f"firewall rule {RDP_UDP_RULE}", "disabled", "enabled"))
+        if tcp.action not in (None, "Allow"):
+            changes.append(Change(f"firewall rule {RDP_TCP_RULE} action", tcp.action, "Allow"))
+        if not _port_in(tcp.local_ports, port):
+            changes.append(Change(f"firewall rule {RDP_TCP_RULE} LocalPort", tcp.local_ports, port))
     if fw.blocks:
         notes.append(
-            "Enabled inbound Block rules cover the RDP port ("
+            "Inbound Block rules cover the RDP port ("
             + ", ".join(fw.blocks)
-            + "); azrdp leaves them alone: disable them yourself if they are not intended."
+            + "); azrdp never removes Block "
+            "rules: disable them yourself if they are not intended."
         )
+        if not changes:
+            return Trigger(refused=notes[0])
     return Trigger(tuple(changes), notes=tuple(notes))
 
 
-def _custom_port_open(fw: Any, port: int) -> bool:
-    for rule in fw.rules:
-        if rule.enabled and rule.action == "Allow" and str(port) in (rule.local_ports or "").split(","):
-            return True
-    return False
-
-
-def trigger_tls(d: Any, now: datetime) -> Trigger:
+def trigger_tls(d: Diagnosis, now: datetime) -> Trigger:
     tls = d.tls
-    if tls is None:
+    if tls is None or tls.tls12 is None or not tls.tls12.off:
         return Trigger()
     changes: list[Change] = []
-    t12 = tls.tls12
-    if t12 is not None and t12.off:
-        if t12.enabled == 0:
-            changes.append(Change("SCHANNEL TLS 1.2 Server Enabled", 0, 1))
-        if t12.disabled_by_default == 1:
-            changes.append(Change("SCHANNEL TLS 1.2 Server DisabledByDefault", 1, 0))
+    if tls.tls12.enabled == 0:
+        changes.append(Change("SCHANNEL TLS 1.2 Server Enabled", 0, 1))
+    if tls.tls12.disabled_by_default == 1:
+        changes.append(Change("SCHANNEL TLS 1.2 Server DisabledByDefault", 1, 0))
     if tls.cipher_functions == 0:
         changes.append(Change("SSL cipher suite policy Functions", "empty", None))
-    notes = ("Schannel reads these at boot: restart the VM (az vm restart) to use TLS 1.2 again.",)
-    return Trigger(tuple(changes), notes=notes if changes else ())
+    notes = ("Schannel reads these at boot: restart the VM (az vm restart) before TLS 1.2 is offered again.",)
+    return Trigger(tuple(changes), notes=notes)
 
 
-def trigger_security(d: Any, now: datetime) -> Trigger:
-    """Raise SecurityLayer / NLA / MinEncryptionLevel / negotiation back to secure values. Never lowers."""
+def trigger_security(d: Diagnosis, now: datetime) -> Trigger:
+    """Raise SecurityLayer / NLA back to secure values (and what SecurityLayer 2 needs). Never lowers."""
     rdp = d.rdp
-    if rdp is None:
+    if rdp is None or (rdp.effective_security_layer != 0 and rdp.effective_user_auth != 0):
         return Trigger()
     changes: list[Change] = []
     owned: list[str] = []
-    if rdp.security_layer == 0 or rdp.security_layer_policy == 0:
+    if rdp.effective_security_layer == 0:
         if rdp.security_layer_policy is not None or rdp.source_security_layer == 1:
             owned.append("SecurityLayer")
         else:
             changes.append(Change("RDP-Tcp SecurityLayer", 0, 2))
-    if rdp.user_auth == 0 or rdp.user_auth_policy == 0:
+            # SecurityLayer 2 with MinEncryptionLevel 1 is an invalid pair.
+            if (
+                rdp.min_encryption is not None
+                and rdp.min_encryption < 2
+                and rdp.min_encryption_policy is None
+            ):
+                changes.append(Change("RDP-Tcp MinEncryptionLevel", rdp.min_encryption, 2))
+            if rdp.negotiation == 0:
+                changes.append(Change("RDP-Tcp fAllowSecProtocolNegotiation", 0, 1))
+    if rdp.effective_user_auth == 0:
         if rdp.user_auth_policy is not None or rdp.source_user_auth == 1:
             owned.append("UserAuthentication")
         else:
             changes.append(Change("RDP-Tcp UserAuthentication", 0, 1))
-    if rdp.min_encryption is not None and rdp.min_encryption < 2:
-        if rdp.min_encryption_policy is not None or rdp.source_min_encryption == 1:
-            owned.append("MinEncryptionLevel")
-        else:
-            changes.append(Change("RDP-Tcp MinEncryptionLevel", rdp.min_encryption, 2))
-    if rdp.negotiation == 0:
-        changes.append(Change("RDP-Tcp fAllowSecProtocolNegotiation", 0, 1))
     if owned and not changes:
         return Trigger(
-            refused="Group Policy sets " + ", ".join(owned) + " to an insecure value: fix it in that GPO."
+            refused="Group Policy sets " + " and ".join(owned) + " to an insecure value: fix that GPO."
         )
-    notes = ("Group Policy owns " + ", ".join(owned) + "; those stay as they are.",) if owned else ()
+    notes = ("Group Policy owns " + " and ".join(owned) + "; left as it is.",) if owned else ()
     return Trigger(tuple(changes), notes=notes)
 
 
-TriggerFunc = Callable[[Any, datetime], Trigger]
+TriggerFunc = Callable[[Diagnosis, datetime], Trigger]
 
 TRIGGERS: dict[str, TriggerFunc] = {
     "rdp-services": trigger_services,
@@ -373,13 +389,13 @@ GUEST_ORDER: tuple[str, ...] = tuple(TRIGGERS)
 SECURITY_PREREQUISITES = ("machinekeys-acl", "rdp-cert-renew", "tls12-server")
 
 
-def evaluate(repair_id: str, d: Any, now: datetime, target_port: int = DEFAULT_RDP_PORT) -> Trigger:
+def evaluate(repair_id: str, d: Diagnosis, now: datetime, target_port: int = DEFAULT_RDP_PORT) -> Trigger:
     if repair_id == "rdp-port":
         return trigger_port(d, now, target_port)
     return TRIGGERS[repair_id](d, now)
 
 
-def security_blocked_by(d: Any, now: datetime, selected: Sequence[str]) -> list[str]:
+def security_blocked_by(d: Diagnosis, now: datetime, selected: Sequence[str]) -> list[str]:
     """Prerequisite repairs that are needed but will not run in this plan."""
     return [rid for rid in SECURITY_PREREQUISITES if rid not in selected and evaluate(rid, d, now).changes]
 
@@ -412,21 +428,15 @@ def _plan(repair_id: str, facts: RepairFacts) -> RepairStep | None:
     report = facts.guest
     diagnosis = getattr(report, "diagnosis", None)
     present = [f.id for f in facts.present(*repair.fixes)]
-    if diagnosis is None:
+    # Evidence first: no finding this repair fixes, no step (the triggers are narrower still).
+    if diagnosis is None or not present:
         return None
     now = guest_now(getattr(report, "guest_time", None))
     trigger = evaluate(repair_id, diagnosis, now, facts.port or DEFAULT_RDP_PORT)
     if not trigger:
         return None
-    fixes = present or list(repair.fixes)
-    if trigger.refused is not None:
-        # Only tell the user about a refusal when a finding is actually there to explain.
-        return (
-            repair.step(fixes, [c.line() for c in trigger.changes], refused=trigger.refused)
-            if present
-            else None
-        )
-    return repair.step(fixes, [c.line() for c in trigger.changes], notes=trigger.notes)
+    lines = [c.line() for c in trigger.changes]
+    return repair.step(present, lines, refused=trigger.refused, notes=trigger.notes)
 
 
 def _register(
@@ -481,7 +491,7 @@ _register(
 _register(
     "machinekeys-acl",
     title="Repair the MachineKeys folder and RDP key file permissions",
-    fixes=("machinekeys-acl-corrupt",),
+    fixes=("machinekeys-acl-corrupt", "rdp-cert-missing-private-key"),
     risk=Risk.MEDIUM,
     changes=(
         "Resets the MachineKeys folder to its default SDDL and the RDP key file's ACL to SYSTEM Full, "
@@ -526,7 +536,7 @@ _register(
 _register(
     "rdp-listener",
     title="Turn the RDP listener back on",
-    fixes=("rdp-disabled", "listener-disabled"),
+    fixes=("rdp-disabled", "listener-disabled", "rdp-disabled-by-policy"),
     risk=Risk.LOW,
     changes=(
         "Sets fDenyTSConnections=0, TSEnabled=1 and fEnableWinStation=1. Refuses when Group Policy "
@@ -540,7 +550,7 @@ _register(
 _register(
     "rdp-port",
     title="Move RDP back to a working port",
-    fixes=("port-owned-by-other-process", "port-invalid"),
+    fixes=("port-owned-by-other-process", "port-mismatch"),
     risk=Risk.HIGH,
     changes=(
         "Sets RDP-Tcp PortNumber to 3389 (or --port) only when the current port is invalid or owned by "
