@@ -1,0 +1,491 @@
+"""The emulator: ARM over HTTPS on 127.0.0.1, plus a managed-identity endpoint.
+
+Request pipeline (each in the connection's own thread): latency -> injected fault -> bearer token ->
+throttle -> settle due LROs -> route (under the store lock) -> record. JSON is rendered under the lock,
+so a body never mixes two states of a resource.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import random
+import socket
+import ssl
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from azrdp.emulator import routes_compute, routes_network
+from azrdp.emulator.faults import Fault, FaultPlan
+from azrdp.emulator.identity import IdentityServer
+from azrdp.emulator.lro import OperationBook
+from azrdp.emulator.requestlog import RequestLog, RequestRecord
+from azrdp.emulator.scenario import Scenario, populate, resolve
+from azrdp.emulator.store import ResourceStore
+from azrdp.emulator.throttle import Throttle, ThrottleConfig
+from azrdp.emulator.tls import tls_material
+from azrdp.emulator.wire import JSON, ArmError, Request, Response, Route
+
+EMULATOR_TENANT = "72f988bf-0000-4000-8000-0000000a2d9e"
+EMULATOR_CLIENT_ID = "5d3c6e1a-0000-4000-8000-0000000a2d9e"
+NO_GUEST_HANDLER = "azrdp emulator: no guest handler knows this script"
+
+
+@dataclass
+class RunCommandOutput:
+    stdout: str
+    stderr: str = ""
+    duration_s: float | None = None  # None: the emulator's runcommand_seconds
+
+
+GuestHandler = Callable[[dict[str, Any], dict[str, Any]], RunCommandOutput]
+
+
+def default_guest_handler() -> GuestHandler:
+    """The in-guest simulator's handler when `azrdp.emulator.guest_sim` provides one, else a plain StdErr."""
+    try:
+        module = importlib.import_module("azrdp.emulator.guest_sim")
+    except ImportError:
+        module = None
+    handler = getattr(module, "handle_run_command", None)
+    if callable(handler):
+        return handler  # type: ignore[no-any-return]
+    return _unknown_script
+
+
+def _unknown_script(vm: dict[str, Any], body: dict[str, Any]) -> RunCommandOutput:
+    return RunCommandOutput(stdout="", stderr=NO_GUEST_HANDLER)
+
+
+class Emulator:
+    """A local Azure Resource Manager the real SDK talks to. See docs/emulator.md."""
+
+    def __init__(
+        self,
+        scenario: str | Path | dict[str, Any] | Scenario = "healthy",
+        *,
+        latency_ms: float = 0,
+        jitter_ms: float = 0,
+        page_size: int = 100,
+        faults: str | Iterable[Fault] | None = None,
+        request_log: str | Path | None = None,
+        runcommand_seconds: float = 0.2,
+        lro_seconds: float = 0.05,
+        throttle: bool | ThrottleConfig = True,
+        seed: int = 0,
+        port: int = 0,
+    ) -> None:
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        self.scenario = resolve(scenario, seed=seed)
+        self.subscription_id = self.scenario.subscription_id
+        self.latency_ms = latency_ms
+        self.jitter_ms = jitter_ms
+        self.page_size = page_size
+        self.runcommand_seconds = runcommand_seconds
+        self.lro_seconds = lro_seconds
+        self.port = port
+        self.store = ResourceStore()
+        populate(self.store, self.scenario)
+        self.ops = OperationBook(self.store.lock)
+        if throttle is True:
+            throttle_config: ThrottleConfig | None = ThrottleConfig()
+        elif throttle is False:
+            throttle_config = None
+        else:
+            throttle_config = throttle
+        self.throttle = Throttle(throttle_config)
+        self.faults = FaultPlan(faults, seed)
+        self._log = RequestLog(request_log)
+        self._rng = random.Random(seed)  # noqa: S311 (reproducible jitter, not crypto)
+        self._rng_lock = threading.Lock()
+        self.guest_handler: GuestHandler = default_guest_handler()
+        self._routes: list[Route] = [*routes_compute.routes(), *routes_network.routes()]
+        self._arm: _ArmServer | None = None
+        self._identity: IdentityServer | None = None
+        self._threads: list[threading.Thread] = []
+        self._op_counter = 0
+
+    # lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> Emulator:
+        if self._arm is not None:
+            return self
+        material = tls_material()
+        self.ca_path = str(material.ca_path)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(str(material.cert_path), str(material.key_path))
+        self._arm = _ArmServer(self, context, self.port)
+        self._identity = IdentityServer(EMULATOR_TENANT, EMULATOR_CLIENT_ID)
+        self._log.open()
+        for server in (self._arm, self._identity):
+            thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="azrdp-emulator", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        for server in (self._arm, self._identity):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+        if self._arm is not None:
+            self._arm.close_connections()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads.clear()
+        self._arm = None
+        self._identity = None
+        self._log.close()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # what clients need -----------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        if self._arm is None:
+            raise RuntimeError("the emulator is not started")
+        return f"https://127.0.0.1:{self._arm.server_address[1]}"
+
+    @property
+    def identity_endpoint(self) -> str:
+        if self._identity is None:
+            raise RuntimeError("the emulator is not started")
+        return self._identity.endpoint
+
+    @property
+    def identity_header(self) -> str:
+        if self._identity is None:
+            raise RuntimeError("the emulator is not started")
+        return self._identity.secret
+
+    @property
+    def tokens_issued(self) -> int:
+        return self._identity.issued if self._identity is not None else 0
+
+    def exports(self) -> dict[str, str]:
+        return {
+            "AZRDP_ARM_ENDPOINT": self.endpoint,
+            "AZRDP_CA_BUNDLE": self.ca_path,
+            "IDENTITY_ENDPOINT": self.identity_endpoint,
+            "IDENTITY_HEADER": self.identity_header,
+            "AZURE_SUBSCRIPTION_ID": self.subscription_id,
+            "AZURE_TOKEN_CREDENTIALS": "managedidentitycredential",
+        }
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        return self._log.records()
+
+    def clear_requests(self) -> None:
+        self._log.clear()
+
+    # test helpers ------------------------------------------------------------------------------
+
+    def vm(self, resource_group: str, name: str) -> dict[str, Any] | None:
+        """The stored VM dict (live: hold `store.lock` while reading or changing it)."""
+        return self.store.get(
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{resource_group}"
+            f"/providers/Microsoft.Compute/virtualMachines/{name}"
+        )
+
+    def set_vm_power(self, resource_group: str, name: str, state: str) -> None:
+        from azrdp.emulator.vmstate import set_power_state
+
+        with self.store.lock:
+            vm = self.vm(resource_group, name)
+            if vm is None:
+                raise KeyError(f"no VM {resource_group}/{name} in the scenario")
+            set_power_state(vm, state)
+
+    def set_vm_agent(self, resource_group: str, name: str, mode: str) -> None:
+        """`ready`, `notReady` or `none` (never reported)."""
+        from azrdp.emulator.vmstate import set_agent
+
+        with self.store.lock:
+            vm = self.vm(resource_group, name)
+            if vm is None:
+                raise KeyError(f"no VM {resource_group}/{name} in the scenario")
+            set_agent(vm, mode)
+
+    # used by the routes ----------------------------------------------------------------------
+
+    def require_group(self, subscription: str, resource_group: str) -> None:
+        if self.store.resource_group(subscription, resource_group) is None:
+            raise ArmError(
+                404, "ResourceGroupNotFound", f"Resource group '{resource_group}' could not be found."
+            )
+
+    def call_guest_handler(self, vm: dict[str, Any], body: dict[str, Any]) -> RunCommandOutput:
+        with self.store.lock:
+            vm.setdefault("guest", {})
+            return self.guest_handler(vm, body)
+
+    def ops_counter(self) -> int:
+        with self.store.lock:
+            self._op_counter += 1
+            return self._op_counter
+
+    # the pipeline ----------------------------------------------------------------------------
+
+    def delay(self) -> None:
+        if self.latency_ms <= 0 and self.jitter_ms <= 0:
+            return
+        with self._rng_lock:
+            jitter = self._rng.uniform(0, self.jitter_ms) if self.jitter_ms > 0 else 0.0
+        time.sleep((self.latency_ms + jitter) / 1000.0)
+
+    def record(self, record: RequestRecord) -> None:
+        self._log.add(record)
+
+    def handle(self, req: Request) -> Response:
+        """Everything after latency and faults: auth, api-version, subscription, throttle, route."""
+        auth = req.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            reason = "missing 'Authorization' header" if not auth else "malformed 'Authorization' header"
+            raise ArmError(
+                401,
+                "AuthenticationFailed" if not auth else "InvalidAuthenticationToken",
+                f"Authentication failed. The {reason}."
+                if not auth
+                else "The access token is invalid: expected 'Bearer <token>'.",
+                headers={
+                    "WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/'
+                    f'{EMULATOR_TENANT}", error="invalid_token", '
+                    f'error_description="The authentication failed because of {reason}."'
+                },
+            )
+        matched: Route | None = None
+        path_matched = False
+        for candidate in self._routes:
+            match = candidate.pattern.match(req.path)
+            if match is None:
+                continue
+            path_matched = True
+            if candidate.method == req.method:
+                matched = candidate
+                break
+        if matched is None or match is None:
+            if path_matched:
+                raise ArmError(
+                    405,
+                    "MethodNotAllowed",
+                    f"The requested resource does not support http method '{req.method}'.",
+                )
+            raise ArmError(
+                404,
+                "InvalidResourceType" if "/providers/" in req.path.lower() else "NotFound",
+                f"The emulator has no route for {req.method} {req.path}.",
+            )
+        version = req.query.get("api-version")
+        if not version:
+            raise ArmError(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            )
+        if version not in matched.api_versions:
+            raise ArmError(
+                400,
+                "NoRegisteredProviderFound",
+                f"No registered resource provider found for API version '{version}'. "
+                f"The supported api-versions are '{', '.join(sorted(matched.api_versions, reverse=True))}'.",
+            )
+        subscription = match.groupdict().get("sub") or ""
+        if subscription.lower() not in self.store.subscriptions():
+            raise ArmError(
+                404, "SubscriptionNotFound", f"The subscription '{subscription}' could not be found."
+            )
+        kind = {"GET": "reads", "HEAD": "reads", "DELETE": "deletes"}.get(req.method, "writes")
+        allowed, remaining, retry_after = self.throttle.take(subscription, kind)
+        limit_header = f"x-ms-ratelimit-remaining-subscription-{kind}"
+        if not allowed:
+            raise ArmError(
+                429,
+                "SubscriptionRequestsThrottled",
+                f"Number of '{kind[:-1]}' requests for subscription '{subscription}' actor "
+                f"'{EMULATOR_CLIENT_ID}' exceeded. Please try again after '{retry_after}' seconds after the "
+                "first request. The throttled requests are counted towards the subscription limit.",
+                headers={"Retry-After": str(retry_after), limit_header: "0"},
+            )
+        self.ops.settle()
+        with self.store.lock:
+            response = matched.handler(self, req, match)
+            if response.body is not None and not isinstance(response.body, bytes):
+                response.body = json.dumps(response.body, separators=(",", ":")).encode()
+        response.headers[limit_header] = str(remaining)
+        return response
+
+
+class _ArmServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(self, emulator: Emulator, context: ssl.SSLContext, port: int) -> None:
+        self.emulator = emulator
+        self.context = context
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(("127.0.0.1", port), _ArmHandler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # The TLS handshake runs in the connection's thread, so one slow client never blocks accept().
+        try:
+            tls = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        with self._connections_lock:
+            self._connections.add(tls)
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            with self._connections_lock:
+                self._connections.discard(tls)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Client disconnects are normal (pollers, resets); never print tracebacks with request data."""
+
+
+class _ResetConnection(Exception):
+    pass
+
+
+class _ArmHandler(BaseHTTPRequestHandler):
+    server: _ArmServer
+    protocol_version = "HTTP/1.1"
+    server_version = "azrdp-emulator"
+    sys_version = ""
+    timeout = 120
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: the request log records requests (without headers, so never a token)."""
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        emu = self.server.emulator
+        started = time.time()
+        clock = time.perf_counter()
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        req = Request(
+            method=self.command,
+            path=unquote(url.path),
+            query={k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()},
+            body=body,
+            headers={k.lower(): v for k, v in self.headers.items()},
+        )
+        emu.delay()
+        status = 0
+        try:
+            fault = emu.faults.next(req.method, req.path)
+            if fault == "reset":
+                self._reset()
+                return
+            try:
+                if fault is not None:
+                    raise _fault_error(int(fault), emu.subscription_id)
+                response = emu.handle(req)
+            except ArmError as error:
+                response = error.response()
+                response.body = json.dumps(response.body).encode()
+            status = response.status
+            self._write(response, req)
+        finally:
+            emu.record(
+                RequestRecord(
+                    method=req.method,
+                    path=req.path,
+                    query=url.query,
+                    status=status,
+                    started=started,
+                    duration_ms=round((time.perf_counter() - clock) * 1000.0, 3),
+                )
+            )
+
+    def _write(self, response: Response, req: Request) -> None:
+        body = response.body if isinstance(response.body, bytes) else b""
+        self.send_response(response.status)
+        request_id = str(uuid.uuid4())
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("x-ms-request-id", request_id)
+        self.send_header("x-ms-correlation-request-id", req.headers.get("x-ms-client-request-id", request_id))
+        self.send_header("x-ms-routing-request-id", f"LOCAL:{request_id}")
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        if body:
+            self.send_header("Content-Type", JSON)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body and self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _reset(self) -> None:
+        # SO_LINGER with a zero timeout turns close() into a TCP RST: the client sees "connection reset".
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.close()
+
+
+def _fault_error(status: int, subscription: str) -> ArmError:
+    if status == 429:
+        return ArmError(
+            429,
+            "SubscriptionRequestsThrottled",
+            f"Number of requests for subscription '{subscription}' exceeded. "
+            "Please try again after '1' seconds.",
+            headers={"Retry-After": "1"},
+        )
+    if status == 503:
+        return ArmError(
+            503,
+            "ServiceUnavailable",
+            "The service is temporarily unavailable. Please try again later (injected).",
+        )
+    return ArmError(
+        status,
+        "InternalServerError" if status == 500 else "GatewayError",
+        f"Encountered internal server error (injected fault, HTTP {status}). Tracking id '{uuid.uuid4()}'.",
+    )
