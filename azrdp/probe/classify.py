@@ -728,8 +728,8 @@ def classify(obs: Observation) -> list[Finding]:
                 "with a client that allows up to TLS 1.3.",
             )
         )
-    findings += _certificate_findings(obs)
     findings += _nla_findings(obs)
+    findings += _certificate_findings(obs)
     findings += _ntlm_findings(obs)
     return _sorted(findings)
 
