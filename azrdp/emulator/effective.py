@@ -135,9 +135,15 @@ def effective_groups(store: ResourceStore, nic: Resource) -> list[Resource]:
         subnet_nsg = ((subnet.get("properties") or {}).get("networkSecurityGroup") or {}).get("id")
         if isinstance(subnet_nsg, str):
             candidates.append((subnet_nsg, subnet, {"subnet": {"id": subnet["id"]}}))
+    by_nsg: dict[str, Resource] = {}
     for nsg_id, _, association in candidates:
         nsg = store.get(nsg_id)
         if nsg is None:
+            continue
+        same = by_nsg.get(nsg["id"].lower())
+        if same is not None:
+            # One NSG on both the NIC and its subnet: Azure reports it once, with both associations.
+            same["association"].update(association)
             continue
         nsg_props = nsg.get("properties") or {}
         rules = [
@@ -147,11 +153,11 @@ def effective_groups(store: ResourceStore, nic: Resource) -> list[Resource]:
             effective_rule(r, "defaultSecurityRules", vnet_prefixes)
             for r in nsg_props.get("defaultSecurityRules") or ()
         ]
-        entries.append(
-            {
-                "networkSecurityGroup": {"id": nsg["id"]},
-                "association": association,
-                "effectiveSecurityRules": rules,
-            }
-        )
+        entry = {
+            "networkSecurityGroup": {"id": nsg["id"]},
+            "association": dict(association),
+            "effectiveSecurityRules": rules,
+        }
+        by_nsg[nsg["id"].lower()] = entry
+        entries.append(entry)
     return entries

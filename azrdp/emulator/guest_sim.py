@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from azrdp.emulator.server import RunCommandOutput
 from azrdp.guest import contract as c
 
 # Registry keys, as the guest would name them (HKLM\..., compared case-insensitively).
@@ -757,15 +758,6 @@ def _events(state: GuestState) -> c.EventCounts:
 # --- Run Command ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GuestOutput:
-    """What a Run Command returns: StdOut, StdErr and, if set, how long the run takes."""
-
-    stdout: str
-    stderr: str = ""
-    duration_s: float | None = None
-
-
 ModeHandler = Callable[[dict[str, Any], GuestState, dict[str, str], datetime], c.GuestReport]
 
 
@@ -782,12 +774,12 @@ _PARAMETERS = ("mode", "rdpport")
 
 def handle_run_command(
     vm: dict[str, Any], body: Mapping[str, Any], now: datetime | None = None
-) -> GuestOutput:
+) -> RunCommandOutput:
     """Answer an action Run Command on a simulated Windows VM, as the real guest would."""
     now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     script = body.get("script")
     if body.get("commandId") != "RunPowerShellScript" or not c.is_azrdp_script(script):
-        return GuestOutput(
+        return RunCommandOutput(
             "",
             "The emulator's simulated guest runs only azrdp's own script (first line "
             f"'{c.SCRIPT_HEADER}'); it does not execute PowerShell or built-in commands.",
@@ -795,22 +787,22 @@ def handle_run_command(
     try:
         state = load_state(vm.get("guest"), now)
     except (GuestScenarioError, ValueError, TypeError) as exc:
-        return GuestOutput("", f"The simulated guest's scenario is malformed: {exc}")
+        return RunCommandOutput("", f"The simulated guest's scenario is malformed: {exc}")
     duration = state.latency_s
     params = c.parameters_dict(body.get("parameters"))
     unknown = [name for name in params if name not in _PARAMETERS]
     if unknown:
         # PowerShell's own parameter binding fails before the script runs: StdErr only.
-        return GuestOutput(
+        return RunCommandOutput(
             "",
             f"azrdp.ps1 : A parameter cannot be found that matches parameter name '{unknown[0]}'.",
             duration,
         )
     fault_output = _fault(state, now)
     if fault_output is not None:
-        return GuestOutput(fault_output[0], fault_output[1], duration)
+        return RunCommandOutput(fault_output[0], fault_output[1], duration)
     report = _run_mode(vm, state, params, now)
-    return GuestOutput(c.render_line(report) + "\n", "", duration)
+    return RunCommandOutput(c.render_line(report) + "\n", "", duration)
 
 
 def _run_mode(vm: dict[str, Any], state: GuestState, params: dict[str, str], now: datetime) -> c.GuestReport:
