@@ -221,8 +221,3 @@ def catalog_doc(catalog: Catalog) -> dict[str, Any]:
         },
     }
 
-
-def rbac_actions(catalog: Catalog) -> list[str]:
-    """Every RBAC action any check or repair declares, sorted and de-duplicated."""
-    actions = {a for c in catalog.checks for a in c.rbac} | {a for r in catalog.repairs for a in r.rbac}
-    return sorted(actions, key=str.lower)
