@@ -220,4 +220,3 @@ def catalog_doc(catalog: Catalog) -> dict[str, Any]:
             "probeFindings": len(catalog.probe_findings),
         },
     }
-
