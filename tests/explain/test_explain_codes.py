@@ -188,3 +188,23 @@ def test_0x4_is_no_client_reason_but_the_other_tables_define_it() -> None:
     assert code["answeredBy"] == ["extendedDisconnectReason", "errorInfo"]
     assert code["notes"][0]["kind"] == "community"
     assert "macOS" in code["notes"][0]["text"]
+
+
+def test_confirming_commands_name_real_checks_and_probe_findings() -> None:
+    """Every id a cause points at exists in the registry its command reports from."""
+    from azrdp.checks import all_checks
+    from azrdp.probe.classify import PROBE_FINDINGS
+
+    check_ids = {c.id for c in all_checks()}
+    known = {"probe": set(PROBE_FINDINGS), "check": check_ids, "diagnose": check_ids}
+    referenced = 0
+    for cause_id, cause in load_data()["causes"].items():
+        for confirm in cause["confirm"]:
+            command = confirm["command"].split()[1]
+            assert command in known, (cause_id, confirm["command"])
+            for finding_id in confirm["checks"]:
+                referenced += 1
+                assert finding_id in known[command], (
+                    f"{cause_id}: {confirm['command']} never reports {finding_id}"
+                )
+    assert referenced > 30
