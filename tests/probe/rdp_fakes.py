@@ -204,6 +204,7 @@ class FakeServer:
     handler: Handler
     backlog: int = 16
     sock: socket.socket = field(init=False)
+    port: int = field(init=False)
     received: list[bytes] = field(default_factory=list)
     tls_received: list[bytes] = field(default_factory=list)
     accepted: int = 0
@@ -215,14 +216,11 @@ class FakeServer:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(self.backlog)
+        self.port = int(self.sock.getsockname()[1])
         self.sock.settimeout(0.1)
         thread = threading.Thread(target=self._accept_loop, daemon=True)
         thread.start()
         self._threads.append(thread)
-
-    @property
-    def port(self) -> int:
-        return int(self.sock.getsockname()[1])
 
     def _accept_loop(self) -> None:
         while not self._stop.is_set():
