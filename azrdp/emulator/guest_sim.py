@@ -249,8 +249,8 @@ def healthy_state(now: datetime | None = None) -> GuestState:
         )
     ]
     state.firewall_rules = [
-        SimFirewallRule(c.RDP_FIREWALL_RULES[0], protocol="TCP"),
-        SimFirewallRule(c.RDP_FIREWALL_RULES[1], protocol="UDP"),
+        SimFirewallRule("RemoteDesktop-UserMode-In-TCP", protocol="TCP"),
+        SimFirewallRule("RemoteDesktop-UserMode-In-UDP", protocol="UDP"),
     ]
     state.firewall_profiles = [SimFirewallProfile(n) for n in ("Domain", "Private", "Public")]
     return state

@@ -39,12 +39,13 @@ IMPLEMENTED_MODES = ("diagnose",)
 
 # Caps the script applies before printing (same numbers in azrdp.ps1's $Limits; a test compares).
 LIMITS: Mapping[str, int] = {
-    "text": 32,  # process names, service accounts, firewall ports and rule names
+    "text": 24,  # process names, firewall profiles, ports and block rule names
+    "account": 28,  # service accounts ("NT Authority\\NetworkService" fits)
     "sddl": 120,  # the MachineKeys folder SDDL
-    "message": 60,  # one section error message
-    "errors": 6,  # section errors kept
-    "certs": 3,  # certificates listed
-    "blocks": 3,  # inbound block rules listed
+    "message": 40,  # one section error message
+    "errors": 4,  # section errors kept
+    "certs": 2,  # certificates listed (the pinned one first)
+    "blocks": 2,  # inbound block rules listed
     "fatal": 160,  # the top-level error message
     "events": 9999,  # events counted per id
 }
@@ -63,7 +64,8 @@ SERVICE_NAMES = (
 )
 EVENT_IDS = (1057, 1058, 36870, 36871, 36872, 7022)
 MACHINEKEYS_DEFAULT_SDDL = "O:SYG:SYD:PAI(A;;0x12019f;;;WD)(A;;FA;;;BA)"
-RDP_FIREWALL_RULES = ("RemoteDesktop-UserMode-In-TCP", "RemoteDesktop-UserMode-In-UDP")
+# The TCP rule decides whether RDP gets in (UDP is an optional accelerator the client falls back from).
+RDP_FIREWALL_RULES = ("RemoteDesktop-UserMode-In-TCP",)
 RDP_FIREWALL_GROUP = "@FirewallAPI.dll,-28752"
 
 
@@ -480,7 +482,7 @@ def parse_output(stdout: str, stderr: str = "") -> GuestReport:
     try:
         data = json.loads(payload)
     except json.JSONDecodeError as exc:
-        truncated = exc.pos >= len(payload) - 1
+        truncated = _unclosed(payload)
         raise ContractError(
             "The in-guest script's JSON was truncated."
             if truncated
@@ -509,6 +511,27 @@ def parse_output(stdout: str, stderr: str = "") -> GuestReport:
         raise ContractError(
             "The in-guest script's JSON does not follow the contract:", f"{exc}.", _FIX_OUTPUT, raw_tail=tail
         ) from None
+
+
+def _unclosed(payload: str) -> bool:
+    """True when the JSON stops inside a string or an open object/array (the line was cut off)."""
+    depth = 0
+    in_string = escaped = False
+    for ch in payload:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+    return in_string or depth > 0
 
 
 def _first_line(text: str) -> str:

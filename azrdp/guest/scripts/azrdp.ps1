@@ -20,12 +20,13 @@ $ImplementedModes = @('diagnose')
 
 # Output caps keep the marker line under 3,500 bytes on a VM where everything is broken.
 $Limits = @{
-    text = 32
+    text = 24
+    account = 28
     sddl = 120
-    message = 60
-    errors = 6
-    certs = 3
-    blocks = 3
+    message = 40
+    errors = 4
+    certs = 2
+    blocks = 2
     fatal = 160
     events = 9999
 }
@@ -53,7 +54,7 @@ $RegFirewallProfile = @{
 $MachineKeysPath = 'C:\ProgramData\Microsoft\Crypto\RSA\MachineKeys'
 $CngKeysPath = 'C:\ProgramData\Microsoft\Crypto\Keys'
 $SelfSignedKeyPrefix = 'f686aace6942fb7f7ceb231212eef4a4_'
-$RdpRuleNames = @('RemoteDesktop-UserMode-In-TCP', 'RemoteDesktop-UserMode-In-UDP')
+$RdpRuleNames = @('RemoteDesktop-UserMode-In-TCP')
 $RdpRuleGroup = '@FirewallAPI.dll,-28752'
 $ServiceNames = @('TermService', 'UmRdpService', 'SessionEnv', 'KeyIso', 'CryptSvc', 'CertPropSvc',
     'MpsSvc', 'BFE', 'RdAgent', 'WindowsAzureGuestAgent')
@@ -207,7 +208,7 @@ function Get-ServiceFacts {
                 n = $name
                 st = [string]$service.State
                 sm = [string]$service.StartMode
-                acct = Limit-Text -Value $service.StartName -Limit $Limits.text
+                acct = Limit-Text -Value $service.StartName -Limit $Limits.account
                 ex = [int]$service.ExitCode
             })
         }

@@ -1,0 +1,930 @@
+# azrdp repair and undo functions. Included into azrdp.ps1 before its main dispatch: functions only,
+# no param block, no top-level code. Windows PowerShell 5.1, run as SYSTEM by Run Command.
+#
+# Every trigger below mirrors one in azrdp/repairs/guest.py and is evaluated on the diagnosis that
+# Get-AzrdpDiagnosis collected a moment ago, so a value that turned healthy is never touched.
+# Each change is preceded by its backup (recorded in the run's manifest and saved to disk) under
+# C:\ProgramData\azrdp\backups\<runId>\, readable only by SYSTEM and Administrators. A step that
+# fails part-way restores what it had changed, so the guest is either repaired or as it was.
+# Never: lower SecurityLayer/UserAuthentication/MinEncryptionLevel, delete a MachineKeys file,
+# take ownership recursively, touch Group Policy values, change FIPS, enable TLS 1.0/1.1, remove a
+# firewall Block rule, stop a process, or touch the guest agent.
+
+function Get-AzrdpRepairConstants {
+    return @{
+        BackupRoot = 'C:\ProgramData\azrdp\backups'
+        # Only SYSTEM and Administrators, inherited by the run directories.
+        BackupSddl = 'O:SYG:SYD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)'
+        MachineKeysSddl = 'O:SYG:SYD:PAI(A;;0x12019f;;;WD)(A;;FA;;;BA)'
+        SessionEnvSid = 'S-1-5-80-4022436659-1090538466-1613889075-870485073-3428993833'
+        Order = @('rdp-services', 'machinekeys-acl', 'rdp-cert-renew', 'tls12-server', 'rdp-listener',
+            'rdp-port', 'firewall-rdp-rule', 'rdp-security-restore')
+        SecurityPrerequisites = @('machinekeys-acl', 'rdp-cert-renew', 'tls12-server')
+        Services = [ordered]@{
+            TermService = @('Manual', 'NT Authority\NetworkService')
+            UmRdpService = @('Manual', 'LocalSystem')
+            SessionEnv = @('Manual', 'LocalSystem')
+            KeyIso = @('Manual', 'LocalSystem')
+            CertPropSvc = @('Manual', 'LocalSystem')
+            CryptSvc = @('Auto', 'NT Authority\NetworkService')
+            MpsSvc = @('Auto', 'NT Authority\LocalService')
+            BFE = @('Auto', 'NT Authority\LocalService')
+        }
+        MustRun = @('TermService', 'MpsSvc', 'BFE')
+        ChangeText = 48
+        ChangesPerStep = 4
+        Budget = 3500
+    }
+}
+
+# --- small helpers -------------------------------------------------------------------------------
+
+function ConvertTo-AzrdpAccount {
+    param([string]$Value)
+    $text = ([string]$Value).ToLowerInvariant().Replace(' ', '')
+    if ($text -eq 'ntauthority\system' -or $text -eq '.\localsystem') { return 'localsystem' }
+    return $text
+}
+
+function Test-AzrdpExpired {
+    param($Entry, [datetime]$Now)
+    if ($null -eq $Entry -or $null -eq $Entry.na) { return $false }
+    $styles = [System.Globalization.DateTimeStyles]'AssumeUniversal, AdjustToUniversal'
+    $expires = [datetime]::Parse([string]$Entry.na, [System.Globalization.CultureInfo]::InvariantCulture, $styles)
+    return ($expires -le $Now)
+}
+
+function Test-AzrdpPortIn {
+    param([string]$Ports, [int]$Port)
+    foreach ($part in ([string]$Ports).Split(',')) {
+        $text = $part.Trim()
+        if ($text -eq 'Any') { return $true }
+        $bounds = $text.Split('-')
+        $low = 0
+        $high = 0
+        if (-not [int]::TryParse($bounds[0], [ref]$low)) { continue }
+        $high = $low
+        if ($bounds.Count -gt 1 -and -not [int]::TryParse($bounds[1], [ref]$high)) { continue }
+        if ($Port -ge $low -and $Port -le $high) { return $true }
+    }
+    return $false
+}
+
+function Get-AzrdpListenerCert {
+    param($D)
+    if ($null -eq $D.cert) { return $null }
+    $certs = @($D.cert.certs)
+    if ($null -ne $D.cert.pin) {
+        foreach ($entry in $certs) { if ($entry.tp -eq $D.cert.pin) { return $entry } }
+        return $null
+    }
+    $newest = $null
+    foreach ($entry in $certs) {
+        if ($entry.s -ne 'RD') { continue }
+        if ($null -eq $newest -or [string]$entry.na -gt [string]$newest.na) { $newest = $entry }
+    }
+    return $newest
+}
+
+function Get-AzrdpService {
+    param($D, [string]$Name)
+    foreach ($service in @($D.svc)) { if ($service.n -eq $Name) { return $service } }
+    return $null
+}
+
+function New-AzrdpChange {
+    param([string]$Target, [object]$Before, [object]$After)
+    return [ordered]@{ target = $Target; before = $Before; after = $After }
+}
+
+# --- triggers (mirror azrdp/repairs/guest.py) ----------------------------------------------------
+
+function Test-AzrdpKeyAclBroken {
+    param($D)
+    $mk = $D.mk
+    return ($null -ne $mk -and $mk.kf -eq $true -and ($mk.kns -eq $false -or $mk.kdn -eq $true))
+}
+
+function Get-AzrdpTriggerMachineKeys {
+    param($D, [datetime]$Now, $K)
+    $changes = New-Object 'System.Collections.Generic.List[object]'
+    if ($null -eq $D.mk) { return @{ changes = $changes; refused = $null } }
+    $keyBroken = Test-AzrdpKeyAclBroken -D $D
+    $listener = Get-AzrdpListenerCert -D $D
+    $certTrouble = ($null -ne $listener -and ($listener.ko -eq $false -or $listener.pk -eq $false))
+    $events = $false
+    if ($null -ne $D.evt) {
+        foreach ($id in @('1057', '1058', '36870')) { if ([int]$D.evt[$id] -gt 0) { $events = $true } }
+    }
+    if ($null -ne $D.mk.sddl -and $D.mk.sddl -ne $K.MachineKeysSddl -and ($keyBroken -or $certTrouble -or $events)) {
+        $changes.Add((New-AzrdpChange -Target 'MachineKeys folder SDDL' -Before $D.mk.sddl -After $K.MachineKeysSddl))
+    }
+    if ($keyBroken) {
+        $changes.Add((New-AzrdpChange -Target 'RDP key file ACL' -Before 'unreadable' -After 'default'))
+    }
+    return @{ changes = $changes; refused = $null }
+}
+
+function Test-AzrdpBadListener {
+    param($D, [datetime]$Now)
+    $listener = Get-AzrdpListenerCert -D $D
+    if ($null -eq $listener) { return $false }
+    $lostKey = ($listener.ko -eq $false -and -not (Test-AzrdpKeyAclBroken -D $D))
+    return ((Test-AzrdpExpired -Entry $listener -Now $Now) -or $listener.pk -eq $false -or $lostKey)
+}
+
+function Get-AzrdpBadCertificates {
+    param($D, [datetime]$Now)
+    $bad = New-Object 'System.Collections.Generic.List[object]'
+    if ($null -eq $D.cert) { return , $bad }
+    $aclBroken = Test-AzrdpKeyAclBroken -D $D
+    foreach ($entry in @($D.cert.certs)) {
+        if ($entry.s -ne 'RD') { continue }
+        $lostKey = ($entry.ko -eq $false -and -not $aclBroken)
+        if ((Test-AzrdpExpired -Entry $entry -Now $Now) -or $entry.pk -eq $false -or $lostKey) { $bad.Add($entry) }
+    }
+    return , $bad
+}
+
+function Test-AzrdpStalePin {
+    param($D, [datetime]$Now)
+    if ($null -eq $D.cert -or $null -eq $D.cert.pin) { return $false }
+    foreach ($entry in @($D.cert.certs)) {
+        if ($entry.tp -eq $D.cert.pin) { return (Test-AzrdpExpired -Entry $entry -Now $Now) }
+    }
+    return $true
+}
+
+function Get-AzrdpTriggerCert {
+    param($D, [datetime]$Now, $K)
+    $changes = New-Object 'System.Collections.Generic.List[object]'
+    if ($null -eq $D.cert) { return @{ changes = $changes; refused = $null } }
+    $pin = Test-AzrdpStalePin -D $D -Now $Now
+    if (-not $pin -and -not (Test-AzrdpBadListener -D $D -Now $Now)) { return @{ changes = $changes; refused = $null } }
+    if ($D.cert.pinT -eq 2) {
+        return @{ changes = $changes; refused = 'Group Policy owns the RDP certificate binding.' }
+    }
+    foreach ($entry in (Get-AzrdpBadCertificates -D $D -Now $Now)) {
+        $changes.Add((New-AzrdpChange -Target ('certificate ' + $entry.tp) -Before 'present' -After 'removed'))
+    }
+    if ($pin) { $changes.Add((New-AzrdpChange -Target 'SSLCertificateSHA1Hash' -Before $D.cert.pin -After $null)) }
+    $changes.Add((New-AzrdpChange -Target 'Remote Desktop certificate' -Before 'none valid' -After 'new'))
+    return @{ changes = $changes; refused = $null }
+}
+
+function Get-AzrdpTriggerServices {
+    param($D, [datetime]$Now, $K)
+    $changes = New-Object 'System.Collections.Generic.List[object]'
+    foreach ($name in $K.Services.Keys) {
+        $service = Get-AzrdpService -D $D -Name $name
+        if ($null -eq $service -or $null -eq $service.st -or $service.st -eq 'NotFound') { continue }
+        $default = $K.Services[$name]
+        if ($service.sm -eq 'Disabled') {
+            $changes.Add((New-AzrdpChange -Target ('service ' + $name + ' start type') -Before 'Disabled' -After $default[0]))
+        }
+        if ($null -ne $service.acct -and (ConvertTo-AzrdpAccount $service.acct) -ne (ConvertTo-AzrdpAccount $default[1])) {
+            $changes.Add((New-AzrdpChange -Target ('service ' + $name + ' account') -Before $service.acct -After $default[1]))
+        }
+        if ($K.MustRun -contains $name -and $service.st -ne 'Running') {
+            $changes.Add((New-AzrdpChange -Target ('service ' + $name + ' state') -Before $service.st -After 'Running'))
+        }
+    }
+    return @{ changes = $changes; refused = $null }
+}
+
+function Get-AzrdpTriggerListener {
+    param($D, [datetime]$Now, $K)
+    $changes = New-Object 'System.Collections.Generic.List[object]'
+    $rdp = $D.rdp
+    if ($null -eq $rdp) { return @{ changes = $changes; refused = $null } }
+    if ($rdp.denyP -eq 1) {
+        return @{ changes = $changes; refused = 'Group Policy sets fDenyTSConnections=1.' }
+    }
+    if ($rdp.deny -eq 1 -and $null -eq $rdp.denyP) {
+        $changes.Add((New-AzrdpChange -Target 'fDenyTSConnections' -Before 1 -After 0))
+    }
+    if ($rdp.tse -eq 0) { $changes.Add((New-AzrdpChange -Target 'TSEnabled' -Before 0 -After 1)) }
+    if ($rdp.ws -eq 0) { $changes.Add((New-AzrdpChange -Target 'fEnableWinStation' -Before 0 -After 1)) }
+    return @{ changes = $changes; refused = $null }
+}
+
+function Get-AzrdpForeignOwner {
+    param($D, $Port)
+    if ($null -eq $Port -or $null -eq $D.lsn) { return $null }
+    foreach ($owner in @($D.lsn.ports)) {
+        if ($owner.p -eq $Port -and $null -ne $owner.pid -and $owner.pid -ne $D.lsn.ts) { return $owner }
+    }
+    return $null
+}
+
+function Get-AzrdpRdpRule {
+    param($D, [string]$Name)
+    if ($null -eq $D.fw) { return $null }
+    foreach ($rule in @($D.fw.rules)) { if ($rule.n -eq $Name) { return $rule } }
+    return $null
+}
+
+function Get-AzrdpTriggerPort {
+    param($D, [datetime]$Now, $K, [int]$TargetPort)
+    $changes = New-Object 'System.Collections.Generic.List[object]'
+    if ($null -eq $D.rdp -or $null -eq $D.rdp.port) { return @{ changes = $changes; refused = $null } }
+    $port = [int]$D.rdp.port
+    $invalid = ($port -lt 1 -or $port -gt 65535)
+    $owner = $null
+    if (-not $invalid) { $owner = Get-AzrdpForeignOwner -D $D -Port $port }
+    if (-not $invalid -and $null -eq $owner) { return @{ changes = $changes; refused = $null } }
+    if ($null -ne $owner -and $port -eq $TargetPort) {
+        return @{ changes = $changes; refused = 'Another process owns the RDP port; azrdp does not stop processes.' }
+    }
+    if ($null -ne (Get-AzrdpForeignOwner -D $D -Port $TargetPort)) {
+        return @{ changes = $changes; refused = 'The target port is owned by another process too.' }
+    }
+    $changes.Add((New-AzrdpChange -Target 'PortNumber' -Before $port -After $TargetPort))
+    $rule = Get-AzrdpRdpRule -D $D -Name 'RemoteDesktop-UserMode-In-TCP'
+    if ($null -ne $rule -and $rule.ex -eq $true -and -not (Test-AzrdpPortIn -Ports $rule.lp -Port $TargetPort)) {
+        $changes.Add((New-AzrdpChange -Target 'RemoteDesktop-UserMode-In-TCP LocalPort' -Before $rule.lp -After $TargetPort))
+    }
+    return @{ changes = $changes; refused = $null }
+}
+
+function Get-AzrdpActiveProfiles {
+    param($D)
+    $active = @($D.fw.act)
+    $list = New-Object 'System.Collections.Generic.List[object]'
+    foreach ($profile in @($D.fw.prof)) {
+        if ($profile.on -eq $true -and ($active.Count -eq 0 -or $active -contains $profile.n)) { $list.Add($profile) }
+    }
+    return , $list
+}
+
+function Get-AzrdpTriggerFirewall {
+    param($D, [datetime]$Now, $K)
+    $changes = New-Object 'System.Collections.Generic.List[object]'
+    if ($null -eq $D.fw) { return @{ changes = $changes; refused = $null } }
+    $profiles = Get-AzrdpActiveProfiles -D $D
+    if ($profiles.Count -eq 0) { return @{ changes = $changes; refused = $null } }
+    $port = 3389
+    if ($null -ne $D.rdp -and $null -ne $D.rdp.port) { $port = [int]$D.rdp.port }
+    foreach ($profile in $profiles) {
+        if ($profile.lr -eq $false) {
+            return @{ changes = $changes; refused = 'Group Policy ignores local firewall rules.' }
+        }
+        if ($profile.inb -eq $false) {
+            $changes.Add((New-AzrdpChange -Target ('profile ' + $profile.n + ' AllowInboundRules') -Before $false -After 'True'))
+        }
+        if ($profile.dne -eq 1) {
+            $changes.Add((New-AzrdpChange -Target ('profile ' + $profile.n + ' DoNotAllowExceptions') -Before 1 -After $null))
+        }
+    }
+    $tcp = Get-AzrdpRdpRule -D $D -Name 'RemoteDesktop-UserMode-In-TCP'
+    if ($null -eq $tcp -or $tcp.ex -eq $false) {
+        $changes.Add((New-AzrdpChange -Target 'RemoteDesktop-UserMode-In-TCP' -Before $null -After 'created'))
+    }
+    else {
+        if ($tcp.en -eq $false) {
+            $changes.Add((New-AzrdpChange -Target 'RemoteDesktop-UserMode-In-TCP' -Before 'disabled' -After 'enabled'))
+            $udp = Get-AzrdpRdpRule -D $D -Name 'RemoteDesktop-UserMode-In-UDP'
+            if ($null -ne $udp -and $udp.ex -eq $true -and $udp.en -eq $false) {
+                $changes.Add((New-AzrdpChange -Target 'RemoteDesktop-UserMode-In-UDP' -Before 'disabled' -After 'enabled'))
+            }
+        }
+        if ($null -ne $tcp.act -and $tcp.act -ne 'Allow') {
+            $changes.Add((New-AzrdpChange -Target 'RemoteDesktop-UserMode-In-TCP action' -Before $tcp.act -After 'Allow'))
+        }
+        if (-not (Test-AzrdpPortIn -Ports $tcp.lp -Port $port)) {
+            $changes.Add((New-AzrdpChange -Target 'RemoteDesktop-UserMode-In-TCP LocalPort' -Before $tcp.lp -After $port))
+        }
+    }
+    if (@($D.fw.blk).Count -gt 0 -and $changes.Count -eq 0) {
+        return @{ changes = $changes; refused = 'Inbound Block rules cover the RDP port; azrdp never removes them.' }
+    }
+    return @{ changes = $changes; refused = $null }
+}
+
+function Get-AzrdpTriggerTls {
+    param($D, [datetime]$Now, $K)
+    $changes = New-Object 'System.Collections.Generic.List[object]'
+    $t12 = $null
+    if ($null -ne $D.tls) { $t12 = $D.tls.t12 }
+    if ($null -eq $t12 -or -not ($t12.e -eq 0 -or $t12.d -eq 1)) { return @{ changes = $changes; refused = $null } }
+    if ($t12.e -eq 0) { $changes.Add((New-AzrdpChange -Target 'TLS 1.2 Server Enabled' -Before 0 -After 1)) }
+    if ($t12.d -eq 1) { $changes.Add((New-AzrdpChange -Target 'TLS 1.2 Server DisabledByDefault' -Before 1 -After 0)) }
+    if ($D.tls.fn -eq 0) { $changes.Add((New-AzrdpChange -Target 'cipher policy Functions' -Before 'empty' -After $null)) }
+    return @{ changes = $changes; refused = $null }
+}
+
+function Get-AzrdpEffective {
+    param($Local, $Policy)
+    if ($null -ne $Policy) { return $Policy }
+    return $Local
+}
+
+function Get-AzrdpTriggerSecurity {
+    param($D, [datetime]$Now, $K)
+    $changes = New-Object 'System.Collections.Generic.List[object]'
+    $rdp = $D.rdp
+    if ($null -eq $rdp) { return @{ changes = $changes; refused = $null } }
+    $sl = Get-AzrdpEffective -Local $rdp.sl -Policy $rdp.slP
+    $ua = Get-AzrdpEffective -Local $rdp.ua -Policy $rdp.uaP
+    if ($sl -ne 0 -and $ua -ne 0) { return @{ changes = $changes; refused = $null } }
+    $owned = 0
+    if ($sl -eq 0) {
+        if ($null -ne $rdp.slP -or $rdp.srcSl -eq 1) { $owned++ }
+        else {
+            $changes.Add((New-AzrdpChange -Target 'SecurityLayer' -Before 0 -After 2))
+            if ($null -ne $rdp.mel -and $rdp.mel -lt 2 -and $null -eq $rdp.melP) {
+                $changes.Add((New-AzrdpChange -Target 'MinEncryptionLevel' -Before $rdp.mel -After 2))
+            }
+            if ($rdp.neg -eq 0) { $changes.Add((New-AzrdpChange -Target 'fAllowSecProtocolNegotiation' -Before 0 -After 1)) }
+        }
+    }
+    if ($ua -eq 0) {
+        if ($null -ne $rdp.uaP -or $rdp.srcUa -eq 1) { $owned++ }
+        else { $changes.Add((New-AzrdpChange -Target 'UserAuthentication' -Before 0 -After 1)) }
+    }
+    if ($owned -gt 0 -and $changes.Count -eq 0) {
+        return @{ changes = $changes; refused = 'Group Policy owns the insecure value.' }
+    }
+    return @{ changes = $changes; refused = $null }
+}
+
+function Get-AzrdpTrigger {
+    param([string]$Id, $D, [datetime]$Now, $K, [int]$TargetPort)
+    switch ($Id) {
+        'rdp-services' { return Get-AzrdpTriggerServices -D $D -Now $Now -K $K }
+        'machinekeys-acl' { return Get-AzrdpTriggerMachineKeys -D $D -Now $Now -K $K }
+        'rdp-cert-renew' { return Get-AzrdpTriggerCert -D $D -Now $Now -K $K }
+        'tls12-server' { return Get-AzrdpTriggerTls -D $D -Now $Now -K $K }
+        'rdp-listener' { return Get-AzrdpTriggerListener -D $D -Now $Now -K $K }
+        'rdp-port' { return Get-AzrdpTriggerPort -D $D -Now $Now -K $K -TargetPort $TargetPort }
+        'firewall-rdp-rule' { return Get-AzrdpTriggerFirewall -D $D -Now $Now -K $K }
+        'rdp-security-restore' { return Get-AzrdpTriggerSecurity -D $D -Now $Now -K $K }
+    }
+    throw ('Unknown repair id ' + $Id)
+}
+
+# --- backups and the manifest --------------------------------------------------------------------
+
+function Initialize-AzrdpBackupDir {
+    param($Run, $K)
+    if (-not (Test-Path -LiteralPath $K.BackupRoot)) {
+        New-Item -ItemType Directory -Path $K.BackupRoot -Force | Out-Null
+        $security = New-Object System.Security.AccessControl.DirectorySecurity
+        $security.SetSecurityDescriptorSddlForm($K.BackupSddl)
+        [System.IO.Directory]::SetAccessControl($K.BackupRoot, $security)
+    }
+    New-Item -ItemType Directory -Path $Run.dir -Force | Out-Null
+}
+
+function Save-AzrdpManifest {
+    param($Run)
+    $json = ConvertTo-Json -InputObject $Run.manifest -Depth 8 -Compress
+    [System.IO.File]::WriteAllText((Join-Path -Path $Run.dir -ChildPath 'manifest.json'), $json, [System.Text.Encoding]::ASCII)
+}
+
+function Read-AzrdpManifest {
+    param([string]$Dir)
+    $path = Join-Path -Path $Dir -ChildPath 'manifest.json'
+    if (-not (Test-Path -LiteralPath $path)) { return $null }
+    return ([System.IO.File]::ReadAllText($path) | ConvertFrom-Json)
+}
+
+function Add-AzrdpItem {
+    param($Run, $Step, $Item)
+    # Recorded and written to disk before the change it backs up is made.
+    $Step.items.Add($Item)
+    Save-AzrdpManifest -Run $Run
+}
+
+function Get-AzrdpRegKind {
+    param([string]$Path, [string]$Name)
+    $key = Get-Item -LiteralPath $Path -ErrorAction SilentlyContinue
+    if ($null -eq $key -or $null -eq $key.GetValue($Name, $null)) { return $null }
+    return [string]$key.GetValueKind($Name)
+}
+
+function Backup-AzrdpRegValue {
+    param($Run, $Step, [string]$Path, [string]$Name)
+    $kind = Get-AzrdpRegKind -Path $Path -Name $Name
+    $old = $null
+    if ($null -ne $kind) {
+        $raw = (Get-Item -LiteralPath $Path).GetValue($Name, $null, 'DoNotExpandEnvironmentNames')
+        if ($kind -eq 'Binary') { $old = -join (@($raw) | ForEach-Object { $_.ToString('X2') }) }
+        elseif ($kind -eq 'MultiString') { $old = @($raw) }
+        else { $old = $raw }
+    }
+    $file = Join-Path -Path $Run.dir -ChildPath ('reg-' + $Step.items.Count + '.reg')
+    if (Test-Path -LiteralPath $Path) {
+        $native = $Path.Replace('HKLM:\', 'HKLM\')
+        $previous = $ErrorActionPreference
+        $ErrorActionPreference = 'Continue'
+        & reg.exe export $native $file /y 2>&1 | Out-Null
+        $ErrorActionPreference = $previous
+    }
+    Add-AzrdpItem -Run $Run -Step $Step -Item ([ordered]@{ t = 'reg'; k = $Path; n = $Name; kind = $kind; old = $old; file = $file })
+}
+
+function Set-AzrdpRegDword {
+    param($Run, $Step, [string]$Path, [string]$Name, [int]$Value)
+    Backup-AzrdpRegValue -Run $Run -Step $Step -Path $Path -Name $Name
+    if (-not (Test-Path -LiteralPath $Path)) { New-Item -Path $Path -Force | Out-Null }
+    Set-ItemProperty -LiteralPath $Path -Name $Name -Value $Value -Type DWord -Force
+}
+
+function Remove-AzrdpRegValue {
+    param($Run, $Step, [string]$Path, [string]$Name)
+    Backup-AzrdpRegValue -Run $Run -Step $Step -Path $Path -Name $Name
+    Remove-ItemProperty -LiteralPath $Path -Name $Name -Force
+}
+
+function Backup-AzrdpServiceConfig {
+    param($Run, $Step, [string]$Name)
+    $path = 'HKLM:\SYSTEM\CurrentControlSet\Services\' + $Name
+    $service = Get-CimInstance -ClassName Win32_Service -Filter ("Name='" + $Name + "'")
+    $qc = Join-Path -Path $Run.dir -ChildPath ('sc-' + $Name + '.txt')
+    $previous = $ErrorActionPreference
+    $ErrorActionPreference = 'Continue'
+    & sc.exe qc $Name 2>&1 | Out-File -FilePath $qc -Encoding ascii
+    $ErrorActionPreference = $previous
+    Add-AzrdpItem -Run $Run -Step $Step -Item ([ordered]@{
+        t = 'svc'; n = $Name
+        start = Get-RegInt -Path $path -Name 'Start'
+        obj = [string](Get-RegValue -Path $path -Name 'ObjectName')
+        type = Get-RegInt -Path $path -Name 'Type'
+        state = [string]$service.State
+    })
+}
+
+function Invoke-AzrdpSc {
+    param([string[]]$Arguments)
+    $previous = $ErrorActionPreference
+    $ErrorActionPreference = 'Continue'
+    $output = & sc.exe @Arguments 2>&1
+    $code = $LASTEXITCODE
+    $ErrorActionPreference = $previous
+    if ($code -ne 0) { throw ('sc.exe ' + $Arguments[0] + ' ' + $Arguments[1] + ' failed with ' + $code + ': ' + (@($output) -join ' ')) }
+}
+
+function Get-AzrdpStartWord {
+    param($Start)
+    switch ([int]$Start) { 2 { return 'auto' } 3 { return 'demand' } 4 { return 'disabled' } 0 { return 'boot' } 1 { return 'system' } }
+    return 'demand'
+}
+
+function Restore-AzrdpItem {
+    param($Item)
+    switch ([string]$Item.t) {
+        'reg' {
+            if ($null -eq $Item.kind) {
+                Remove-ItemProperty -LiteralPath $Item.k -Name $Item.n -Force -ErrorAction SilentlyContinue
+            }
+            else {
+                if (-not (Test-Path -LiteralPath $Item.k)) { New-Item -Path $Item.k -Force | Out-Null }
+                $value = $Item.old
+                if ($Item.kind -eq 'Binary') {
+                    $hex = [string]$Item.old
+                    $bytes = New-Object byte[] ($hex.Length / 2)
+                    for ($i = 0; $i -lt $bytes.Length; $i++) { $bytes[$i] = [Convert]::ToByte($hex.Substring(2 * $i, 2), 16) }
+                    $value = $bytes
+                }
+                elseif ($Item.kind -eq 'MultiString') { $value = [string[]]@($Item.old) }
+                Set-ItemProperty -LiteralPath $Item.k -Name $Item.n -Value $value -Type $Item.kind -Force
+            }
+        }
+        'sddl' {
+            if ($Item.kind -eq 'dir') {
+                $security = New-Object System.Security.AccessControl.DirectorySecurity
+                $security.SetSecurityDescriptorSddlForm($Item.old)
+                [System.IO.Directory]::SetAccessControl($Item.p, $security)
+            }
+            else {
+                $security = New-Object System.Security.AccessControl.FileSecurity
+                $security.SetSecurityDescriptorSddlForm($Item.old)
+                [System.IO.File]::SetAccessControl($Item.p, $security)
+            }
+        }
+        'svc' {
+            Invoke-AzrdpSc -Arguments @('config', $Item.n, 'start=', (Get-AzrdpStartWord -Start $Item.start))
+            if ($Item.obj) { Invoke-AzrdpSc -Arguments @('config', $Item.n, 'obj=', $Item.obj) }
+            if ($Item.state -ne 'Running') { Stop-Service -Name $Item.n -Force -ErrorAction SilentlyContinue }
+        }
+        'cert' {
+            Import-Certificate -FilePath $Item.file -CertStoreLocation 'Cert:\LocalMachine\Remote Desktop' | Out-Null
+            # Re-links the private key if its container is still there (it was never deleted).
+            $previous = $ErrorActionPreference
+            $ErrorActionPreference = 'Continue'
+            & certutil.exe -repairstore 'Remote Desktop' $Item.tp 2>&1 | Out-Null
+            $ErrorActionPreference = $previous
+        }
+        'certnew' {
+            Remove-Item -LiteralPath ('Cert:\LocalMachine\Remote Desktop\' + $Item.tp) -Force -ErrorAction SilentlyContinue
+        }
+        'fw' {
+            if ($Item.created) { Remove-NetFirewallRule -Name $Item.n -ErrorAction SilentlyContinue }
+            else {
+                Set-NetFirewallRule -Name $Item.n -Enabled $Item.en -Action $Item.act
+                if ($null -ne $Item.lp) { Set-NetFirewallRule -Name $Item.n -LocalPort @(([string]$Item.lp).Split(',')) }
+            }
+        }
+        'fwp' { Set-NetFirewallProfile -Name $Item.n -AllowInboundRules $Item.inb }
+    }
+}
+
+function Restore-AzrdpItems {
+    param($Items)
+    $list = @($Items)
+    $failed = 0
+    for ($i = $list.Count - 1; $i -ge 0; $i--) {
+        try { Restore-AzrdpItem -Item $list[$i] }
+        catch { $failed++ }
+    }
+    return $failed
+}
+
+# --- the repairs ---------------------------------------------------------------------------------
+
+function Restart-AzrdpRdpServices {
+    param([string[]]$Names)
+    foreach ($name in $Names) {
+        $service = Get-Service -Name $name -ErrorAction SilentlyContinue
+        if ($null -eq $service) { continue }
+        if ($service.Status -eq 'Running') { Restart-Service -Name $name -Force }
+        else { Start-Service -Name $name }
+    }
+}
+
+function Repair-AzrdpServices {
+    param($Run, $Step, $D, $K)
+    foreach ($name in $K.Services.Keys) {
+        $service = Get-AzrdpService -D $D -Name $name
+        if ($null -eq $service -or $null -eq $service.st -or $service.st -eq 'NotFound') { continue }
+        $default = $K.Services[$name]
+        $disabled = ($service.sm -eq 'Disabled')
+        $account = ($null -ne $service.acct -and (ConvertTo-AzrdpAccount $service.acct) -ne (ConvertTo-AzrdpAccount $default[1]))
+        $stopped = ($K.MustRun -contains $name -and $service.st -ne 'Running')
+        if (-not ($disabled -or $account -or $stopped)) { continue }
+        Backup-AzrdpServiceConfig -Run $Run -Step $Step -Name $name
+        if ($disabled) {
+            $word = 'demand'
+            if ($default[0] -eq 'Auto') { $word = 'auto' }
+            Invoke-AzrdpSc -Arguments @('config', $name, 'start=', $word)
+        }
+        if ($account) { Invoke-AzrdpSc -Arguments @('config', $name, 'obj=', $default[1]) }
+    }
+    foreach ($name in @('BFE', 'MpsSvc', 'TermService')) {
+        $service = Get-AzrdpService -D $D -Name $name
+        if ($null -ne $service -and $service.st -ne 'Running' -and $service.st -ne 'NotFound') { Start-Service -Name $name }
+    }
+}
+
+function Repair-AzrdpMachineKeys {
+    param($Run, $Step, $D, $K, $Trigger)
+    $sections = [System.Security.AccessControl.AccessControlSections]'Access, Owner, Group'
+    foreach ($change in $Trigger.changes) {
+        if ($change.target -eq 'MachineKeys folder SDDL') {
+            $folder = [System.IO.Directory]::GetAccessControl($MachineKeysPath, $sections)
+            $saved = Join-Path -Path $Run.dir -ChildPath 'machinekeys-folder.icacls'
+            $previous = $ErrorActionPreference
+            $ErrorActionPreference = 'Continue'
+            & icacls.exe $MachineKeysPath /save $saved 2>&1 | Out-Null
+            $ErrorActionPreference = $previous
+            Add-AzrdpItem -Run $Run -Step $Step -Item ([ordered]@{ t = 'sddl'; kind = 'dir'; p = $MachineKeysPath; old = $folder.GetSecurityDescriptorSddlForm($sections); file = $saved })
+            # Not inheritable: the key files keep their own ACLs.
+            $security = New-Object System.Security.AccessControl.DirectorySecurity
+            $security.SetSecurityDescriptorSddlForm($K.MachineKeysSddl)
+            [System.IO.Directory]::SetAccessControl($MachineKeysPath, $security)
+        }
+        elseif ($change.target -eq 'RDP key file ACL') {
+            $listener = Get-AzrdpListenerCert -D $D
+            $path = $null
+            if ($null -ne $listener) {
+                $cert = Get-Item -LiteralPath ('Cert:\LocalMachine\Remote Desktop\' + $listener.tp) -ErrorAction SilentlyContinue
+                if ($null -eq $cert) { $cert = Get-Item -LiteralPath ('Cert:\LocalMachine\My\' + $listener.tp) -ErrorAction SilentlyContinue }
+                if ($null -ne $cert) { $path = (Get-KeyFilePath -Certificate $cert).path }
+            }
+            if ($null -eq $path) { throw 'The listener key file was not found.' }
+            $fileSections = [System.Security.AccessControl.AccessControlSections]'Access, Owner'
+            $before = $null
+            try { $before = [System.IO.File]::GetAccessControl($path, $fileSections).GetSecurityDescriptorSddlForm($fileSections) }
+            catch {
+                # SYSTEM is locked out of this one file: take ownership of it alone (no /a, no /r).
+                $previous = $ErrorActionPreference
+                $ErrorActionPreference = 'Continue'
+                & takeown.exe /f $path 2>&1 | Out-Null
+                $ErrorActionPreference = $previous
+                $before = [System.IO.File]::GetAccessControl($path, $fileSections).GetSecurityDescriptorSddlForm($fileSections)
+            }
+            $saved = Join-Path -Path $Run.dir -ChildPath 'machinekeys-key.icacls'
+            $previous = $ErrorActionPreference
+            $ErrorActionPreference = 'Continue'
+            & icacls.exe $path /save $saved 2>&1 | Out-Null
+            $ErrorActionPreference = $previous
+            Add-AzrdpItem -Run $Run -Step $Step -Item ([ordered]@{ t = 'sddl'; kind = 'file'; p = $path; old = $before; file = $saved })
+            $third = '(A;;0x120089;;;BA)'
+            if ($null -ne $D.os -and [int]$D.os.bld -ge 17763) { $third = '(A;;FA;;;' + $K.SessionEnvSid + ')' }
+            $security = New-Object System.Security.AccessControl.FileSecurity
+            $security.SetSecurityDescriptorSddlForm('O:SYD:P(A;;FA;;;SY)(A;;0x120089;;;NS)' + $third)
+            [System.IO.File]::SetAccessControl($path, $security)
+        }
+    }
+    Restart-AzrdpRdpServices -Names @('SessionEnv', 'TermService', 'UmRdpService')
+}
+
+function Repair-AzrdpCertificate {
+    param($Run, $Step, $D, $K, [datetime]$Now)
+    $store = 'Cert:\LocalMachine\Remote Desktop'
+    $removed = @{}
+    foreach ($entry in (Get-AzrdpBadCertificates -D $D -Now $Now)) {
+        $cert = Get-Item -LiteralPath ($store + '\' + $entry.tp) -ErrorAction SilentlyContinue
+        if ($null -eq $cert) { continue }
+        $file = Join-Path -Path $Run.dir -ChildPath ($entry.tp + '.cer')
+        # Public part only: a private key is never exported.
+        Export-Certificate -Cert $cert -FilePath $file -Type CERT | Out-Null
+        Add-AzrdpItem -Run $Run -Step $Step -Item ([ordered]@{ t = 'cert'; tp = $entry.tp; na = $entry.na; file = $file })
+        # Without -DeleteKey: the key container stays, so undo can re-link it.
+        Remove-Item -LiteralPath ($store + '\' + $entry.tp) -Force
+        $removed[$entry.tp] = $true
+    }
+    if (Test-AzrdpStalePin -D $D -Now $Now) {
+        Remove-AzrdpRegValue -Run $Run -Step $Step -Path $RegRdpTcp -Name 'SSLCertificateSHA1Hash'
+    }
+    $existing = @{}
+    foreach ($cert in @(Get-ChildItem -LiteralPath $store)) { $existing[$cert.Thumbprint] = $true }
+    Restart-AzrdpRdpServices -Names @('SessionEnv', 'TermService')
+    $deadline = (Get-Date).AddSeconds(60)
+    $fresh = $null
+    while ($null -eq $fresh -and (Get-Date) -lt $deadline) {
+        foreach ($cert in @(Get-ChildItem -LiteralPath $store)) {
+            if (-not $existing.ContainsKey($cert.Thumbprint) -and $cert.HasPrivateKey -and $cert.NotAfter -gt (Get-Date)) { $fresh = $cert }
+        }
+        if ($null -eq $fresh) {
+            # An in-date certificate that was already there also serves the listener.
+            foreach ($cert in @(Get-ChildItem -LiteralPath $store)) {
+                if (-not $removed.ContainsKey($cert.Thumbprint) -and $cert.HasPrivateKey -and $cert.NotAfter -gt (Get-Date) -and $existing.ContainsKey($cert.Thumbprint)) { $fresh = $cert }
+            }
+            if ($null -eq $fresh) { Start-Sleep -Seconds 3 }
+        }
+    }
+    if ($null -eq $fresh) { throw 'Windows did not create a new RDP certificate within 60 s.' }
+    if (-not $existing.ContainsKey($fresh.Thumbprint)) {
+        Add-AzrdpItem -Run $Run -Step $Step -Item ([ordered]@{ t = 'certnew'; tp = [string]$fresh.Thumbprint })
+    }
+}
+
+function Repair-AzrdpListener {
+    param($Run, $Step, $D)
+    if ($D.rdp.deny -eq 1) { Set-AzrdpRegDword -Run $Run -Step $Step -Path $RegTS -Name 'fDenyTSConnections' -Value 0 }
+    if ($D.rdp.tse -eq 0) { Set-AzrdpRegDword -Run $Run -Step $Step -Path $RegTS -Name 'TSEnabled' -Value 1 }
+    if ($D.rdp.ws -eq 0) { Set-AzrdpRegDword -Run $Run -Step $Step -Path $RegRdpTcp -Name 'fEnableWinStation' -Value 1 }
+    if ($null -eq (Get-NetTCPConnection -State Listen -LocalPort ([int]$D.rdp.port) -ErrorAction SilentlyContinue)) {
+        Restart-AzrdpRdpServices -Names @('TermService')
+    }
+}
+
+function Backup-AzrdpFirewallRule {
+    param($Run, $Step, [string]$Name, [bool]$Created)
+    $item = [ordered]@{ t = 'fw'; n = $Name; created = $Created; en = $null; act = $null; lp = $null }
+    if (-not $Created) {
+        $rule = Get-NetFirewallRule -Name $Name
+        $item.en = [string]$rule.Enabled
+        $item.act = [string]$rule.Action
+        $item.lp = (@(($rule | Get-NetFirewallPortFilter).LocalPort) -join ',')
+    }
+    Add-AzrdpItem -Run $Run -Step $Step -Item $item
+}
+
+function Repair-AzrdpPort {
+    param($Run, $Step, $D, $Trigger, [int]$TargetPort)
+    Set-AzrdpRegDword -Run $Run -Step $Step -Path $RegRdpTcp -Name 'PortNumber' -Value $TargetPort
+    foreach ($change in $Trigger.changes) {
+        if ($change.target -eq 'RemoteDesktop-UserMode-In-TCP LocalPort') {
+            Backup-AzrdpFirewallRule -Run $Run -Step $Step -Name 'RemoteDesktop-UserMode-In-TCP' -Created $false
+            Set-NetFirewallRule -Name 'RemoteDesktop-UserMode-In-TCP' -LocalPort $TargetPort
+        }
+    }
+    Restart-AzrdpRdpServices -Names @('TermService')
+}
+
+function Repair-AzrdpFirewall {
+    param($Run, $Step, $D, $Trigger)
+    $port = 3389
+    if ($null -ne $D.rdp -and $null -ne $D.rdp.port) { $port = [int]$D.rdp.port }
+    $backedUp = @{}
+    foreach ($change in $Trigger.changes) {
+        $target = [string]$change.target
+        if ($target -like 'profile * AllowInboundRules') {
+            $name = $target.Split(' ')[1]
+            $profile = Get-NetFirewallProfile -Name $name -PolicyStore PersistentStore
+            Add-AzrdpItem -Run $Run -Step $Step -Item ([ordered]@{ t = 'fwp'; n = $name; inb = [string]$profile.AllowInboundRules })
+            Set-NetFirewallProfile -Name $name -AllowInboundRules True
+        }
+        elseif ($target -like 'profile * DoNotAllowExceptions') {
+            $name = $target.Split(' ')[1]
+            Remove-AzrdpRegValue -Run $Run -Step $Step -Path $RegFirewallProfile[$name] -Name 'DoNotAllowExceptions'
+        }
+        elseif ($target -eq 'RemoteDesktop-UserMode-In-TCP' -and $change.after -eq 'created') {
+            Backup-AzrdpFirewallRule -Run $Run -Step $Step -Name $target -Created $true
+            New-NetFirewallRule -Name $target -DisplayName 'Remote Desktop - User Mode (TCP-In)' -Group $RdpRuleGroup -Direction Inbound -Protocol TCP -LocalPort $port -Action Allow -Service 'TermService' -Profile Any | Out-Null
+        }
+        else {
+            $name = $target.Split(' ')[0]
+            if (-not $backedUp.ContainsKey($name)) {
+                Backup-AzrdpFirewallRule -Run $Run -Step $Step -Name $name -Created $false
+                $backedUp[$name] = $true
+            }
+            if ($target -like '* action') { Set-NetFirewallRule -Name $name -Action Allow }
+            elseif ($target -like '* LocalPort') { Set-NetFirewallRule -Name $name -LocalPort $port }
+            else { Enable-NetFirewallRule -Name $name }
+        }
+    }
+}
+
+function Repair-AzrdpTls {
+    param($Run, $Step, $D)
+    $path = $RegTls['t12']
+    if ($D.tls.t12.e -eq 0) { Set-AzrdpRegDword -Run $Run -Step $Step -Path $path -Name 'Enabled' -Value 1 }
+    if ($D.tls.t12.d -eq 1) { Set-AzrdpRegDword -Run $Run -Step $Step -Path $path -Name 'DisabledByDefault' -Value 0 }
+    if ($D.tls.fn -eq 0) { Remove-AzrdpRegValue -Run $Run -Step $Step -Path $RegCipherPolicy -Name 'Functions' }
+}
+
+function Repair-AzrdpSecurity {
+    param($Run, $Step, $Trigger)
+    $values = @{ SecurityLayer = $true; MinEncryptionLevel = $true; fAllowSecProtocolNegotiation = $true; UserAuthentication = $true }
+    foreach ($change in $Trigger.changes) {
+        $name = [string]$change.target
+        if (-not $values.ContainsKey($name)) { continue }
+        # Only ever raises: the trigger compares with the current value first.
+        if ([int]$change.after -le [int]$change.before) { throw ('Refusing to lower ' + $name) }
+        Set-AzrdpRegDword -Run $Run -Step $Step -Path $RegRdpTcp -Name $name -Value ([int]$change.after)
+    }
+    Restart-AzrdpRdpServices -Names @('TermService')
+}
+
+function Invoke-AzrdpRepairStep {
+    param($Run, [string]$Id, $D, $K, $Trigger, [datetime]$Now, [int]$TargetPort)
+    $step = [ordered]@{ id = $Id; s = 'applying'; items = New-Object 'System.Collections.Generic.List[object]'; e = $null }
+    $Run.manifest.steps.Add($step)
+    Save-AzrdpManifest -Run $Run
+    try {
+        switch ($Id) {
+            'rdp-services' { Repair-AzrdpServices -Run $Run -Step $step -D $D -K $K }
+            'machinekeys-acl' { Repair-AzrdpMachineKeys -Run $Run -Step $step -D $D -K $K -Trigger $Trigger }
+            'rdp-cert-renew' { Repair-AzrdpCertificate -Run $Run -Step $step -D $D -K $K -Now $Now }
+            'tls12-server' { Repair-AzrdpTls -Run $Run -Step $step -D $D }
+            'rdp-listener' { Repair-AzrdpListener -Run $Run -Step $step -D $D }
+            'rdp-port' { Repair-AzrdpPort -Run $Run -Step $step -D $D -Trigger $Trigger -TargetPort $TargetPort }
+            'firewall-rdp-rule' { Repair-AzrdpFirewall -Run $Run -Step $step -D $D -Trigger $Trigger }
+            'rdp-security-restore' { Repair-AzrdpSecurity -Run $Run -Step $step -Trigger $Trigger }
+        }
+        $step.s = 'applied'
+    }
+    catch {
+        $step.e = Limit-Text -Value $_.Exception.Message -Limit $Limits.message
+        # Put back what this step had changed: the guest is repaired or as it was, never half-changed.
+        $failed = Restore-AzrdpItems -Items $step.items
+        if ($failed -eq 0) { $step.s = 'rolledBack' } else { $step.s = 'failed' }
+    }
+    Save-AzrdpManifest -Run $Run
+    return $step
+}
+
+function ConvertTo-AzrdpChangeText {
+    param($Change, $K)
+    $before = 'absent'
+    $after = 'absent'
+    if ($null -ne $Change.before) { $before = [string]$Change.before }
+    if ($null -ne $Change.after) { $after = [string]$Change.after }
+    return (Limit-Text -Value ($Change.target + ': ' + $before + ' -> ' + $after) -Limit $K.ChangeText)
+}
+
+function Split-AzrdpIdList {
+    param([string]$Text)
+    $list = New-Object 'System.Collections.Generic.List[string]'
+    foreach ($part in ([string]$Text).Split(',')) { if ($part.Trim() -ne '') { $list.Add($part.Trim()) } }
+    return , $list
+}
+
+function Invoke-AzrdpRepair {
+    # Mode repair: diagnose, apply the triggered repairs (or only plan them with -DryRun), diagnose
+    # again. Returns @{ d = diagnosis after; r = what was done }.
+    param([string]$RunId, [string]$Only, [string]$Skip, [bool]$DryRun, [int]$ExpectedPort)
+    $K = Get-AzrdpRepairConstants
+    if ($RunId -notmatch '^[0-9a-f]{12}$') { throw 'RunId must be 12 lower-case hex characters.' }
+    $only = Split-AzrdpIdList -Text $Only
+    $skip = Split-AzrdpIdList -Text $Skip
+    foreach ($id in @($only) + @($skip)) { if ($K.Order -notcontains $id) { throw ('Unknown repair id ' + $id) } }
+    $before = Get-AzrdpDiagnosis -ExpectedPort $ExpectedPort
+    $now = (Get-Date).ToUniversalTime()
+    $run = @{
+        dir = Join-Path -Path $K.BackupRoot -ChildPath $RunId
+        manifest = [ordered]@{ v = 1; id = $RunId; t = Format-UtcTime -Value (Get-Date); state = 'applying'; steps = New-Object 'System.Collections.Generic.List[object]' }
+    }
+    if ((-not $DryRun) -and (Test-Path -LiteralPath $run.dir)) { throw ('Run ' + $RunId + ' already exists in this guest.') }
+    $selected = New-Object 'System.Collections.Generic.List[string]'
+    foreach ($id in $K.Order) {
+        if ($skip -contains $id) { continue }
+        if ($only.Count -gt 0 -and $only -notcontains $id) { continue }
+        $selected.Add($id)
+    }
+    $results = New-Object 'System.Collections.Generic.List[object]'
+    $prepared = $false
+    foreach ($id in $selected) {
+        $trigger = Get-AzrdpTrigger -Id $id -D $before -Now $now -K $K -TargetPort $ExpectedPort
+        if ($null -eq $trigger.refused -and $trigger.changes.Count -eq 0) { continue }
+        $text = New-Object 'System.Collections.Generic.List[string]'
+        foreach ($change in $trigger.changes) {
+            if ($text.Count -lt $K.ChangesPerStep) { $text.Add((ConvertTo-AzrdpChangeText -Change $change -K $K)) }
+        }
+        $entry = [ordered]@{ id = $id; s = 'planned'; ch = $text; e = $null }
+        if ($null -ne $trigger.refused) {
+            $entry.s = 'refused'
+            $entry.e = Limit-Text -Value $trigger.refused -Limit $Limits.message
+        }
+        elseif ($id -eq 'rdp-security-restore') {
+            # Raising the security layer while the certificate, key or TLS is broken locks clients out.
+            foreach ($prerequisite in $K.SecurityPrerequisites) {
+                $needed = Get-AzrdpTrigger -Id $prerequisite -D $before -Now $now -K $K -TargetPort $ExpectedPort
+                $ran = $false
+                foreach ($done in $results) { if ($done.id -eq $prerequisite -and $done.s -eq 'applied') { $ran = $true } }
+                if (($needed.changes.Count -gt 0 -or $null -ne $needed.refused) -and -not $ran -and -not $DryRun) {
+                    $entry.s = 'refused'
+                    $entry.e = 'Fix the certificate, key or TLS first.'
+                }
+            }
+        }
+        if ($entry.s -eq 'planned' -and -not $DryRun) {
+            if (-not $prepared) {
+                Initialize-AzrdpBackupDir -Run $run -K $K
+                $prepared = $true
+            }
+            $step = Invoke-AzrdpRepairStep -Run $run -Id $id -D $before -K $K -Trigger $trigger -Now $now -TargetPort $ExpectedPort
+            $entry.s = $step.s
+            $entry.e = $step.e
+        }
+        $results.Add($entry)
+    }
+    $dir = $null
+    if ($prepared) {
+        $run.manifest.state = 'applied'
+        Save-AzrdpManifest -Run $run
+        $dir = $run.dir
+    }
+    $after = $before
+    if ($prepared) { $after = Get-AzrdpDiagnosis -ExpectedPort $ExpectedPort }
+    return @{ d = $after; r = [ordered]@{ id = $RunId; dir = $dir; dry = $DryRun; st = $results } }
+}
+
+function Invoke-AzrdpUndo {
+    # Mode undo: restore every backed-up item of a run, newest first. Undoing twice changes nothing.
+    param([string]$RunId, [int]$ExpectedPort)
+    $K = Get-AzrdpRepairConstants
+    if ($RunId -notmatch '^[0-9a-f]{12}$') { throw 'RunId must be 12 lower-case hex characters.' }
+    $dir = Join-Path -Path $K.BackupRoot -ChildPath $RunId
+    $manifest = Read-AzrdpManifest -Dir $dir
+    if ($null -eq $manifest) { throw ('No backup of run ' + $RunId + ' in this guest.') }
+    $results = New-Object 'System.Collections.Generic.List[object]'
+    if ($manifest.state -ne 'undone') {
+        $steps = @($manifest.steps)
+        for ($i = $steps.Count - 1; $i -ge 0; $i--) {
+            $step = $steps[$i]
+            if ($step.s -ne 'applied') { continue }
+            $failed = Restore-AzrdpItems -Items $step.items
+            $status = 'restored'
+            if ($failed -gt 0) { $status = 'failed' }
+            $step.s = 'undone'
+            $results.Add([ordered]@{ id = [string]$step.id; s = $status; ch = @(); e = $null })
+        }
+        $manifest.state = 'undone'
+        $json = ConvertTo-Json -InputObject $manifest -Depth 8 -Compress
+        [System.IO.File]::WriteAllText((Join-Path -Path $dir -ChildPath 'manifest.json'), $json, [System.Text.Encoding]::ASCII)
+        Restart-AzrdpRdpServices -Names @('TermService')
+    }
+    $after = Get-AzrdpDiagnosis -ExpectedPort $ExpectedPort
+    return @{ d = $after; r = [ordered]@{ id = $RunId; dir = $dir; dry = $false; st = $results } }
+}
+
+function Get-AzrdpHistory {
+    # Mode history: the runs whose manifests are in this guest, newest first (at most 10).
+    $K = Get-AzrdpRepairConstants
+    $runs = New-Object 'System.Collections.Generic.List[object]'
+    if (-not (Test-Path -LiteralPath $K.BackupRoot)) { return , $runs }
+    $dirs = @(Get-ChildItem -LiteralPath $K.BackupRoot -Directory | Sort-Object -Property CreationTimeUtc -Descending)
+    foreach ($dir in $dirs) {
+        if ($runs.Count -ge 10) { break }
+        $manifest = Read-AzrdpManifest -Dir $dir.FullName
+        if ($null -eq $manifest) { continue }
+        $ids = New-Object 'System.Collections.Generic.List[string]'
+        foreach ($step in @($manifest.steps)) { $ids.Add(([string]$step.id) + ':' + ([string]$step.s)) }
+        $runs.Add([ordered]@{ id = [string]$manifest.id; t = [string]$manifest.t; state = [string]$manifest.state; st = $ids })
+    }
+    return , $runs
+}
+
+function Compress-AzrdpRepairReport {
+    # The marker line must fit the Run Command output limit: drop the change texts first.
+    param($Report)
+    $K = Get-AzrdpRepairConstants
+    $json = ConvertTo-Json -InputObject $Report -Depth 8 -Compress
+    if ($json.Length -le $K.Budget -or $null -eq $Report.r) { return }
+    foreach ($entry in @($Report.r.st)) { $entry.ch = @() }
+}
