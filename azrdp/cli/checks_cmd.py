@@ -38,6 +38,7 @@ def _rows(doc: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
                 "Kind": item["kind"],
                 "Severity": item.get("severity") or item.get("risk", ""),
                 "Source": item.get("source", ""),
+                "Writes": "yes" if item.get("writes") else "no",
                 "Rbac": " ".join(item.get("rbac", ())),
                 "FixedBy": " ".join(item.get("fixedBy", ())) or " ".join(item.get("fixes", ())),
             }
