@@ -59,10 +59,11 @@ def default_guest_handler() -> GuestHandler:
     handler = getattr(module, "handle_run_command", None)
     if callable(handler):
         return handler  # type: ignore[no-any-return]
-    return _unknown_script
+    return unknown_script_handler
 
 
-def _unknown_script(vm: dict[str, Any], body: dict[str, Any]) -> RunCommandOutput:
+def unknown_script_handler(vm: dict[str, Any], body: dict[str, Any]) -> RunCommandOutput:
+    """The fallback guest: knows no script, says so on StdErr."""
     return RunCommandOutput(stdout="", stderr=NO_GUEST_HANDLER)
 
 

@@ -69,7 +69,8 @@ def agent_ready(vm: Resource) -> bool:
 def expand_instance_view(vm: Resource, shortcut: dict[str, Any]) -> dict[str, Any]:
     """The full instance view for a scenario shortcut such as {"powerState": "running", "agent": "ready"}."""
     power = str(shortcut.get("powerState", "running"))
-    agent = str(shortcut.get("agent", "ready" if power == "running" else "none"))
+    # `agent` is how the agent behaves while the VM runs; a stopped VM shows none whatever it is.
+    agent = str(shortcut.get("agent", "ready"))
     state = emulator_state(vm)
     state["agent"] = agent
     for name in ("osName", "osVersion", "agentVersion", "agentMessage"):
