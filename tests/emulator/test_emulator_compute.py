@@ -234,7 +234,8 @@ def test_not_found_bodies_are_arm_shaped(emulator: Emulator) -> None:
 def test_missing_token_is_401(emulator: Emulator) -> None:
     import requests
 
-    url = f"{emulator.endpoint}/subscriptions/{emulator.subscription_id}/providers/Microsoft.Compute/virtualMachines"
+    sub = emulator.subscription_id
+    url = f"{emulator.endpoint}/subscriptions/{sub}/providers/Microsoft.Compute/virtualMachines"
     response = requests.get(url, params={"api-version": "2026-04-01"}, verify=emulator.ca_path, timeout=10)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "AuthenticationFailed"
@@ -257,7 +258,9 @@ def test_sdk_without_a_token_never_reaches_the_routes(emulator: Emulator) -> Non
 def test_api_version_is_required_and_checked(emulator: Emulator) -> None:
     import requests
 
-    url = f"{emulator.endpoint}/subscriptions/{emulator.subscription_id}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/{VM}"
+    sub = emulator.subscription_id
+    url = f"{emulator.endpoint}/subscriptions/{sub}/resourceGroups/{RG}/providers/Microsoft.Compute"
+    url += f"/virtualMachines/{VM}"
     headers = {"Authorization": "Bearer t"}
     missing = requests.get(url, headers=headers, verify=emulator.ca_path, timeout=10)
     assert (missing.status_code, missing.json()["error"]["code"]) == (400, "MissingApiVersionParameter")
