@@ -134,9 +134,12 @@ def checks_markdown() -> str:
             lines.append(f"| {link} | {c.severity} | {c.source} | {_cell(c.reads)} | {fixed} |")
         lines.append("")
     for source in sources:
-        title = {"controlPlane": "Control-plane checks", "guest": "In-guest checks"}.get(
-            source, f"{source} checks"
-        )
+        titles = {
+            "controlPlane": "Control-plane checks",
+            "networkWatcher": "Network Watcher checks",
+            "guest": "In-guest checks",
+        }
+        title = titles.get(source, f"{source} checks")
         lines.append(f"## {title}")
         lines.append("")
         for c in (c for c in catalog.checks if c.source == source):
