@@ -17,6 +17,7 @@ MARKER = re.compile(r"<!--\s*azrdp:([a-z-]+)\s*-->")
 
 
 def _cell(text: str) -> str:
+    # Not for code spans: inside backticks Python-Markdown keeps pipes and would show the backslash.
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
@@ -89,7 +90,7 @@ def commands_markdown() -> str:
                 continue
             flags, text = record
             kind = "argument" if param.param_type_name == "argument" else "option"
-            rows.append(f"| `{_cell(flags)}` | {kind} | {_cell(text)} |")
+            rows.append(f"| `{' '.join(flags.split())}` | {kind} | {_cell(text)} |")
         if rows:
             lines.append("| Parameter | Kind | Description |")
             lines.append("|---|---|---|")
@@ -113,7 +114,10 @@ def checks_markdown() -> str:
 
     catalog = build_catalog()
     lines: list[str] = []
-    sources = sorted({c.source for c in catalog.checks})
+    order = ["controlPlane", "networkWatcher", "guest", "probe"]
+    sources = sorted(
+        {c.source for c in catalog.checks}, key=lambda s: (order.index(s) if s in order else 9, s)
+    )
     lines.append(
         f"{len(catalog.checks)} checks, {len(catalog.probe_findings)} probe findings and "
         f"{len(catalog.repairs)} [repairs](repairs.md), read from the registries when this page was built."
