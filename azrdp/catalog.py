@@ -44,6 +44,7 @@ class RepairInfo:
     undo: str
     writes: bool
     docs_anchor: str
+    source: str = ""  # where it acts: controlPlane or guest
     kind: str = "repair"
 
 
@@ -143,6 +144,7 @@ def _repairs() -> tuple[list[RepairInfo], bool]:
                 undo=_text(_field(spec, "undo")),
                 writes=True,
                 docs_anchor=_text(_field(spec, "docs_anchor")) or f"repairs.md#{_text(_field(spec, 'id'))}",
+                source=_text(_field(spec, "where", "source")),
             )
         )
     return repairs, True

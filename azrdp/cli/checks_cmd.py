@@ -50,7 +50,7 @@ def _list_human(doc: Mapping[str, Any], console: Console) -> None:
     from rich.table import Table
 
     table = Table(title="azrdp catalogue", title_justify="left", show_lines=False)
-    for column in ("Id", "Kind", "Severity", "Source", "What it reads / changes", "RBAC", "Fixed by"):
+    for column in ("Id", "Kind", "Severity", "Source", "What it reads / changes", "RBAC", "Fixes / fixed by"):
         table.add_column(column, overflow="fold")
     for item in _items(doc):
         table.add_row(
@@ -60,7 +60,7 @@ def _list_human(doc: Mapping[str, Any], console: Console) -> None:
             item.get("source", ""),
             item.get("reads") or item.get("changes") or "; ".join(item.get("causes", ())),
             "\n".join(item.get("rbac", ())),
-            ", ".join(item.get("fixedBy", ())),
+            ", ".join(item.get("fixedBy") or item.get("fixes") or ()),
         )
     console.print(table)
     missing = [name for name, present in doc["registries"].items() if not present]
