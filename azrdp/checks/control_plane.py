@@ -213,6 +213,11 @@ def nsg_denies_rdp(facts: ControlPlaneFacts) -> list[Finding]:
     if verdict is None or verdict.verdict != DENIED:
         return []
     flow = facts.flow
+    nic = facts.vm.primary_nic
+    if flow.source is None and (nic is None or not nic.public_ip_id):
+        # Nothing on the Internet can reach a VM without a public IP anyway; no-public-ip explains the
+        # ways in, and --source-ip checks the NSG path from a VPN or peered address.
+        return []
     who = f"from {flow.source}" if flow.source else "from anywhere on the Internet"
     rules = _rules_text(verdict, "Deny") or verdict.reason
     denying = [d for d in verdict.decided_by if d.access.lower() == "deny"]
@@ -430,6 +435,8 @@ def no_public_ip(facts: ControlPlaneFacts) -> list[Finding]:
         if bastion and nic.vnet
         else "Connect over VPN, ExpressRoute or VNet peering to its private address, or deploy Azure Bastion."
     )
+    if facts.flow.source is None:
+        how += " Pass --source-ip <your VPN or peered address> to check the NSG path from it."
     return [
         _finding(
             "no-public-ip",

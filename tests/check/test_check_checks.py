@@ -239,3 +239,16 @@ def test_registry_metadata_is_complete() -> None:
         assert spec.docs_anchor == f"checks.md#{spec.id}"
     eff = get_check("effective-rules-disagree")
     assert eff is not None and eff.source is Source.NETWORK_WATCHER
+
+
+def test_private_vm_is_not_blocked_by_internet_denial_but_is_for_an_explicit_source() -> None:
+    corp = nsg("nic-nsg", allow_rdp("allow-corp", 300, "10.0.0.0/8"))
+    private = vm(nic_nsg=corp, pip=None)
+    result = assess(private, CheckOptions())
+    assert result.network is not None and result.network.verdict == "denied"
+    assert ids(private) == {"no-public-ip": Severity.INFO}
+    assert ids(private, source_ip="10.9.0.5") == {"no-public-ip": Severity.INFO}
+    assert ids(private, source_ip="192.168.7.7") == {
+        "no-public-ip": Severity.INFO,
+        "nsg-denies-rdp": Severity.BLOCKER,
+    }
