@@ -625,7 +625,11 @@ def _services(state: GuestState) -> tuple[c.ServiceInfo, ...]:
         else:
             out.append(
                 c.ServiceInfo(
-                    name, service.state, service.start_mode, _text(service.account), service.exit_code
+                    name,
+                    service.state,
+                    service.start_mode,
+                    c.limit_text(service.account, c.LIMITS["account"]),
+                    service.exit_code,
                 )
             )
     return tuple(out)
