@@ -209,6 +209,13 @@ def table_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _group_from_env(group: str) -> bool:
+    import os
+
+    defaults = (os.environ.get("AZRDP_DEFAULTS_GROUP"), os.environ.get("AZURE_DEFAULTS_GROUP"))
+    return group.strip().lower() in {value.strip().lower() for value in defaults if value}
+
+
 def _target(
     target: str | None,
     resource_group: str | None,
@@ -221,10 +228,22 @@ def _target(
     from azrdp.probe.target import host_target, resolve_vm
 
     is_vm_id = bool(target and target.lower().startswith("/subscriptions/"))
+    if resource_group and not ids and not is_vm_id and target and _group_from_env(resource_group):
+        # AZURE_DEFAULTS_GROUP must not turn `azrdp probe 10.0.0.4` into a VM lookup.
+        looks_like_host = "." in target or ":" in target or target.lower() == "localhost"
+        resource_group = None if looks_like_host else resource_group
+    if (ids or is_vm_id) and resource_group and _group_from_env(resource_group):
+        resource_group = None
     if ids or resource_group or is_vm_id:
         if ids and target:
             raise UsageError(
                 f"Both --ids and the target {target!r} were given.", fix="Pass either --ids or VM -g RG."
+            )
+        if (ids or is_vm_id) and resource_group:
+            raise UsageError(
+                "--ids cannot be combined with -g/--resource-group.",
+                "A resource ID already names the group.",
+                fix="Pass either --ids ID or VM -g RG.",
             )
         if not ids and not is_vm_id and not target:
             raise UsageError("A VM name is missing.", fix="Pass the VM name: azrdp probe VM -g RG.")

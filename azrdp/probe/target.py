@@ -9,9 +9,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from azrdp.errors import UsageError
+from azrdp.errors import NotFoundError, UsageError
+
+if TYPE_CHECKING:
+    from azrdp.facts import VmFacts
 
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 
@@ -88,5 +91,96 @@ def resolve_vm(
     private: bool,
     port: int,
 ) -> ProbeTarget:
-    """Look the VM up in Azure and return its public (or, with `private`, private) IP."""
-    raise NotImplementedError
+    """Look the VM up in Azure and return its public (or, with `private`, private) IP.
+
+    Reads the VM, its NICs and their public IPs (the inventory's single-VM rounds); changes nothing.
+    """
+    from azrdp.azure.auth import resolve_context
+    from azrdp.azure.clients import Clients, translate_errors
+    from azrdp.azure.inventory import complete_vm_facts
+    from azrdp.targets import VmRef, parse_vm_id, split_ids, validate_group_name, validate_vm_name
+
+    id_values = split_ids(ids)
+    if len(id_values) > 1:
+        raise UsageError(
+            f"azrdp probe takes one VM, but {len(id_values)} IDs were given.",
+            fix="Probe one VM per run, e.g. in a loop over `az vm list --query '[].id' -o tsv`.",
+        )
+    if id_values:
+        ref = parse_vm_id(id_values[0])
+    elif name and resource_group:
+        ref = VmRef(validate_group_name(resource_group), validate_vm_name(name))
+    else:
+        raise UsageError(
+            "A VM needs its resource group.", fix="Pass VM -g RG, or --ids with the VM's resource ID."
+        )
+
+    ctx = resolve_context(subscription, cloud, id_values)
+    if ref.subscription_id and ref.subscription_id != ctx.subscription_id:
+        ctx = ctx.for_subscription(ref.subscription_id)
+    clients = Clients(ctx)
+    what = f"VM '{ref.name}' in resource group '{ref.resource_group}'"
+    try:
+        with translate_errors(what):
+            vm_json = clients.compute.virtual_machines.get(
+                ref.resource_group, ref.name, expand="instanceView"
+            ).as_dict()
+        facts = complete_vm_facts(clients, vm_json)
+    finally:
+        clients.close()
+    return vm_target(facts, vm_json, private=private, port=port)
+
+
+def _computer_name(vm_json: dict[str, Any]) -> str | None:
+    """osProfile.computerName, else the instance view's computerName (REST JSON shape)."""
+    props = vm_json.get("properties") if isinstance(vm_json.get("properties"), dict) else {}
+    for holder in ((props or {}).get("osProfile"), (props or {}).get("instanceView")):
+        if isinstance(holder, dict) and holder.get("computerName"):
+            return str(holder["computerName"])
+    return None
+
+
+def vm_target(facts: VmFacts, vm_json: dict[str, Any], *, private: bool, port: int) -> ProbeTarget:
+    """Pick the address to probe from the VM's facts (primary NIC first)."""
+    what = f"VM '{facts.name}' in resource group '{facts.resource_group}'"
+    nics = sorted(facts.nics, key=lambda nic: not nic.primary)
+    unreadable = [why for nic in nics for _, why in nic.unreadable]
+    computer_name = _computer_name(vm_json)
+    vm_doc: dict[str, Any] = {
+        "id": facts.id,
+        "name": facts.name,
+        "resourceGroup": facts.resource_group,
+        "subscriptionId": facts.subscription_id,
+        "powerState": facts.power_state,
+        "computerName": computer_name,
+        "ipKind": "private" if private else "public",
+    }
+    expected = (str(computer_name),) if computer_name else ()
+    if private:
+        nic = next((n for n in nics if n.private_ip), None)
+        if nic is None or not nic.private_ip:
+            raise NotFoundError(
+                f"{what} has no readable private IP.",
+                "; ".join(unreadable),
+                fix="Check the VM's NICs with `az vm nic list`, or probe an address directly.",
+            )
+        vm_doc.update({"ipAddress": nic.private_ip, "nic": nic.name})
+        return ProbeTarget(host=nic.private_ip, port=port, vm=vm_doc, expected_names=expected)
+    with_ip = [n for n in nics if n.public_ip is not None]
+    chosen = next((n.public_ip for n in with_ip if n.public_ip and n.public_ip.address), None)
+    if chosen is None:
+        pip = next((n.public_ip for n in with_ip if n.public_ip), None)
+        if pip is not None:
+            raise NotFoundError(
+                f"The public IP '{pip.name}' of {what} has no address.",
+                f"Its allocation is {pip.allocation or 'unknown'}; a Dynamic IP is released while the VM is "
+                f"{facts.power_state or 'deallocated'}.",
+                fix="Start the VM (or make the IP Static), then probe again; or use --private from the VNet.",
+            )
+        raise NotFoundError(
+            f"{what} has no public IP.",
+            "; ".join(unreadable),
+            fix="Probe its private IP from inside the VNet (--private), or connect through Azure Bastion.",
+        )
+    vm_doc.update({"ipAddress": chosen.address, "publicIpName": chosen.name, "fqdn": chosen.fqdn})
+    return ProbeTarget(host=str(chosen.address), port=port, vm=vm_doc, expected_names=expected)
