@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from azrdp.checks import run_checks
@@ -182,19 +182,24 @@ def assess(
     """Verdict and control-plane findings for facts already gathered (pure)."""
     flow = options.flow
     nic = facts.primary_nic
-    network = evaluate_nic(nic, flow)
-    internet = network if flow.source is None else evaluate_nic(nic, FlowQuery(flow.port, flow.protocol))
-    cp = ControlPlaneFacts(facts, flow, network, internet, effective)
-    findings = run_checks(cp, Source.CONTROL_PLANE)
-    findings += [f for f in run_checks(cp, Source.NETWORK_WATCHER)]
-    result = VmResult(facts.id, facts.name, facts.resource_group, flow, facts, cp, findings)
+    error: AzrdpError | None = None
+    checked = facts
     if nic is not None and nic.private_ip is None and nic.unreadable:
-        # Without the primary NIC nothing about the network can be said: that is an error, not a finding.
+        # Without the primary NIC nothing can be said about the network: that is an error entry,
+        # and only the checks of the VM itself still apply.
         _, why = nic.unreadable[0]
         code, _, message = why.partition(": ")
-        err = AzureError(f"Could not read network interface '{nic.name}': {message or code}")
-        err.code = code or err.code
-        result.error = err
+        error = AzureError(f"Could not read network interface '{nic.name}': {message or code}")
+        error.code = code or error.code
+        checked = replace(facts, nics=())
+        nic = None
+    network = evaluate_nic(nic, flow)
+    internet = network if flow.source is None else evaluate_nic(nic, FlowQuery(flow.port, flow.protocol))
+    cp = ControlPlaneFacts(checked, flow, network, internet, effective)
+    findings = run_checks(cp, Source.CONTROL_PLANE) + run_checks(cp, Source.NETWORK_WATCHER)
+    if error is not None:
+        findings = [f for f in findings if f.id != "facts-incomplete"]
+    result = VmResult(facts.id, facts.name, facts.resource_group, flow, facts, cp, findings, error)
     return result
 
 
