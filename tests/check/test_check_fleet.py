@@ -123,7 +123,7 @@ def test_a_vm_whose_facts_cannot_be_read_gets_its_own_error(fleet: Callable[...,
 
 def test_ids_with_a_missing_vm_keep_the_others(fleet: Callable[..., Emulator]) -> None:
     emu = fleet("healthy")
-    base = f"/subscriptions/{emu.subscription_id}/resourceGroups/rg-rdp/providers/Microsoft.Compute/virtualMachines"
+    base = f"/subscriptions/{emu.subscription_id}/resourceGroups/rg-rdp/providers/{VM_TYPE}"
     code, doc, _ = check("--ids", f"{base}/vm-rdp01 {base}/vm-ghost", "--source-ip", "203.0.113.7")
     assert [vm["name"] for vm in doc["vms"]] == ["vm-rdp01", "vm-ghost"]
     assert doc["vms"][1]["error"]["code"] == "NotFound"
@@ -135,6 +135,6 @@ def test_throttled_listing_is_retried_and_completes(fleet: Callable[..., Emulato
     from azrdp.emulator.faults import Fault
 
     emu = fleet("fleet:20", page_size=5, faults=[Fault("429", at=2)])
-    code, doc, _ = check("--all")
+    _, doc, _ = check("--all")
     assert doc["summary"]["total"] == 20
     assert any(r.status == 429 for r in emu.requests)
