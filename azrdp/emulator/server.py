@@ -16,6 +16,7 @@ import ssl
 import struct
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -417,22 +418,9 @@ class _ArmHandler(BaseHTTPRequestHandler):
             headers={k.lower(): v for k, v in self.headers.items()},
         )
         emu.delay()
-        status = 0
-        try:
-            fault = emu.faults.next(req.method, req.path)
-            if fault == "reset":
-                self._reset()
-                return
-            try:
-                if fault is not None:
-                    raise _fault_error(int(fault), emu.subscription_id)
-                response = emu.handle(req)
-            except ArmError as error:
-                response = error.response()
-                response.body = json.dumps(response.body).encode()
-            status = response.status
-            self._write(response, req)
-        finally:
+
+        def record(status: int) -> None:
+            # Recorded before the reply goes out, so a client that got its answer always finds it logged.
             emu.record(
                 RequestRecord(
                     method=req.method,
@@ -443,6 +431,28 @@ class _ArmHandler(BaseHTTPRequestHandler):
                     duration_ms=round((time.perf_counter() - clock) * 1000.0, 3),
                 )
             )
+
+        fault = emu.faults.next(req.method, req.path)
+        if fault == "reset":
+            record(0)
+            self._reset()
+            return
+        try:
+            if fault is not None:
+                raise _fault_error(int(fault), emu.subscription_id)
+            response = emu.handle(req)
+        except ArmError as error:
+            response = error.response()
+            response.body = json.dumps(response.body).encode()
+        except Exception:
+            # An emulator bug: answer as ARM would (500) and show the traceback, which holds no headers.
+            traceback.print_exc()
+            response = ArmError(
+                500, "InternalServerError", "The emulator failed to handle this request."
+            ).response()
+            response.body = json.dumps(response.body).encode()
+        record(response.status)
+        self._write(response, req)
 
     def _write(self, response: Response, req: Request) -> None:
         body = response.body if isinstance(response.body, bytes) else b""

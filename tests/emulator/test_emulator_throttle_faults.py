@@ -1,0 +1,171 @@
+"""Throttling (token buckets, 429 + Retry-After), injected faults and latency, and the request log."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import requests
+from azure.core.exceptions import HttpResponseError
+from fixtures_emulator import sdk_clients
+
+from azrdp.emulator import Emulator, Fault, ThrottleConfig, parse_faults, read_request_log
+from azrdp.errors import UsageError
+
+RG, VM = "rg-rdp", "vm-rdp01"
+
+
+def vm_url(emu: Emulator) -> str:
+    return (
+        f"{emu.endpoint}/subscriptions/{emu.subscription_id}/resourceGroups/{RG}"
+        f"/providers/Microsoft.Compute/virtualMachines/{VM}"
+    )
+
+
+def get(emu: Emulator) -> requests.Response:
+    return requests.get(
+        vm_url(emu),
+        params={"api-version": "2026-04-01"},
+        headers={"Authorization": "Bearer t"},
+        verify=emu.ca_path,
+        timeout=10,
+    )
+
+
+def test_read_bucket_runs_dry_with_429_and_retry_after(make_emulator: Callable[..., Emulator]) -> None:
+    emu = make_emulator("healthy", throttle=ThrottleConfig(reads=3, reads_per_second=0.5))
+    remaining = [int(get(emu).headers["x-ms-ratelimit-remaining-subscription-reads"]) for _ in range(3)]
+    assert remaining == [2, 1, 0]
+    throttled = get(emu)
+    assert throttled.status_code == 429
+    assert throttled.headers["Retry-After"] == "2"
+    assert throttled.json()["error"]["code"] == "SubscriptionRequestsThrottled"
+    assert "Please try again after '2' seconds" in throttled.json()["error"]["message"]
+
+
+def test_writes_have_their_own_bucket(make_emulator: Callable[..., Emulator]) -> None:
+    emu = make_emulator("healthy", throttle=ThrottleConfig(reads=1, reads_per_second=0.01))
+    compute, _ = sdk_clients(emu, retry_total=0)
+    compute.virtual_machines.get(RG, VM)
+    with pytest.raises(HttpResponseError) as caught:
+        compute.virtual_machines.get(RG, VM)
+    assert caught.value.status_code == 429
+    response = requests.post(
+        f"{vm_url(emu)}/restart",
+        params={"api-version": "2026-04-01"},
+        headers={"Authorization": "Bearer t"},
+        verify=emu.ca_path,
+        timeout=10,
+    )
+    assert response.status_code == 202
+    assert int(response.headers["x-ms-ratelimit-remaining-subscription-writes"]) == 199
+
+
+def test_sdk_honours_retry_after_and_succeeds(make_emulator: Callable[..., Emulator]) -> None:
+    emu = make_emulator("healthy", throttle=ThrottleConfig(reads=1, reads_per_second=2))
+    compute, _ = sdk_clients(emu)
+    compute.virtual_machines.get(RG, VM)
+    assert compute.virtual_machines.get(RG, VM).name == VM
+    assert [r.status for r in emu.requests] == [200, 429, 200]
+
+
+def test_throttle_off(make_emulator: Callable[..., Emulator]) -> None:
+    emu = make_emulator("healthy", throttle=False)
+    assert all(get(emu).status_code == 200 for _ in range(5))
+
+
+def test_default_limits_are_arms() -> None:
+    config = ThrottleConfig()
+    assert (config.reads, config.reads_per_second) == (250, 25.0)
+    assert (config.writes, config.writes_per_second) == (200, 10.0)
+    assert (config.deletes, config.deletes_per_second) == (200, 10.0)
+
+
+@pytest.mark.parametrize(("spec", "statuses"), [("500@1", [500, 200]), ("503@1,503@2", [503, 503, 200])])
+def test_scheduled_server_errors_are_retried_by_the_sdk(
+    make_emulator: Callable[..., Emulator], spec: str, statuses: list[int]
+) -> None:
+    emu = make_emulator("healthy", faults=spec)
+    compute, _ = sdk_clients(emu, retry_backoff_factor=0.01)
+    assert compute.virtual_machines.get(RG, VM).name == VM
+    assert [r.status for r in emu.requests] == statuses
+
+
+def test_scheduled_connection_reset_is_retried(make_emulator: Callable[..., Emulator]) -> None:
+    emu = make_emulator("healthy", faults="reset@1")
+    compute, _ = sdk_clients(emu, retry_backoff_factor=0.01)
+    assert compute.virtual_machines.get(RG, VM).name == VM
+    assert [r.status for r in emu.requests] == [0, 200]
+
+
+def test_reset_is_seen_by_a_plain_client(make_emulator: Callable[..., Emulator]) -> None:
+    emu = make_emulator("healthy", faults="reset@1")
+    with pytest.raises(requests.exceptions.ConnectionError):
+        get(emu)
+
+
+def test_injected_429_carries_retry_after(make_emulator: Callable[..., Emulator]) -> None:
+    emu = make_emulator("healthy", faults="429@2")
+    assert get(emu).status_code == 200
+    throttled = get(emu)
+    assert (throttled.status_code, throttled.headers["Retry-After"]) == (429, "1")
+
+
+def test_probabilistic_faults_are_reproducible_with_a_seed(make_emulator: Callable[..., Emulator]) -> None:
+    def statuses(seed: int) -> list[int]:
+        emu = make_emulator("healthy", faults="503:0.5", seed=seed, throttle=False)
+        return [get(emu).status_code for _ in range(12)]
+
+    first = statuses(7)
+    assert first == statuses(7)
+    assert set(first) == {200, 503}
+
+
+def test_fault_objects_can_target_a_path(make_emulator: Callable[..., Emulator]) -> None:
+    emu = make_emulator("healthy", faults=[Fault("500", probability=1.0, path_contains="/networkInterfaces")])
+    compute, network = sdk_clients(emu, retry_total=0)
+    assert compute.virtual_machines.get(RG, VM).name == VM
+    with pytest.raises(HttpResponseError) as caught:
+        network.network_interfaces.get(RG, "vm-rdp01-nic")
+    assert caught.value.status_code == 500
+
+
+def test_fault_spec_parsing() -> None:
+    assert parse_faults("503:0.05, reset:0.01,429@3") == [
+        Fault("503", probability=0.05),
+        Fault("reset", probability=0.01),
+        Fault("429", at=3),
+    ]
+    for bad in ("404:0.1", "503:2", "500@0", "nonsense"):
+        with pytest.raises(UsageError):
+            parse_faults(bad)
+
+
+def test_latency_is_added_to_each_request(make_emulator: Callable[..., Emulator]) -> None:
+    emu = make_emulator("healthy", latency_ms=60, jitter_ms=20)
+    get(emu)
+    assert emu.requests[0].duration_ms >= 60
+
+
+def test_request_log_file_matches_memory_and_holds_no_secrets(
+    make_emulator: Callable[..., Emulator], tmp_path: Path
+) -> None:
+    log = tmp_path / "requests.jsonl"
+    emu = make_emulator("healthy", request_log=log)
+    compute, network = sdk_clients(emu)
+    compute.virtual_machines.get(RG, VM, expand="instanceView")
+    network.network_interfaces.get(RG, "vm-rdp01-nic")
+    emu.clear_requests()
+    network.public_ip_addresses.get(RG, "vm-rdp01-ip")
+    from_file = read_request_log(log)
+    assert [r.path.rsplit("/", 1)[1] for r in from_file] == [VM, "vm-rdp01-nic", "vm-rdp01-ip"]
+    assert from_file[-1] == emu.requests[0]
+    assert from_file[0].query == "api-version=2026-04-01&$expand=instanceView"
+    text = log.read_text(encoding="utf-8")
+    assert "Bearer" not in text and emu.identity_header not in text
+    assert all(
+        set(json.loads(line)) == {"method", "path", "query", "status", "started", "duration_ms"}
+        for line in text.splitlines()
+    )
