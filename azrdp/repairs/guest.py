@@ -18,12 +18,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from azrdp.guest.contract import CertEntry, Diagnosis, FirewallInfo, FirewallProfile, PortOwner
 from azrdp.repairs import RepairFacts, RepairStep, Risk, Where, register_repair, spec
-
-if TYPE_CHECKING:
-    from azrdp.guest.contract import CertEntry, Diagnosis, FirewallInfo, FirewallProfile, PortOwner
 
 C = "Microsoft.Compute/virtualMachines"
 RUN_COMMAND_RBAC = (f"{C}/read", f"{C}/runCommand/action")
@@ -308,7 +306,8 @@ def trigger_firewall(d: Diagnosis, now: datetime) -> Trigger:
                 changes.append(Change(f"firewall rule {RDP_UDP_RULE}", "disabled", "enabled"))
         if tcp.action not in (None, "Allow"):
             changes.append(Change(f"firewall rule {RDP_TCP_RULE} action", tcp.action, "Allow"))
-        if not _port_in(tcp.local_ports, port):
+        # An invalid listener port is rdp-port's to fix; the rule must not follow it there.
+        if 1 <= port <= 65535 and not _port_in(tcp.local_ports, port):
             changes.append(Change(f"firewall rule {RDP_TCP_RULE} LocalPort", tcp.local_ports, port))
     if fw.blocks:
         notes.append(

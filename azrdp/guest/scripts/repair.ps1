@@ -291,7 +291,8 @@ function Get-AzrdpTriggerFirewall {
         if ($null -ne $tcp.act -and $tcp.act -ne 'Allow') {
             $changes.Add((New-AzrdpChange -Target 'RemoteDesktop-UserMode-In-TCP action' -Before $tcp.act -After 'Allow'))
         }
-        if (-not (Test-AzrdpPortIn -Ports $tcp.lp -Port $port)) {
+        # An invalid listener port is rdp-port's to fix; the rule must not follow it there.
+        if ($port -ge 1 -and $port -le 65535 -and -not (Test-AzrdpPortIn -Ports $tcp.lp -Port $port)) {
             $changes.Add((New-AzrdpChange -Target 'RemoteDesktop-UserMode-In-TCP LocalPort' -Before $tcp.lp -After $port))
         }
     }
@@ -871,7 +872,25 @@ function Invoke-AzrdpRepair {
     }
     $after = $before
     if ($prepared) { $after = Get-AzrdpDiagnosis -ExpectedPort $ExpectedPort }
-    return @{ d = $after; r = [ordered]@{ id = $RunId; dir = $dir; dry = $DryRun; st = $results } }
+    # Only the sections that changed: two whole diagnoses would not fit the output budget.
+    $delta = [ordered]@{}
+    foreach ($key in @($before.Keys)) {
+        $old = ConvertTo-Json -InputObject $before[$key] -Depth 8 -Compress
+        $new = ConvertTo-Json -InputObject $after[$key] -Depth 8 -Compress
+        if ($old -eq $new) { continue }
+        if ($before[$key] -is [System.Collections.IDictionary] -and $after[$key] -is [System.Collections.IDictionary]) {
+            # Object sections: only the keys that changed.
+            $part = [ordered]@{}
+            foreach ($name in @($before[$key].Keys)) {
+                $oldValue = ConvertTo-Json -InputObject $before[$key][$name] -Depth 8 -Compress
+                $newValue = ConvertTo-Json -InputObject $after[$key][$name] -Depth 8 -Compress
+                if ($oldValue -ne $newValue) { $part[$name] = $before[$key][$name] }
+            }
+            $delta[$key] = $part
+        }
+        else { $delta[$key] = $before[$key] }
+    }
+    return @{ b = $delta; d = $after; r = [ordered]@{ id = $RunId; dir = $dir; dry = $DryRun; st = $results } }
 }
 
 function Invoke-AzrdpUndo {
@@ -921,10 +940,13 @@ function Get-AzrdpHistory {
 }
 
 function Compress-AzrdpRepairReport {
-    # The marker line must fit the Run Command output limit: drop the change texts first.
+    # The marker line must fit the Run Command output limit: drop the change texts first (azrdp can
+    # recompute them from the diagnosis before), then that diagnosis before.
     param($Report)
     $K = Get-AzrdpRepairConstants
-    $json = ConvertTo-Json -InputObject $Report -Depth 8 -Compress
-    if ($json.Length -le $K.Budget -or $null -eq $Report.r) { return }
+    if ($null -eq $Report.r) { return }
+    if ((ConvertTo-Json -InputObject $Report -Depth 8 -Compress).Length -le $K.Budget) { return }
     foreach ($entry in @($Report.r.st)) { $entry.ch = @() }
+    if ((ConvertTo-Json -InputObject $Report -Depth 8 -Compress).Length -le $K.Budget) { return }
+    $Report.b = $null
 }
