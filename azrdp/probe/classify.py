@@ -18,8 +18,10 @@ from azrdp.probe.result import Attempt, Observation, Transport, nla_state
 from azrdp.probe.tls import LEGACY_VERSIONS
 from azrdp.probe.x224 import FAILURE_NAMES, NLA_PROTOCOLS, Protocol, ReplyKind
 
-CHECK = "azrdp check {vm}"
-DIAGNOSE = "azrdp diagnose {vm}"
+# Rendered as is in the catalogue; the placeholder becomes the real VM when the probe knows it.
+VM_PLACEHOLDER = "VM -g RG"
+CHECK = f"azrdp check {VM_PLACEHOLDER}"
+DIAGNOSE = f"azrdp diagnose {VM_PLACEHOLDER}"
 # Windows refuses Kerberos beyond 5 minutes of skew; CredSSP/NTLM inherit the same tolerance.
 MAX_CLOCK_SKEW_SECONDS = 300
 CERT_EXPIRY_WARNING_DAYS = 30
@@ -430,12 +432,12 @@ _FAILURE_IDS = {
 def _vm_placeholder(obs: Observation) -> str:
     if obs.vm and obs.vm.get("name") and obs.vm.get("resourceGroup"):
         return f"{obs.vm['name']} -g {obs.vm['resourceGroup']}"
-    return "VM -g RG"
+    return VM_PLACEHOLDER
 
 
 def _finding(obs: Observation, id: str, evidence: str, **details: Any) -> Finding:
     spec = PROBE_FINDINGS[id]
-    confirm = spec.confirm_with.format(vm=_vm_placeholder(obs))
+    confirm = spec.confirm_with.replace(VM_PLACEHOLDER, _vm_placeholder(obs))
     merged: Mapping[str, Any] = {
         **{k: v for k, v in details.items() if v is not None},
         "likelyCauses": list(spec.likely_causes),
@@ -749,7 +751,7 @@ def catalogue() -> list[dict[str, Any]]:
             "severity": spec.severity.value,
             "title": spec.title,
             "likelyCauses": list(spec.likely_causes),
-            "confirmWith": spec.confirm_with.format(vm="VM -g RG"),
+            "confirmWith": spec.confirm_with,
             "recommendation": spec.recommendation,
             "source": Source.PROBE.value,
         }
