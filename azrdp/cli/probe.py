@@ -37,7 +37,7 @@ MAX_SAMPLES = 20
 TargetArg = Annotated[
     str | None,
     typer.Argument(
-        metavar="[TARGET]",
+        metavar="TARGET",
         help="HOST[:PORT] to probe, or a VM name with -g (or a VM resource ID).",
         show_default=False,
     ),
@@ -290,8 +290,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Probe an RDP endpoint from here: TCP, security negotiation, TLS, certificate, NLA.
 
-        Sends no user name, password or cookie. Opens --samples connections plus at most three
-        negotiation connections. Exit code 4 when a blocker is found.
+        Sends no user name, password or cookie, and never tries to sign in.
+
+        Opens --samples connections plus at most three negotiation connections; exit code 4 on a blocker.
 
         Examples:
           azrdp probe 20.61.10.7

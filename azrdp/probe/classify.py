@@ -477,13 +477,14 @@ def _tcp_findings(obs: Observation) -> list[Finding]:
     evidence = f"All {total} TCP connects to {where} failed ({summary})"
     if dominant is Transport.REFUSED:
         return [_finding(obs, "tcp-refused", evidence + ": the host answered with a reset (RST).")]
-    if dominant is Transport.UNREACHABLE:
-        return [_finding(obs, "tcp-unreachable", evidence + ".")]
+    if dominant in (Transport.UNREACHABLE, Transport.ERROR):
+        # Local errors (a host firewall's EACCES, no route) also mean the path is missing.
+        first_error = next((s.error for s in failed if s.error), None)
+        detail = f": {first_error}" if first_error else ""
+        return [_finding(obs, "tcp-unreachable", f"{evidence}{detail}.")]
     if dominant is Transport.RESET:
         return [_finding(obs, "connection-reset", evidence + ".")]
-    first_error = next((s.error for s in failed if s.error), None)
-    suffix = f": no answer within {obs.timeout:g} s" if dominant is Transport.TIMEOUT else f": {first_error}"
-    return [_finding(obs, "tcp-timeout", evidence + suffix + ".")]
+    return [_finding(obs, "tcp-timeout", f"{evidence}: no answer within {obs.timeout:g} s.")]
 
 
 def _transport_finding(obs: Observation, attempt: Attempt) -> Finding:

@@ -195,3 +195,10 @@ def test_document_shape() -> None:
     assert doc["certificate"]["notAfter"] == "2026-01-01T00:00:00Z"
     assert set(doc["findings"][0]) >= {"id", "severity", "title", "evidence", "recommendation"}
     assert doc["verdict"] == "healthy"
+
+
+def test_local_connect_errors_count_as_unreachable() -> None:
+    samples = [TcpSample(ok=False, failure=Transport.ERROR, error="Permission denied")] * 2
+    (finding,) = classify(_obs(samples=samples))
+    assert finding.id == "tcp-unreachable"
+    assert finding.evidence.endswith("(2 error): Permission denied.")
