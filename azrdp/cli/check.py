@@ -264,6 +264,9 @@ def check(
     source_ip: SourceIpOpt = None,
     protocol: ProtocolOpt = "tcp",
     effective: EffectiveOpt = False,
+    guest: Annotated[
+        bool, typer.Option("--guest", help="Also diagnose inside the guest (same as `azrdp diagnose`).")
+    ] = False,
     subscription: SubscriptionOpt = None,
     cloud: CloudOpt = None,
     output: OutputOpt = None,
@@ -282,6 +285,14 @@ def check(
     from azrdp.targets import parse_targets, validate_port, validate_protocol, validate_source
 
     term = Terminal(no_color=no_color, verbose=verbose, debug=debug, only_show_errors=only_show_errors)
+    if guest:
+        from azrdp.cli.diagnose import run_diagnose_command
+
+        return run_diagnose_command(
+            term, vm=vm, name=name, resource_group=resource_group, ids=ids, all_vms=all_vms, tag=tag,
+            port=port, source_ip=source_ip, effective=effective, subscription=subscription,
+            cloud=cloud.value if cloud else None, output=output, query=query, debug=debug,
+        )  # fmt: skip
     if debug:
         import logging
 
