@@ -96,7 +96,7 @@ def resolve(spec: str | Path | dict[str, Any] | Scenario, *, seed: int = 0) -> S
     """A Scenario from a built-in name, `fleet:N[:groups]`, a JSON file path, a dict, or a Scenario."""
     if isinstance(spec, Scenario):
         return spec
-    if isinstance(spec, dict):
+    if not isinstance(spec, (str, Path)):
         return from_document(spec, source="<dict>")
     if isinstance(spec, str) and spec.lower().startswith("fleet:"):
         return _parse_fleet_spec(spec, seed)
