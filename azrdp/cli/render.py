@@ -14,27 +14,13 @@ from typing import TYPE_CHECKING, Any
 from azrdp.cli.params import OutputFormat
 from azrdp.cli.terminal import Terminal
 from azrdp.errors import UsageError
+from azrdp.query import apply_query
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 HumanView = Callable[[Mapping[str, Any], "Console"], None]
 TableRows = Callable[[Mapping[str, Any]], Sequence[Mapping[str, Any]]]
-
-
-def apply_query(doc: Any, query: str | None) -> Any:
-    if not query:
-        return doc
-    import jmespath
-    from jmespath.exceptions import JMESPathError
-
-    try:
-        return jmespath.search(query, doc)
-    except JMESPathError as exc:
-        raise UsageError(
-            f"The --query expression {query!r} is not valid JMESPath: {exc}.",
-            fix="See https://jmespath.org for the syntax, e.g. --query 'vms[].name'.",
-        ) from None
 
 
 def _scalar(value: Any) -> str:
