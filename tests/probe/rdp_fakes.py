@@ -283,7 +283,9 @@ def rdp_handler(
             return
         if plaintext_instead_of_tls is not None:
             conn.recv(4096)  # the ClientHello
-            conn.sendall(plaintext_instead_of_tls)
+            if plaintext_instead_of_tls:
+                conn.sendall(plaintext_instead_of_tls)
+                drain(conn)  # let the client read it before the close
             return
         if tls is None:
             drain(conn)
