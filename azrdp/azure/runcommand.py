@@ -11,8 +11,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -175,14 +176,21 @@ class _Run:
                     "C:\\WindowsAzure\\Logs\\Plugins\\Microsoft.CPlat.Core.RunCommandWindows.",
                 )
             self.progress("running", self.clock() - self.start)
-            poller.wait(_TICK)
+            with self._errors():
+                poller.wait(_TICK)  # re-raises a failure of the poller's thread
 
     def result(self, poller: Any) -> Any:
+        with self._errors():
+            return poller.result()
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """The gateway's error mapping, plus the agent's own failure made explicit."""
         from azure.core.exceptions import HttpResponseError
 
         with translate_errors(self.what):
             try:
-                return poller.result()
+                yield
             except HttpResponseError as exc:
                 if str(getattr(exc.error, "code", "")) == "VMAgentStatusCommunicationError":
                     raise AgentNotReadyError(
