@@ -172,3 +172,29 @@ def build_parameters(
             {"name": "DryRun", "value": "1" if dry_run else "0"},
         ]
     return params
+
+
+# --- the script sent for the repair modes -------------------------------------------------------
+
+REPAIR_SCRIPT = "repair.ps1"
+INCLUDE_MARKER = "# azrdp-include: repair.ps1"
+
+
+def repair_script_text() -> str:
+    """azrdp.ps1 with repair.ps1's functions placed at its include marker (both static package data)."""
+    from importlib import resources
+
+    base = c.script_text()
+    functions = (
+        resources.files("azrdp.guest").joinpath("scripts").joinpath(REPAIR_SCRIPT).read_text(encoding="ascii")
+    )
+    if INCLUDE_MARKER not in base:
+        raise c.ContractError(
+            f"The packaged {c.SCRIPT_NAME} has no '{INCLUDE_MARKER}' line for the repair functions.",
+            fix="Reinstall azrdp; the package is incomplete.",
+        )
+    return base.replace(INCLUDE_MARKER, functions.rstrip("\n"), 1)
+
+
+def repair_script_lines() -> list[str]:
+    return repair_script_text().splitlines()

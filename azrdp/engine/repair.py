@@ -1,0 +1,953 @@
+"""`azrdp repair`, `azrdp undo`, `azrdp history`: plan, confirm, apply with backups, verify.
+
+    result = run_repair(parse_targets("web01", resource_group="rg"), RepairOptions(), confirm=None)
+    result.to_doc(); result.exit_code
+
+Per VM: the control-plane check (in bulk for fleets) -> the agent must be Ready for anything in the
+guest (else stop with guidance, no Run Command) -> the guest diagnosis -> the plan -> confirm ->
+apply -> re-diagnose -> verify that the findings each step targeted are gone.
+
+Run Commands per VM: `confirm=None` (--yes) does diagnose -> repair -> verify in ONE run (the
+script re-evaluates every trigger in the guest); interactive runs two (diagnose, then
+repair + verify); --dry-run one (the script plans and changes nothing). Fleets run with bounded
+concurrency and one result per VM. No typer, no rich: the CLI, the runbook and the Python API
+share this module.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from azrdp import journal
+from azrdp.engine import Observer, Progress, ignore
+from azrdp.engine.check import CheckOptions, VmResult, run_check
+from azrdp.engine.diagnose import (
+    DEFAULT_GUEST_CONCURRENCY,
+    DiagnoseVmResult,
+    GuestOutcome,
+    guest_findings,
+    merge,
+    skip_reason,
+)
+from azrdp.errors import AzrdpError, ExitCode, GuestError, Interrupted, NotFoundError, most_serious
+from azrdp.guest import contract
+from azrdp.model import SCHEMA_VERSION, Finding, Severity, Source, to_doc
+from azrdp.repairs import RepairFacts, RepairStep, Where, all_repairs, get_repair, plan_repairs, selected
+from azrdp.repairs import outcome as ro
+from azrdp.targets import Targets, VmRef
+
+if TYPE_CHECKING:
+    from azrdp.azure.clients import Clients
+
+# Statuses of a step in the result document.
+PLANNED, APPLIED, REFUSED, DECLINED = "planned", "applied", "refused", "declined"
+ROLLED_BACK, FAILED, NOT_RUN = "rolledBack", "failed", "notRun"
+
+Confirm = Callable[[Sequence["VmRepair"]], bool]
+
+
+@dataclass(frozen=True)
+class RepairOptions:
+    port: int = 3389
+    source_ip: str | None = None
+    only: tuple[str, ...] = ()
+    skip: tuple[str, ...] = ()
+    dry_run: bool = False
+    broken_only: bool = False
+    concurrency: int = DEFAULT_GUEST_CONCURRENCY
+    wait_timeout: float = 300.0
+    timeout: float = 900.0
+    debug: bool = False
+
+    @property
+    def guest_ids(self) -> tuple[str, ...]:
+        return tuple(s.id for s in selected(self.only, self.skip) if s.where is Where.GUEST)
+
+    @property
+    def check_options(self) -> CheckOptions:
+        return CheckOptions(port=self.port, source_ip=self.source_ip)
+
+
+def validate_ids(only: Sequence[str], skip: Sequence[str]) -> None:
+    known = {s.id for s in all_repairs()}
+    for repair_id in [*only, *skip]:
+        if repair_id not in known:
+            raise _usage(
+                f"{repair_id!r} is not a repair.",
+                f"Use one of: {', '.join(sorted(known))} (see `azrdp checks list`).",
+            )
+    both = set(only) & set(skip)
+    if both:
+        raise _usage(f"{sorted(both)[0]!r} is both in --only and --skip.", "Name each repair once.")
+
+
+def _usage(what: str, fix: str) -> AzrdpError:
+    from azrdp.errors import UsageError
+
+    return UsageError(what, fix=fix)
+
+
+@dataclass
+class StepResult:
+    step: RepairStep
+    status: str = PLANNED
+    verified: bool | None = None
+    error: str | None = None
+    done: list[str] = field(default_factory=list)  # what was actually changed, one line each
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "id": self.step.id,
+            "title": self.step.title,
+            "where": self.step.where.value,
+            "fixes": list(self.step.fixes),
+            "risk": self.step.risk.value,
+            "changes": list(self.step.changes),
+            "backup": self.step.backup,
+            "notes": list(self.step.notes),
+            "refused": self.step.refused,
+            "status": self.status,
+            "applied": self.status == APPLIED,
+            "verified": self.verified,
+            "done": list(self.done),
+            "error": self.error,
+        }
+
+
+@dataclass
+class VmRepair:
+    vm: DiagnoseVmResult
+    run_id: str
+    dry_run: bool = False
+    steps: list[StepResult] = field(default_factory=list)
+    after: list[Finding] | None = None  # all findings after the repair (None: nothing was re-read)
+    backup_dir: str | None = None
+    run_commands: int = 0
+    declined: bool = False
+    guest_before_known: bool = True
+    error: AzrdpError | None = None
+    notes: list[str] = field(default_factory=list)
+    guest_after: ro.RepairReport | None = None  # the repair run's report (diagnosis after)
+
+    @property
+    def actionable(self) -> list[StepResult]:
+        return [s for s in self.steps if s.step.actionable]
+
+    @property
+    def applied(self) -> bool:
+        return any(s.status == APPLIED for s in self.steps)
+
+    @property
+    def changed(self) -> list[str]:
+        return [line for s in self.steps for line in s.done]
+
+    @property
+    def remaining(self) -> list[Finding]:
+        return self.after if self.after is not None else list(self.vm.findings)
+
+    @property
+    def verified(self) -> bool | None:
+        results = [s.verified for s in self.steps if s.status == APPLIED]
+        return None if not results else all(r is True for r in results)
+
+    @property
+    def error_or_guest_error(self) -> AzrdpError | None:
+        if self.error is not None:
+            return self.error
+        guest = self.vm.guest
+        return guest.error if guest is not None and guest.status == "error" else None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        err = self.error_or_guest_error
+        if err is not None and not self.applied:
+            return err.exit_code
+        if any(s.status in (ROLLED_BACK, FAILED) for s in self.steps) or self.verified is False:
+            return ExitCode.NOT_VERIFIED
+        if err is not None:
+            return ExitCode.NOT_VERIFIED  # applied, then the verification could not be read
+        if (self.dry_run or self.declined) and self.actionable:
+            return ExitCode.BLOCKERS
+        if any(f.severity is Severity.BLOCKER for f in self.remaining):
+            return ExitCode.BLOCKERS
+        return ExitCode.OK
+
+    @property
+    def suggestions(self) -> list[dict[str, Any]]:
+        present = {f.id for f in self.remaining}
+        planned = {s.step.id for s in self.steps}
+        out = []
+        for spec in all_repairs():
+            if spec.suggestion_only and spec.id not in planned and present & set(spec.fixes):
+                out.append(
+                    {
+                        "id": spec.id,
+                        "title": spec.title,
+                        "fixes": sorted(present & set(spec.fixes)),
+                        "how": f"azrdp repair {self.vm.name} -g {self.vm.resource_group} --only {spec.id}",
+                        "changes": spec.changes,
+                    }
+                )
+        return out
+
+    def to_doc(self) -> dict[str, Any]:
+        doc = self.vm.to_doc()
+        err = self.error_or_guest_error
+        if self.error is not None:
+            doc["error"] = {"code": self.error.code, "message": self.error.message, "fix": self.error.fix}
+        doc.update(
+            {
+                "runId": self.run_id,
+                "dryRun": self.dry_run,
+                "declined": self.declined,
+                "plan": [s.to_doc() for s in self.steps],
+                "repairs": [s.to_doc() for s in self.steps if s.status != PLANNED or not self.dry_run],
+                "applied": self.applied,
+                "verified": self.verified,
+                "changed": self.changed,
+                "remainingFindings": [to_doc(f) for f in self.remaining],
+                "suggestions": self.suggestions,
+                "notes": list(self.notes),
+                "backupDir": self.backup_dir,
+                "runCommands": self.run_commands,
+                "guestFindingsBefore": "known" if self.guest_before_known else "unavailable",
+                "exitCode": int(self.exit_code),
+            }
+        )
+        doc["status"] = _status(self, err)
+        return doc
+
+
+def _status(vmr: VmRepair, err: AzrdpError | None) -> str:
+    code = vmr.exit_code
+    if code == ExitCode.OK:
+        return "repaired" if vmr.applied else "healthy"
+    if code == ExitCode.NOT_VERIFIED:
+        return "notVerified"
+    if code == ExitCode.BLOCKERS:
+        return "planned" if (vmr.dry_run or vmr.declined) and vmr.actionable else "blocked"
+    return "error"
+
+
+@dataclass
+class RepairResult:
+    vms: list[VmRepair]
+    context: dict[str, Any]
+    target: str
+    options: RepairOptions
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return most_serious(vm.exit_code for vm in self.vms)
+
+    def to_doc(self) -> dict[str, Any]:
+        vms = [vm.to_doc() for vm in self.vms]
+        statuses = [v["status"] for v in vms]
+        return {
+            "schemaVersion": SCHEMA_VERSION,
+            "command": "repair",
+            "target": self.target,
+            "context": dict(self.context) | {"dryRun": self.options.dry_run},
+            "flow": {
+                "port": self.options.port,
+                "protocol": "Tcp",
+                "source": self.options.source_ip or "Internet",
+            },
+            "dryRun": self.options.dry_run,
+            "vms": vms,
+            "summary": {
+                "total": len(vms),
+                **{
+                    s: statuses.count(s)
+                    for s in ("repaired", "healthy", "planned", "blocked", "notVerified", "error")
+                },
+                "runCommands": sum(vm.run_commands for vm in self.vms),
+                "exitCode": int(self.exit_code),
+            },
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Pure part
+# --------------------------------------------------------------------------------------------
+
+
+def plan_vm(vm: VmResult, options: RepairOptions, report: contract.GuestReport | None) -> list[RepairStep]:
+    facts = RepairFacts(
+        findings=tuple(vm.findings),
+        vm=vm.facts,
+        guest=report,
+        source_ip=options.source_ip,
+        port=options.port,
+        requested=frozenset(options.only),
+    )
+    steps = plan_repairs(facts, options.only, options.skip)
+    # The security layer is raised only with its prerequisites fixed in the same run.
+    ids = [s.id for s in steps if s.actionable]
+    if report is not None and report.diagnosis is not None:
+        from azrdp.repairs import guest as rg
+
+        now = report.guest_time or rg.guest_now(None)
+        blocked = rg.security_blocked_by(report.diagnosis, now, ids)
+        steps = [
+            replace(
+                s,
+                refused="Raising the security layer needs "
+                + ", ".join(blocked)
+                + " in the same run (a broken certificate, key or TLS with TLS-only security locks "
+                "every client out).",
+            )
+            if s.id == "rdp-security-restore" and s.actionable and blocked
+            else s
+            for s in steps
+        ]
+    return steps
+
+
+def verify(steps: Sequence[StepResult], after: Sequence[Finding]) -> None:
+    """A step is verified when none of the findings it targeted is left."""
+    present = {f.id for f in after}
+    for step in steps:
+        if step.status == APPLIED:
+            step.verified = not (present & set(step.step.fixes))
+
+
+def steps_from_outcome(outcome: ro.RepairOutcome) -> list[RepairStep]:
+    """Guest steps as the script reported them, when the diagnosis before is not available."""
+    out = []
+    for entry in outcome.steps:
+        spec = get_repair(entry.id or "")
+        if spec is None:
+            continue
+        refused = entry.error if entry.status == ro.REFUSED else None
+        out.append(spec.step(spec.fixes, entry.changes, refused=refused))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Gateway calls
+# --------------------------------------------------------------------------------------------
+
+
+def _clients_for(clients: Clients, vm: VmResult) -> Clients:
+    if vm.facts is not None and vm.facts.subscription_id:
+        return clients.for_subscription(vm.facts.subscription_id)
+    return clients
+
+
+def _run_script(
+    clients: Clients,
+    vm: VmResult,
+    parameters: list[dict[str, str]],
+    options: RepairOptions,
+    lines: list[str],
+) -> tuple[str, str, float]:
+    from azrdp.azure.runcommand import run_powershell
+
+    result = run_powershell(
+        clients,
+        vm.resource_group,
+        vm.name,
+        lines,
+        parameters,
+        agent_status=vm.facts.agent_status if vm.facts else None,
+        wait_timeout=options.wait_timeout,
+        timeout=options.timeout,
+    )
+    return result.stdout, result.stderr, result.elapsed_s
+
+
+def _guest_error(report: contract.GuestReport) -> GuestError:
+    return GuestError(
+        f"The in-guest script refused: {report.error}",
+        f"({report.error_code})." if report.error_code else "",
+        "Windows PowerShell 5.1 is required (Windows Server 2016 or later)."
+        if report.error_code == "unsupported"
+        else "Use the same azrdp version for the script and the CLI.",
+    )
+
+
+def run_repair_mode(
+    clients: Clients, vm: VmResult, options: RepairOptions, run_id: str, only: Sequence[str], dry_run: bool
+) -> tuple[ro.RepairReport, str]:
+    parameters = ro.build_parameters(
+        "repair",
+        rdp_port=options.port,
+        run_id=run_id,
+        only=only,
+        dry_run=dry_run,
+        known_ids=[s.id for s in all_repairs(Where.GUEST)],
+    )
+    stdout, stderr, _ = _run_script(clients, vm, parameters, options, ro.repair_script_lines())
+    report = ro.parse_repair_output(stdout, stderr)
+    if report.error is not None or report.repair is None:
+        raise _guest_error(report)
+    return report, stderr.strip()
+
+
+def diagnose_guest(clients: Clients, vm: VmResult, options: RepairOptions) -> GuestOutcome:
+    from azrdp.engine.diagnose import DiagnoseOptions, run_guest
+
+    return run_guest(
+        clients,
+        vm,
+        DiagnoseOptions(
+            check=options.check_options, wait_timeout=options.wait_timeout, timeout=options.timeout
+        ),
+        lambda phase, elapsed: None,
+    )
+
+
+def _start_vm(clients: Clients, vm: VmResult, run_id: str) -> list[str]:
+    from azrdp.azure.clients import translate_errors
+
+    before = vm.facts.power_state if vm.facts else None
+    journal.record(journal.JournalEntry(run_id, vm.id, "vm-started", {"powerStateBefore": before}))
+    with translate_errors(f"VM '{vm.name}'"):
+        clients.compute.virtual_machines.begin_start(vm.resource_group, vm.name).result()
+    return [f"Started VM {vm.name} (was {before})"]
+
+
+def _platform_action(clients: Clients, vm: VmResult, run_id: str, action: str) -> list[str]:
+    from azrdp.azure.clients import translate_errors
+
+    journal.record(journal.JournalEntry(run_id, vm.id, f"vm-{action}ed", {}))
+    ops = clients.compute.virtual_machines
+    with translate_errors(f"VM '{vm.name}'"):
+        (ops.begin_redeploy if action == "redeploy" else ops.begin_reapply)(
+            vm.resource_group, vm.name
+        ).result()
+    return [f"{action.capitalize()}ed VM {vm.name}"]
+
+
+def _recheck(clients: Clients, vm: VmResult, options: RepairOptions) -> VmResult:
+    from azrdp.engine.check import check_vm
+
+    return check_vm(clients, vm.resource_group, vm.name, options.check_options)
+
+
+# --------------------------------------------------------------------------------------------
+# One VM
+# --------------------------------------------------------------------------------------------
+
+
+class Repairer:
+    def __init__(self, clients: Clients, options: RepairOptions, confirm: Confirm | None) -> None:
+        self.clients = clients
+        self.options = options
+        self.confirm = confirm
+        self.lock = threading.Lock()
+
+    # phase 1 -----------------------------------------------------------------------------------
+
+    def prepare(self, vm: VmResult, run_id: str) -> VmRepair:
+        """Plan. Runs the guest script (dry run, or diagnose when a confirmation will follow)."""
+        options = self.options
+        clients = _clients_for(self.clients, vm)
+        reason = skip_reason(vm)
+        guest: GuestOutcome | None = None
+        report: contract.GuestReport | None = None
+        runs = 0
+        if vm.error is None and not reason and options.guest_ids:
+            if options.dry_run:
+                runs = 1
+                try:
+                    report, stderr = run_repair_mode(clients, vm, options, run_id, options.guest_ids, True)
+                    guest = GuestOutcome("ran", report=report, stderr=stderr)
+                except Interrupted:
+                    raise
+                except AzrdpError as err:
+                    guest = GuestOutcome("error", error=err, raw_tail=getattr(err, "raw_tail", None))
+            elif self.confirm is not None:
+                runs = 1
+                guest = diagnose_guest(clients, vm, options)
+                report = guest.report
+        elif vm.error is None:
+            guest = GuestOutcome("skipped", reason=reason or "No in-guest repair selected.")
+        merged = merge(vm, guest, options.port, options.debug) if guest else _as_diagnose(vm)
+        steps = plan_vm(merged, options, report)
+        vmr = VmRepair(merged, run_id, options.dry_run, [StepResult(s) for s in steps], run_commands=runs)
+        if guest is None and vm.error is None and not reason and options.guest_ids:
+            vmr.notes.append("The guest is diagnosed and repaired in the same Run Command (--yes).")
+        if reason and vm.error is None and options.guest_ids:
+            vmr.notes.append(f"No in-guest repair: {reason}")
+        for step in vmr.steps:
+            if step.step.refused:
+                step.status = REFUSED
+        return vmr
+
+    # phase 3 -----------------------------------------------------------------------------------
+
+    def apply(self, vmr: VmRepair) -> VmRepair:
+        if vmr.dry_run or vmr.declined or vmr.error is not None:
+            return vmr
+        options = self.options
+        vm: VmResult = vmr.vm
+        clients = _clients_for(self.clients, vm)
+        if vmr.vm.guest is not None and vmr.vm.guest.status == "error":
+            return vmr  # the diagnosis failed: nothing is planned from half the facts
+        cp_changed = False
+        for step in vmr.steps:
+            if step.step.where is not Where.CONTROL_PLANE or not step.step.actionable:
+                continue
+            try:
+                step.done = self._apply_control_plane(clients, vm, step.step, vmr.run_id)
+                step.status = APPLIED
+                cp_changed = True
+            except Interrupted:
+                raise
+            except AzrdpError as err:
+                step.status = FAILED
+                step.error = err.message
+                vmr.notes.append(f"{step.step.id} failed: {err.message}")
+        if cp_changed:
+            try:
+                vm = _recheck(clients, vm, options)
+            except AzrdpError as err:
+                vmr.error = err
+        if vmr.error is None:
+            self._guest_phase(clients, vmr, vm)
+        self._verify(clients, vmr, vm, cp_changed)
+        if vmr.applied or vmr.backup_dir:
+            self._journal(vmr)
+        return vmr
+
+    def _apply_control_plane(
+        self, clients: Clients, vm: VmResult, step: RepairStep, run_id: str
+    ) -> list[str]:
+        if step.id == "vm-start":
+            return _start_vm(clients, vm, run_id)
+        if step.id == "nsg-allow-rdp":
+            from azrdp.azure.network import add_allow_rule
+
+            done = []
+            for rule in step.params.get("rules", ()):
+                change = add_allow_rule(clients, vm.id, run_id, rule)
+                done.append(f"Added {change.line()}")
+            return done
+        if step.id in ("redeploy", "reapply"):
+            return _platform_action(clients, vm, run_id, step.id)
+        raise GuestError(f"Unknown control-plane repair {step.id}.")
+
+    def _guest_phase(self, clients: Clients, vmr: VmRepair, vm: VmResult) -> None:
+        options = self.options
+        if skip_reason(vm) or not options.guest_ids:
+            reason = skip_reason(vm)
+            if reason and not any("No in-guest repair" in n for n in vmr.notes):
+                vmr.notes.append(f"No in-guest repair: {reason}")
+            return
+        guest_steps = [s for s in vmr.steps if s.step.where is Where.GUEST]
+        diagnosed = vmr.vm.guest is not None and vmr.vm.guest.status == "ran"
+        if not diagnosed and self.confirm is not None:
+            # The VM was just started: diagnose, show the guest plan, ask again.
+            outcome = diagnose_guest(clients, vm, options)
+            vmr.run_commands += 1
+            fresh = merge(vm, outcome, options.port, options.debug)
+            vmr.vm = fresh
+            if outcome.status != "ran":
+                return
+            guest_steps = [
+                StepResult(s) for s in plan_vm(fresh, options, outcome.report) if s.where is Where.GUEST
+            ]
+            for s in guest_steps:
+                s.status = REFUSED if s.step.refused else PLANNED
+            vmr.steps = [s for s in vmr.steps if s.step.where is Where.CONTROL_PLANE] + guest_steps
+            if any(s.step.actionable for s in guest_steps) and not self.confirm([vmr]):
+                for s in guest_steps:
+                    if s.status == PLANNED:
+                        s.status = DECLINED
+                return
+            diagnosed = True
+        if diagnosed:
+            only = [s.step.id for s in guest_steps if s.step.actionable]
+            if not only:
+                return
+        else:
+            only = list(options.guest_ids)
+        report, _ = run_repair_mode(clients, vm, options, vmr.run_id, only, False)
+        vmr.run_commands += 1
+        assert report.repair is not None
+        vmr.backup_dir = report.repair.backup_dir
+        if not diagnosed:
+            self._adopt_one_shot_plan(vmr, vm, report)
+            guest_steps = [s for s in vmr.steps if s.step.where is Where.GUEST]
+        by_id = {s.step.id: s for s in guest_steps}
+        for entry in report.repair.steps:
+            step = by_id.get(entry.id or "")
+            if step is None:
+                continue
+            step.status = {ro.APPLIED: APPLIED, ro.REFUSED: REFUSED, ro.ROLLED_BACK: ROLLED_BACK}.get(
+                entry.status or "", FAILED
+            )
+            step.error = entry.error
+            if step.status == APPLIED:
+                step.done = (
+                    [f"{step.step.title}: " + "; ".join(step.step.changes)]
+                    if step.step.changes
+                    else [step.step.title]
+                )
+            elif step.status == ROLLED_BACK:
+                vmr.notes.append(f"{step.step.id} failed in the guest and was rolled back: {entry.error}")
+        for step in guest_steps:
+            if step.status == PLANNED:
+                step.status = NOT_RUN  # the guest found its trigger gone: nothing to do any more
+        vmr.guest_after = report
+
+    def _adopt_one_shot_plan(self, vmr: VmRepair, vm: VmResult, report: ro.RepairReport) -> None:
+        """--yes: the plan is what the guest found; its diagnosis before gives the findings."""
+        assert report.repair is not None
+        if report.before is not None:
+            before = contract.GuestReport(report.schema, "diagnose", report.time, report.before)
+            fresh = merge(vm, GuestOutcome("ran", report=before), self.options.port, self.options.debug)
+            vmr.vm = fresh
+            steps = [s for s in plan_vm(fresh, self.options, before) if s.where is Where.GUEST]
+            reported = {e.id for e in report.repair.steps}
+            steps = [s for s in steps if s.id in reported]
+            steps += [s for s in steps_from_outcome(report.repair) if s.id not in {x.id for x in steps}]
+        else:
+            vmr.guest_before_known = False
+            vmr.vm = merge(vm, GuestOutcome("ran", report=report), self.options.port, self.options.debug)
+            steps = steps_from_outcome(report.repair)
+        vmr.steps = [s for s in vmr.steps if s.step.where is Where.CONTROL_PLANE] + [
+            StepResult(s) for s in steps
+        ]
+
+    def _verify(self, clients: Clients, vmr: VmRepair, vm: VmResult, cp_changed: bool) -> None:
+        report = vmr.guest_after
+        if not vmr.applied and report is None and not cp_changed:
+            return
+        control = [f for f in vm.findings if f.source is not Source.GUEST]
+        if report is not None:
+            guest_after = guest_findings(report, self.options.port)
+        else:
+            guest_after = [f for f in vmr.vm.findings if f.source is Source.GUEST]
+        vmr.after = control + guest_after
+        verify(vmr.steps, vmr.after)
+
+    def _journal(self, vmr: VmRepair) -> None:
+        journal.record(
+            journal.JournalEntry(
+                vmr.run_id,
+                vmr.vm.id,
+                "run",
+                {
+                    "steps": {s.step.id: s.status for s in vmr.steps},
+                    "backupDir": vmr.backup_dir,
+                    "verified": vmr.verified,
+                    "exitCode": int(vmr.exit_code),
+                },
+            )
+        )
+
+
+def _as_diagnose(vm: VmResult) -> DiagnoseVmResult:
+    return DiagnoseVmResult(
+        vm.id, vm.name, vm.resource_group, vm.flow, vm.facts, vm.control_plane, list(vm.findings), vm.error
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------------
+
+
+def _make_clients(
+    clients: Clients | None, subscription: str | None, cloud: str | None, ids: Sequence[str]
+) -> Clients:
+    if clients is not None:
+        return clients
+    from azrdp.azure.auth import resolve_context
+    from azrdp.azure.clients import Clients as ClientsImpl
+
+    return ClientsImpl(resolve_context(subscription, cloud, ids))
+
+
+def _parallel(fn: Callable[[Any], VmRepair], items: Sequence[Any], workers: int) -> list[VmRepair]:
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(items))), thread_name_prefix="azrdp-repair")
+    interrupted = False
+    try:
+        return list(pool.map(fn, items))
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        pool.shutdown(wait=not interrupted, cancel_futures=True)
+
+
+class RepairInterrupted(Interrupted):
+    """Ctrl-C during a repair: `changed` lists what had already been changed."""
+
+    def __init__(self, changed: Sequence[str]) -> None:
+        super().__init__(
+            "Interrupted during the repair.",
+            f"{len(changed)} change(s) were already made (listed above)."
+            if changed
+            else "Nothing was changed.",
+            "Rerun `azrdp repair` to finish, or `azrdp undo VM -g RG --run-id ID` to take the changes back.",
+        )
+        self.changed = list(changed)
+
+
+def run_repair(
+    targets: Targets,
+    options: RepairOptions | None = None,
+    *,
+    confirm: Confirm | None = None,
+    subscription: str | None = None,
+    cloud: str | None = None,
+    observer: Observer = ignore,
+    clients: Clients | None = None,
+) -> RepairResult:
+    """Plan, confirm (`confirm=None`: already confirmed, e.g. --yes), apply and verify."""
+    from azrdp.azure.auth import new_run_id
+
+    options = options or RepairOptions()
+    validate_ids(options.only, options.skip)
+    clients = _make_clients(clients, subscription, cloud, targets.ids)
+    checked = run_check(targets, options.check_options, observer=observer, clients=clients)
+    vms = list(checked.vms)
+    repairer = Repairer(clients, options, confirm)
+    results: list[VmRepair] = []
+    progress_lock = threading.Lock()
+    started = time.monotonic()
+
+    def note(done: int, total: int, what: str) -> None:
+        with progress_lock:
+            observer(
+                Progress(
+                    "guest", f"{what}: {done} of {total} ({time.monotonic() - started:.0f} s)", done, total
+                )
+            )
+
+    todo = [vm for vm in vms if not (options.broken_only and vm.status == "healthy")]
+    skipped = [vm for vm in vms if vm not in todo]
+    counter = {"n": 0}
+
+    def prepare(vm: VmResult) -> VmRepair:
+        vmr = repairer.prepare(vm, new_run_id())
+        with progress_lock:
+            counter["n"] += 1
+        note(counter["n"], len(todo), "Planned")
+        return vmr
+
+    try:
+        prepared = _parallel(prepare, todo, options.concurrency)
+        if not options.dry_run and confirm is not None:
+            pending = [v for v in prepared if v.actionable and v.error_or_guest_error is None]
+            if pending and not confirm(pending):
+                for vmr in pending:
+                    vmr.declined = True
+                    for step in vmr.actionable:
+                        step.status = DECLINED
+        counter["n"] = 0
+
+        def apply(vmr: VmRepair) -> VmRepair:
+            out = repairer.apply(vmr)
+            with progress_lock:
+                counter["n"] += 1
+                results.append(out)
+            note(counter["n"], len(prepared), "Repaired")
+            return out
+
+        done = _parallel(apply, prepared, options.concurrency)
+    except (KeyboardInterrupt, Interrupted):
+        raise RepairInterrupted([line for vmr in results for line in vmr.changed]) from None
+    for vm in skipped:
+        vmr = VmRepair(_as_diagnose(vm), "", options.dry_run)
+        vmr.notes.append("Skipped: the control-plane check found nothing broken (--broken-only).")
+        done.append(vmr)
+    observer(Progress("done", f"Repaired {len(done)} VM(s)", len(done), len(done)))
+    return RepairResult(done, dict(checked.context), checked.target, options)
+
+
+# --------------------------------------------------------------------------------------------
+# undo and history
+# --------------------------------------------------------------------------------------------
+
+
+def _single_vm(targets: Targets) -> VmRef:
+    if len(targets.vms) != 1 or targets.is_fleet:
+        raise _usage("undo and history work on one VM.", "Name one VM: `azrdp undo VM -g GROUP --run-id ID`.")
+    return targets.vms[0]
+
+
+def run_undo(
+    targets: Targets,
+    run_id: str,
+    *,
+    port: int = 3389,
+    subscription: str | None = None,
+    cloud: str | None = None,
+    clients: Clients | None = None,
+    options: RepairOptions | None = None,
+) -> dict[str, Any]:
+    """Take back one run: delete the NSG rules it added, restore the guest from its backups."""
+    from azrdp.azure.network import remove_rule
+
+    run_id = ro.validate_run_id(run_id)
+    ref = _single_vm(targets)
+    clients = _make_clients(clients, subscription, cloud, targets.ids)
+    options = options or RepairOptions(port=port)
+    vm = _recheck(
+        clients.for_subscription(ref.subscription_id) if ref.subscription_id else clients,
+        _ref_vm(ref, clients),
+        options,
+    )
+    entries = list(journal.entries(vm.id, run_id))
+    undone = journal.undone_entry_ids(vm.id)
+    control: list[dict[str, Any]] = []
+    for entry in entries:
+        if entry.kind == "nsg-rule-created":
+            if entry.entry_id in undone:
+                control.append(
+                    {"kind": entry.kind, "rule": entry.details.get("rule"), "status": "alreadyUndone"}
+                )
+                continue
+            outcome = remove_rule(_clients_for(clients, vm), entry)
+            control.append(
+                {
+                    "kind": entry.kind,
+                    "nsg": outcome.nsg_id,
+                    "rule": outcome.rule,
+                    "status": outcome.status,
+                    "detail": outcome.detail,
+                }
+            )
+        elif entry.kind in ("vm-started", "vm-redeployed", "vm-reapplied"):
+            control.append(
+                {
+                    "kind": entry.kind,
+                    "status": "notUndoable",
+                    "detail": "azrdp never stops or moves a VM back.",
+                }
+            )
+    run_entries = [e for e in entries if e.kind == "run"]
+    guest_expected = not entries or any(e.details.get("backupDir") for e in run_entries)
+    guest_doc: dict[str, Any] = {"status": "skipped", "reason": "The run changed nothing in the guest."}
+    findings: list[Finding] = list(vm.findings)
+    code = ExitCode.OK
+    if guest_expected:
+        reason = skip_reason(vm)
+        if reason:
+            guest_doc = {"status": "error", "reason": reason}
+            code = ExitCode.ERROR
+        else:
+            parameters = ro.build_parameters(
+                "undo",
+                rdp_port=options.port,
+                run_id=run_id,
+                known_ids=[s.id for s in all_repairs(Where.GUEST)],
+            )
+            stdout, stderr, _ = _run_script(
+                _clients_for(clients, vm), vm, parameters, options, ro.repair_script_lines()
+            )
+            report = ro.parse_repair_output(stdout, stderr)
+            if report.error is not None:
+                if not entries:
+                    raise NotFoundError(
+                        f"Run {run_id} is unknown for VM '{vm.name}'.",
+                        "This machine's journal has no entry for it and the guest has no backup of it.",
+                        fix=f"List the runs with `azrdp history {vm.name} -g {vm.resource_group} --guest`.",
+                    )
+                guest_doc = {"status": "error", "reason": report.error}
+                code = ExitCode.ERROR
+            else:
+                assert report.repair is not None
+                restored = [s.id for s in report.repair.steps if s.status == ro.RESTORED]
+                failed = [s.id for s in report.repair.steps if s.status != ro.RESTORED]
+                guest_doc = {
+                    "status": "restored" if restored else "nothingToRestore",
+                    "restored": restored,
+                    "failed": failed,
+                    "backupDir": report.repair.backup_dir,
+                }
+                if failed:
+                    code = ExitCode.NOT_VERIFIED
+                findings = [f for f in vm.findings if f.source is not Source.GUEST] + guest_findings(
+                    report, options.port
+                )
+    elif not entries:
+        raise NotFoundError(f"Run {run_id} is unknown for VM '{vm.name}'.", fix="See `azrdp history`.")
+    if any(c["status"] == "modified" for c in control):
+        code = most_serious([code, ExitCode.NOT_VERIFIED])
+    for entry in run_entries:
+        journal.record(
+            journal.JournalEntry(
+                run_id, vm.id, "undone", {"entry": entry.entry_id, "guest": guest_doc.get("status")}
+            )
+        )
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "command": "undo",
+        "runId": run_id,
+        "vms": [
+            {
+                "id": vm.id,
+                "name": vm.name,
+                "resourceGroup": vm.resource_group,
+                "runId": run_id,
+                "controlPlane": control,
+                "guest": guest_doc,
+                "findings": [to_doc(f) for f in findings],
+                "exitCode": int(code),
+            }
+        ],
+        "summary": {"total": 1, "exitCode": int(code)},
+    }
+
+
+def _ref_vm(ref: VmRef, clients: Clients) -> VmResult:
+    from azrdp.nsg import FlowQuery
+
+    return VmResult(ref.id(clients.subscription_id), ref.name, ref.resource_group, FlowQuery())
+
+
+def run_history(
+    targets: Targets,
+    *,
+    guest: bool = False,
+    subscription: str | None = None,
+    cloud: str | None = None,
+    clients: Clients | None = None,
+) -> dict[str, Any]:
+    """The runs of one VM from the local journal, and with `guest` from the manifests in the VM."""
+    ref = _single_vm(targets)
+    clients = _make_clients(clients, subscription, cloud, targets.ids)
+    vm_id = ref.id(clients.subscription_id)
+    doc: dict[str, Any] = {
+        "id": vm_id,
+        "name": ref.name,
+        "resourceGroup": ref.resource_group,
+        "runs": journal.runs(vm_id),
+        "guestRuns": None,
+    }
+    if guest:
+        vm = _recheck(clients, _ref_vm(ref, clients), RepairOptions())
+        reason = skip_reason(vm)
+        if reason:
+            doc["guestRuns"] = {"error": reason}
+        else:
+            parameters = ro.build_parameters("history", known_ids=())
+            stdout, stderr, _ = _run_script(
+                clients, vm, parameters, RepairOptions(), ro.repair_script_lines()
+            )
+            report = ro.parse_repair_output(stdout, stderr)
+            if report.error is not None or report.repair is None:
+                raise _guest_error(report)
+            doc["guestRuns"] = [
+                {"runId": h.run_id, "time": h.time, "state": h.state, "steps": list(h.steps)}
+                for h in report.repair.history
+            ]
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "command": "history",
+        "vms": [doc],
+        "summary": {"total": 1, "exitCode": 0},
+    }
