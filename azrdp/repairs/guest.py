@@ -235,7 +235,14 @@ def trigger_port(d: Diagnosis, now: datetime, target_port: int = DEFAULT_RDP_POR
     invalid = not 1 <= port <= 65535
     owner = None if invalid else foreign_owner(d, port)
     if not invalid and owner is None:
-        return Trigger()  # a deliberately moved port is left alone: its NSG and firewall follow it
+        if port != target_port:
+            # A deliberately moved port is left alone: its NSG and firewall rules follow it.
+            return Trigger(
+                refused=f"RDP listens on TCP {port}, not {target_port}, and nothing else holds that port: "
+                f"azrdp leaves a moved port alone. Check that path with --port {port}, or set PortNumber "
+                f"back to {target_port} yourself."
+            )
+        return Trigger()
     if owner is not None and port == target_port:
         return Trigger(
             refused=f"{owner.process or 'PID ' + str(owner.pid)} owns TCP {port}, the RDP port. azrdp "

@@ -232,7 +232,11 @@ function Get-AzrdpTriggerPort {
     $invalid = ($port -lt 1 -or $port -gt 65535)
     $owner = $null
     if (-not $invalid) { $owner = Get-AzrdpForeignOwner -D $D -Port $port }
-    if (-not $invalid -and $null -eq $owner) { return @{ changes = $changes; refused = $null } }
+    if (-not $invalid -and $null -eq $owner) {
+        # A deliberately moved port is left alone: its NSG and firewall rules follow it.
+        if ($port -ne $TargetPort) { return @{ changes = $changes; refused = 'RDP was moved to another port; azrdp leaves it.' } }
+        return @{ changes = $changes; refused = $null }
+    }
     if ($null -ne $owner -and $port -eq $TargetPort) {
         return @{ changes = $changes; refused = 'Another process owns the RDP port; azrdp does not stop processes.' }
     }
