@@ -61,20 +61,20 @@ def _xrdp(directory: Path, cert: Any, run: Callable[[int], str]) -> str | None:
         return None
     import subprocess
 
-    from conftest import _free_port, _stop, _wait_listening, write_xrdp_config
+    from xrdp_runner import free_port, stop, wait_listening, write_xrdp_config
 
-    port = _free_port()
+    port = free_port()
     config, _ = write_xrdp_config(directory, port, "negotiate", cert)
     with (directory / "console.txt").open("wb") as out:
         proc = subprocess.Popen(
             [binary, "--nodaemon", "--config", str(config)], stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        if not _wait_listening(proc, port, time.monotonic() + 10):
+        if not wait_listening(proc, port, time.monotonic() + 10):
             return "xrdp did not start"
         return run(port)
     finally:
-        _stop(proc, port)
+        stop(proc, port)
 
 
 def main() -> None:

@@ -259,6 +259,7 @@ def build_document(obs: Observation, findings: list[Finding], probed_at: datetim
         ),
         "tlsError": obs.tls_error,
         "certificate": _certificate_doc(obs.certificate) if obs.certificate else None,
+        "certificateError": obs.certificate_error,
         "ntlm": _ntlm_doc(obs.ntlm) if obs.ntlm else None,
         "connections": obs.connections,
         "elapsedMs": round(obs.elapsed_ms, 1),

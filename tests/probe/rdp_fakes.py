@@ -100,6 +100,14 @@ class CertFiles:
 _KEY_CACHE: dict[int, rsa.RSAPrivateKey] = {}
 
 
+@dataclass(frozen=True)
+class CertSet:
+    valid: CertFiles
+    expired: CertFiles
+    not_yet_valid: CertFiles
+    named_vm: CertFiles  # CN=vm, the name in the recorded NTLM CHALLENGE
+
+
 def make_cert(
     directory: Path,
     name: str,

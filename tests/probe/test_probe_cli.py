@@ -7,8 +7,7 @@ import socket
 from typing import Any
 
 import pytest
-from conftest import CertSet
-from rdp_fakes import confirm, failure, rdp_handler, running, server_context
+from rdp_fakes import CertSet, confirm, failure, rdp_handler, running, server_context
 from rich.console import Console
 from typer.testing import CliRunner
 

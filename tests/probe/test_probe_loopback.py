@@ -9,7 +9,6 @@ import struct
 from typing import Any
 
 import pytest
-from conftest import CertSet
 from rdp_fakes import (
     DISCONNECT_REQUEST,
     HTTP_BANNER,
@@ -17,6 +16,7 @@ from rdp_fakes import (
     NTLM_CHALLENGE,
     TS_REQUEST_ERROR,
     XRDP_PLAINTEXT_ULTIMATUM,
+    CertSet,
     FakeServer,
     challenge_with,
     close_after_request,

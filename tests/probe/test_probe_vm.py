@@ -9,8 +9,7 @@ from importlib import resources
 from typing import Any
 
 import pytest
-from conftest import CertSet
-from rdp_fakes import FakeServer, confirm, failure, rdp_handler, running, server_context
+from rdp_fakes import CertSet, FakeServer, confirm, failure, rdp_handler, running, server_context
 from typer.testing import CliRunner
 
 from azrdp.cli.app import app

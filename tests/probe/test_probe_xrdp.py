@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import CertSet, Xrdp
-from rdp_fakes import CertFiles
+from rdp_fakes import CertFiles, CertSet
+from xrdp_runner import Xrdp
 
 from azrdp.probe import probe
 
