@@ -6,7 +6,7 @@ shortcut and `guest` on VMs), so generated scenarios and hand-written JSON load 
 
 from __future__ import annotations
 
-import uuid
+import hashlib
 from typing import Any
 
 Resource = dict[str, Any]
@@ -59,8 +59,12 @@ def rg_prefix(subscription: str, resource_group: str) -> str:
 
 
 def stable_guid(*parts: object) -> str:
-    """A GUID derived from its inputs, so generated scenarios are identical run to run."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "azrdp-emulator:" + ":".join(str(p) for p in parts)))
+    """A GUID-shaped digest of its inputs, so generated scenarios are identical run to run.
+
+    Formatted by hand: uuid.UUID construction dominated the generation of 10,000-VM fleets.
+    """
+    digest = hashlib.blake2b(":".join(str(p) for p in parts).encode(), digest_size=16).hexdigest()
+    return f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-a{digest[17:20]}-{digest[20:32]}"
 
 
 def default_security_rules(nsg_id: str) -> list[Resource]:

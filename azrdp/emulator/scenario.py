@@ -339,7 +339,7 @@ def populate(store: ResourceStore, scenario: Scenario) -> None:
                 _normalise_vm(resource)
             elif tkey == NSG_TYPE:
                 _normalise_nsg(resource)
-            store.put(resource)
+            store.put(resource, parsed)
         for child in children:
             parsed = parse_id(child["id"])
             assert parsed is not None
@@ -394,6 +394,13 @@ def _synthesise_parent(parent_id: str, location: str) -> Resource:
 def _link(store: ResourceStore) -> None:
     """Fill the back-references ARM computes (NSG -> NICs/subnets, subnet -> ipConfigurations, ...)."""
     added: dict[tuple[int, str], set[str]] = {}
+    found: dict[str, Resource | None] = {}
+
+    def lookup(resource_id: str) -> Resource | None:
+        # Thousands of NICs share a few subnets and NSGs: resolve each id once.
+        if resource_id not in found:
+            found[resource_id] = store.get(resource_id)
+        return found[resource_id]
 
     def add_ref(target: Resource | None, field_name: str, ref_id: str) -> None:
         if target is None:
@@ -414,25 +421,25 @@ def _link(store: ResourceStore) -> None:
         for subnet in (vnet.get("properties") or {}).get("subnets") or ():
             nsg_ref = (subnet.get("properties") or {}).get("networkSecurityGroup")
             if isinstance(nsg_ref, dict) and isinstance(nsg_ref.get("id"), str):
-                add_ref(store.get(nsg_ref["id"]), "subnets", subnet["id"])
+                add_ref(lookup(nsg_ref["id"]), "subnets", subnet["id"])
     for nic in store.list("Microsoft.Network/networkInterfaces"):
         props = nic.get("properties") or {}
         nsg_ref = props.get("networkSecurityGroup")
         if isinstance(nsg_ref, dict) and isinstance(nsg_ref.get("id"), str):
-            add_ref(store.get(nsg_ref["id"]), "networkInterfaces", nic["id"])
+            add_ref(lookup(nsg_ref["id"]), "networkInterfaces", nic["id"])
         for ipconfig in props.get("ipConfigurations") or ():
             ip_props = ipconfig.get("properties") or {}
             subnet_ref = ip_props.get("subnet")
             if isinstance(subnet_ref, dict) and isinstance(subnet_ref.get("id"), str) and "id" in ipconfig:
-                add_ref(store.get(subnet_ref["id"]), "ipConfigurations", ipconfig["id"])
+                add_ref(lookup(subnet_ref["id"]), "ipConfigurations", ipconfig["id"])
             pip_ref = ip_props.get("publicIPAddress")
             if isinstance(pip_ref, dict) and isinstance(pip_ref.get("id"), str) and "id" in ipconfig:
-                pip = store.get(pip_ref["id"])
+                pip = lookup(pip_ref["id"])
                 if pip is not None:
                     pip.setdefault("properties", {}).setdefault("ipConfiguration", {"id": ipconfig["id"]})
     for vm in store.list("Microsoft.Compute/virtualMachines"):
         for ref in ((vm.get("properties") or {}).get("networkProfile") or {}).get("networkInterfaces") or ():
-            attached = store.get(ref["id"])
+            attached = lookup(ref["id"])
             if attached is not None:
                 attached.setdefault("properties", {}).setdefault("virtualMachine", {"id": vm["id"]})
 

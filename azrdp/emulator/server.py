@@ -8,6 +8,7 @@ so a body never mixes two states of a resource.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import random
@@ -88,7 +89,17 @@ class Emulator:
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
-        self.scenario = resolve(scenario, seed=seed)
+        self.store = ResourceStore()
+        # Loading builds hundreds of thousands of dicts at once: generational GC passes over them
+        # would cost more than the load itself, and none of it is garbage yet.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self.scenario = resolve(scenario, seed=seed)
+            populate(self.store, self.scenario)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
         self.subscription_id = self.scenario.subscription_id
         self.latency_ms = latency_ms
         self.jitter_ms = jitter_ms
@@ -96,8 +107,6 @@ class Emulator:
         self.runcommand_seconds = runcommand_seconds
         self.lro_seconds = lro_seconds
         self.port = port
-        self.store = ResourceStore()
-        populate(self.store, self.scenario)
         self.ops = OperationBook(self.store.lock)
         if throttle is True:
             throttle_config: ThrottleConfig | None = ThrottleConfig()

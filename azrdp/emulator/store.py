@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from azrdp.emulator.ids import key, parse_id, type_key
+from azrdp.emulator.ids import ResourceId, key, parse_id, type_key
 
 Resource = dict[str, Any]
 
@@ -92,10 +92,10 @@ class ResourceStore:
                     return child
             return None
 
-    def put(self, resource: Resource) -> None:
+    def put(self, resource: Resource, parsed: ResourceId | None = None) -> None:
         """Insert or replace a top-level resource, or a child inside its (existing) parent."""
         resource_id = resource["id"]
-        parsed = parse_id(resource_id)
+        parsed = parsed or parse_id(resource_id)
         if parsed is None:
             raise ValueError(f"not a resource-group-scoped ARM id: {resource_id}")
         with self.lock:
