@@ -63,18 +63,19 @@ def _xrdp_binary() -> str:
 
 
 @pytest.fixture
-def xrdp(tmp_path: Path) -> Iterator[Callable[[str, CertFiles], Xrdp]]:
-    """Start xrdp with a security_layer (negotiate|tls|rdp) and a certificate; stopped by PID."""
+def xrdp(tmp_path: Path) -> Iterator[Callable[..., Xrdp]]:
+    """Start xrdp with a security_layer (negotiate|tls|rdp), a certificate and optional extra
+    [Globals] settings; stopped by PID."""
     binary = _xrdp_binary()
     started: list[tuple[subprocess.Popen[bytes], int]] = []
 
-    def start(security_layer: str, cert: CertFiles) -> Xrdp:
+    def start(security_layer: str, cert: CertFiles, **extra: str) -> Xrdp:
         last_output = ""
         for attempt in range(3):  # the ephemeral port may be taken between probe and bind
             directory = tmp_path / f"xrdp-{security_layer}-{len(started)}-{attempt}"
             directory.mkdir()
             port = free_port()
-            config, log = write_xrdp_config(directory, port, security_layer, cert)
+            config, log = write_xrdp_config(directory, port, security_layer, cert, extra)
             console = directory / "console.txt"
             with console.open("wb") as out:
                 proc = subprocess.Popen(

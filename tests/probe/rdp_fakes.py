@@ -146,6 +146,18 @@ def make_cert(
     return CertFiles(cert_path, key_path, cert.not_valid_before_utc, cert.not_valid_after_utc, cn)
 
 
+def with_foreign_key(files: CertFiles, directory: Path) -> CertFiles:
+    """The same certificate paired with a private key that does not match it."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_path = directory / f"foreign-key-{files.common_name}.pem"
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return CertFiles(files.cert, key_path, files.not_before, files.not_after, files.common_name)
+
+
 def server_context(files: CertFiles, maximum: ssl.TLSVersion | None = None) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(files.cert, files.key)

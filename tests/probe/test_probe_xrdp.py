@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import ssl
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from rdp_fakes import CertFiles, CertSet
+from rdp_fakes import CertFiles, CertSet, with_foreign_key
 from xrdp_runner import Xrdp
 
 from azrdp.probe import probe
@@ -39,9 +40,7 @@ def _probe(server: Xrdp) -> dict[str, Any]:
     return doc
 
 
-def test_negotiate_selects_tls_and_allows_rdp_security(
-    xrdp: Callable[[str, CertFiles], Xrdp], certs: CertSet
-) -> None:
+def test_negotiate_selects_tls_and_allows_rdp_security(xrdp: Callable[..., Xrdp], certs: CertSet) -> None:
     doc = _probe(xrdp("negotiate", certs.valid))
     assert doc["reachable"] is True
     assert doc["tcp"] == {**doc["tcp"], "samples": 3, "failures": 0}
@@ -62,7 +61,7 @@ def test_negotiate_selects_tls_and_allows_rdp_security(
     assert doc["connections"] == 3 + 2
 
 
-def test_tls_layer_refuses_rdp_security(xrdp: Callable[[str, CertFiles], Xrdp], certs: CertSet) -> None:
+def test_tls_layer_refuses_rdp_security(xrdp: Callable[..., Xrdp], certs: CertSet) -> None:
     doc = _probe(xrdp("tls", certs.valid))
     assert _attempts(doc) == {"A": ("SSL", None), "C": (None, "SSL_REQUIRED_BY_SERVER")}
     assert doc["negotiation"]["rdpSecurityAllowed"] is False
@@ -70,7 +69,7 @@ def test_tls_layer_refuses_rdp_security(xrdp: Callable[[str, CertFiles], Xrdp], 
     assert _ids(doc) == {"nla-not-offered", "cert-self-signed"}
 
 
-def test_rdp_layer_is_rdp_security_only(xrdp: Callable[[str, CertFiles], Xrdp], certs: CertSet) -> None:
+def test_rdp_layer_is_rdp_security_only(xrdp: Callable[..., Xrdp], certs: CertSet) -> None:
     doc = _probe(xrdp("rdp", certs.valid))
     # xrdp selects PROTOCOL_RDP (it does not send failure 2) and no TLS follows.
     assert _attempts(doc) == {"A": ("RDP", None)}
@@ -82,7 +81,7 @@ def test_rdp_layer_is_rdp_security_only(xrdp: Callable[[str, CertFiles], Xrdp], 
 
 @pytest.mark.parametrize("layer", ["negotiate", "tls"])
 def test_expired_certificate_is_served_and_reported(
-    xrdp: Callable[[str, CertFiles], Xrdp], certs: CertSet, layer: str
+    xrdp: Callable[..., Xrdp], certs: CertSet, layer: str
 ) -> None:
     doc = _probe(xrdp(layer, certs.expired))
     cert = doc["certificate"]
@@ -94,7 +93,7 @@ def test_expired_certificate_is_served_and_reported(
     assert doc["verdict"] == "blocked"
 
 
-def test_cli_exit_code_against_xrdp(xrdp: Callable[[str, CertFiles], Xrdp], certs: CertSet) -> None:
+def test_cli_exit_code_against_xrdp(xrdp: Callable[..., Xrdp], certs: CertSet) -> None:
     from typer.testing import CliRunner
 
     from azrdp.cli.app import app
@@ -103,3 +102,23 @@ def test_cli_exit_code_against_xrdp(xrdp: Callable[[str, CertFiles], Xrdp], cert
     result = CliRunner().invoke(app, ["probe", f"127.0.0.1:{server.port}", "--samples", "2", "-o", "json"])
     assert result.exit_code == 4, result.output
     assert '"cert-expired"' in result.stdout
+
+
+def test_key_mismatch_fails_tls_after_ssl_was_selected(
+    xrdp: Callable[..., Xrdp], certs: CertSet, tmp_path: Path
+) -> None:
+    # xrdp selects SSL, then answers the ClientHello with plaintext MCS bytes.
+    doc = _probe(xrdp("tls", with_foreign_key(certs.valid, tmp_path)))
+    assert doc["negotiation"]["selectedProtocol"] == "SSL"
+    assert doc["tls"] is None and doc["certificate"] is None
+    # The Disconnect Provider Ultimatum (03 00 00 09 ...) read as a TLS record header.
+    assert "WRONG_VERSION_NUMBER" in doc["tlsError"]
+    assert "tls-handshake-failed" in _ids(doc)
+    assert doc["verdict"] == "blocked"
+
+
+def test_tls_1_0_only_server(xrdp: Callable[..., Xrdp], certs: CertSet) -> None:
+    server = xrdp("tls", certs.valid, ssl_protocols="TLSv1", tls_ciphers="DEFAULT:@SECLEVEL=0")
+    doc = _probe(server)
+    assert doc["tls"]["version"] == "TLSv1"
+    assert "tls-legacy-version" in _ids(doc)

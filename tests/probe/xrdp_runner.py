@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,9 @@ def _set(section: str, key: str, value: str) -> str:
     return section.rstrip("\n") + f"\n{key}={value}\n"
 
 
-def write_xrdp_config(directory: Path, port: int, security_layer: str, cert: CertFiles) -> tuple[Path, Path]:
+def write_xrdp_config(
+    directory: Path, port: int, security_layer: str, cert: CertFiles, extra: Mapping[str, str] | None = None
+) -> tuple[Path, Path]:
     text = XRDP_INI.read_text()
     head, globals_and_rest = text.split("[Globals]", 1)
     globals_section, rest = globals_and_rest.split("\n[", 1)
@@ -69,6 +72,7 @@ def write_xrdp_config(directory: Path, port: int, security_layer: str, cert: Cer
         "key_file": str(cert.key),
         "ssl_protocols": "TLSv1.2, TLSv1.3",
         "fork": "false",
+        **(extra or {}),
     }
     for key, value in settings.items():
         globals_section = _set(globals_section, key, value)
