@@ -351,6 +351,9 @@ def populate(store: ResourceStore, scenario: Scenario) -> None:
 
 def _normalise_vm(vm: Resource) -> None:
     props = vm.setdefault("properties", {})
+    os_profile = props.get("osProfile")
+    if isinstance(os_profile, dict):
+        os_profile.pop("adminPassword", None)  # ARM never returns it; neither does the emulator
     full = props.pop("instanceView", None)
     view = vm.get("instanceView")
     if isinstance(full, dict) and view is None:

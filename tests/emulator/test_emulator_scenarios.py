@@ -101,6 +101,16 @@ def test_scenario_file_with_bom_and_shortcut(tmp_path: Path) -> None:
     assert Emulator(str(path)).scenario.name == "mine"
 
 
+def test_admin_password_is_never_stored() -> None:
+    doc = {
+        "resources": [
+            {"id": VM_ID, "properties": {"osProfile": {"adminUsername": "a", "adminPassword": "p"}}}
+        ]
+    }
+    vm = Emulator(doc).store.get(VM_ID)
+    assert vm is not None and vm["properties"]["osProfile"] == {"adminUsername": "a"}
+
+
 def test_loading_does_not_mutate_the_callers_dict() -> None:
     doc: dict[str, Any] = {"resources": [{"id": VM_ID, "instanceView": {"powerState": "stopped"}}]}
     snapshot = json.loads(json.dumps(doc))
