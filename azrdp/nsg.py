@@ -18,9 +18,11 @@ of public address space: the evaluator computes a lower and an upper bound, and 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from azrdp.facts import Nsg, NsgRule
 
@@ -132,12 +134,22 @@ class AddressSet:
         return AddressSet(((0, 2**32 - 1),), ((0, 2**128 - 1),))
 
     def __or__(self, other: AddressSet) -> AddressSet:
+        if not self:
+            return other
+        if not other:
+            return self
         return AddressSet(_normalise(self.v4 + other.v4), _normalise(self.v6 + other.v6))
 
     def __and__(self, other: AddressSet) -> AddressSet:
-        return AddressSet(_intersect(self.v4, other.v4), _intersect(self.v6, other.v6))
+        # Sharing operands keeps fleets small: most rules claim all or nothing of what remains.
+        if other is self or other == EVERYTHING:
+            return self
+        result = AddressSet(_intersect(self.v4, other.v4), _intersect(self.v6, other.v6))
+        return self if result == self else result
 
     def __sub__(self, other: AddressSet) -> AddressSet:
+        if not other:
+            return self
         return AddressSet(_subtract(self.v4, other.v4), _subtract(self.v6, other.v6))
 
     def __bool__(self) -> bool:
@@ -174,11 +186,17 @@ class AddressSet:
 
 
 EMPTY = AddressSet()
+EVERYTHING = AddressSet.everything()
 _PUBLIC = (AddressSet.of(["0.0.0.0/0"]) - AddressSet.of(_NON_INTERNET_V4)) | AddressSet.of(_INTERNET_V6)
 
 
 def internet(vnet_prefixes: Sequence[str] = ()) -> AddressSet:
     """The `Internet` service tag: public address space outside the VNet."""
+    return _internet(tuple(vnet_prefixes))
+
+
+@functools.lru_cache(maxsize=1024)
+def _internet(vnet_prefixes: tuple[str, ...]) -> AddressSet:
     return _PUBLIC - AddressSet.of(vnet_prefixes)
 
 
@@ -476,14 +494,55 @@ def evaluate(
     nic_asgs: Sequence[str] = (),
     asg_members: Mapping[str, tuple[str, ...]] | None = None,
     closed_without_nsg: bool = False,
+    cache: dict[Any, FlowVerdict] | None = None,
 ) -> FlowVerdict:
     """Evaluate an inbound flow through the subnet NSG, then the NIC NSG.
 
     `closed_without_nsg`: the NIC's public IP is Standard SKU, which is closed to inbound traffic
     unless an NSG admits it; with no NSG at either layer everything is then denied.
+
+    `cache`: a dict shared across the NICs of one fleet. The destination address only decides which
+    rules apply, so NICs behind the same NSGs whose addresses select the same rules share one
+    (immutable) verdict: fleets cost one evaluation per distinct network setup, not per VM.
     """
     ctx = TagContext(tuple(vnet_prefixes), dict(asg_members or {}))
-    scope = source_scope(flow, vnet_prefixes)
+    if cache is None:
+        return _evaluate(flow, destination_ip, subnet_nsg, nic_nsg, ctx, nic_asgs, closed_without_nsg)
+    destination = ipaddress.ip_address(destination_ip) if destination_ip else None
+
+    def layer_key(nsg: Nsg | None) -> tuple[str, tuple[str, ...]] | None:
+        if nsg is None:
+            return None
+        applicable = tuple(
+            r.name for r in inbound_rules(nsg) if _destination_matches(r, destination, nic_asgs, ctx)
+        )
+        return nsg.id.lower(), applicable
+
+    key = (
+        flow,
+        ctx.vnet_prefixes,
+        tuple(sorted(ctx.asg_members.items())),
+        closed_without_nsg,
+        layer_key(subnet_nsg),
+        layer_key(nic_nsg),
+    )
+    verdict = cache.get(key)
+    if verdict is None:
+        verdict = _evaluate(flow, destination_ip, subnet_nsg, nic_nsg, ctx, nic_asgs, closed_without_nsg)
+        cache[key] = verdict
+    return verdict
+
+
+def _evaluate(
+    flow: FlowQuery,
+    destination_ip: str | None,
+    subnet_nsg: Nsg | None,
+    nic_nsg: Nsg | None,
+    ctx: TagContext,
+    nic_asgs: Sequence[str],
+    closed_without_nsg: bool,
+) -> FlowVerdict:
+    scope = source_scope(flow, ctx.vnet_prefixes)
     if subnet_nsg is None and nic_nsg is None:
         no_nsg = (LayerResult("subnet", None, None, scope), LayerResult("nic", None, None, scope))
         allowed = EMPTY if closed_without_nsg else scope

@@ -6,7 +6,9 @@ Control-plane only: VM state, guest agent, NICs, NSGs (subnet and NIC), public I
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,6 +21,7 @@ from azrdp.cli.params import (
     NameOpt,
     NoColorOpt,
     OnlyShowErrorsOpt,
+    OutputFormat,
     OutputOpt,
     QueryOpt,
     ResourceGroupOpt,
@@ -60,6 +63,7 @@ EffectiveOpt = Annotated[
 _SEVERITY_STYLE = {"blocker": "bold red", "warning": "yellow", "info": "cyan"}
 _VERDICT_STYLE = {"allowed": "green", "restricted": "yellow", "denied": "bold red", "unknown": "magenta"}
 _STATUS_ORDER = {"blocked": 0, "error": 1, "healthy": 2}
+STREAM_THRESHOLD = 200
 _TABLE_STATUS = {"blocker": "FAIL", "warning": "WARN", "info": "INFO"}
 
 
@@ -335,7 +339,18 @@ def check(
             observer=progress,
         )
     doc = result.to_doc()
-    emit(doc, term, output, query, human=human_view, table_rows=table_rows)
+    if (
+        len(doc["vms"]) > STREAM_THRESHOLD
+        and query is None
+        and (output is OutputFormat.json or (output is None and not term.stdout_is_tty))
+    ):
+        # Same text as emit's json, written chunk by chunk: an indented dump of a large fleet
+        # would otherwise hold every fragment in memory at once.
+        json.dump(doc, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    else:
+        emit(doc, term, output, query, human=human_view, table_rows=table_rows)
     code = int(result.exit_code)
     if code:
         raise typer.Exit(code)

@@ -121,7 +121,9 @@ def _unknown(flow: FlowQuery, vnet: Sequence[str], reason: str) -> FlowVerdict:
     return FlowVerdict(UNKNOWN, source_scope(flow, vnet), EMPTY, (), (), (), (), reason)
 
 
-def evaluate_nic(nic: NicFacts | None, flow: FlowQuery) -> FlowVerdict | None:
+def evaluate_nic(
+    nic: NicFacts | None, flow: FlowQuery, cache: dict[Any, FlowVerdict] | None = None
+) -> FlowVerdict | None:
     """The flow through a NIC's subnet NSG and NIC NSG; `unknown` when an NSG could not be read."""
     if nic is None:
         return None
@@ -151,6 +153,7 @@ def evaluate_nic(nic: NicFacts | None, flow: FlowQuery) -> FlowVerdict | None:
         vnet_prefixes=vnet_prefixes,
         nic_asgs=nic.asgs,
         closed_without_nsg=standard,
+        cache=cache,
     )
 
 
@@ -178,8 +181,12 @@ def assess(
     facts: VmFacts,
     options: CheckOptions,
     effective: EffectiveComparison | None = None,
+    cache: dict[Any, FlowVerdict] | None = None,
 ) -> VmResult:
-    """Verdict and control-plane findings for facts already gathered (pure)."""
+    """Verdict and control-plane findings for facts already gathered (pure).
+
+    `cache` (one dict per fleet) lets VMs behind the same NSGs share one evaluation.
+    """
     flow = options.flow
     nic = facts.primary_nic
     error: AzrdpError | None = None
@@ -193,8 +200,10 @@ def assess(
         error.code = code or error.code
         checked = replace(facts, nics=())
         nic = None
-    network = evaluate_nic(nic, flow)
-    internet = network if flow.source is None else evaluate_nic(nic, FlowQuery(flow.port, flow.protocol))
+    network = evaluate_nic(nic, flow, cache)
+    internet = (
+        network if flow.source is None else evaluate_nic(nic, FlowQuery(flow.port, flow.protocol), cache)
+    )
     cp = ControlPlaneFacts(checked, flow, network, internet, effective)
     findings = run_checks(cp, Source.CONTROL_PLANE) + run_checks(cp, Source.NETWORK_WATCHER)
     if error is not None:
@@ -317,13 +326,14 @@ def _check_fleet(
     if targets.tag is not None:
         entries = [e for e in entries if e.facts is None or targets.tag.matches(e.facts.tags)]
     entries.sort(key=lambda e: (e.resource_group.lower(), e.name.lower()))
+    cache: dict[Any, FlowVerdict] = {}
 
     def one(entry: Any) -> VmResult:
         if entry.facts is None:
             err = entry.error or AzureError(f"The facts of VM '{entry.name}' could not be read.")
             return VmResult(entry.id, entry.name, entry.resource_group, options.flow, error=err)
         try:
-            return assess(entry.facts, options, _effective_for(clients, entry.facts, options))
+            return assess(entry.facts, options, _effective_for(clients, entry.facts, options), cache)
         except AzrdpError as err:
             return VmResult(entry.id, entry.name, entry.resource_group, options.flow, entry.facts, error=err)
 

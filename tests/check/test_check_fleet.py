@@ -138,3 +138,14 @@ def test_throttled_listing_is_retried_and_completes(fleet: Callable[..., Emulato
     _, doc, _ = check("--all")
     assert doc["summary"]["total"] == 20
     assert any(r.status == 429 for r in emu.requests)
+
+
+def test_large_fleet_json_is_streamed_with_the_same_text(fleet: Callable[..., Emulator]) -> None:
+    from azrdp.cli.params import OutputFormat
+    from azrdp.cli.render import format_document
+
+    fleet("fleet:205")
+    result = runner.invoke(app, ["check", "--all", "-o", "json"])
+    doc = json.loads(result.stdout)
+    assert len(doc["vms"]) == 205
+    assert result.stdout == format_document(doc, OutputFormat.json)

@@ -209,3 +209,19 @@ def test_internet_excludes_private_and_vnet_space() -> None:
         "fd00::1",
     ):
         assert outside not in net
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    flows,
+    rules(),
+    rules(),
+    st.lists(st.sampled_from(["10.0.0.4", "10.0.0.5", "10.0.1.9", "10.0.200.1"]), min_size=1),
+)
+def test_shared_cache_gives_the_same_verdicts(flow, subnet, nic, destinations) -> None:  # type: ignore[no-untyped-def]
+    cache: dict = {}  # type: ignore[type-arg]
+    for dest in destinations:
+        kw = dict(subnet_nsg=nsg("sub-nsg", subnet), nic_nsg=nsg("nic-nsg", nic), vnet_prefixes=VNET)
+        plain = evaluate(flow, destination_ip=dest, **kw)  # type: ignore[arg-type]
+        cached = evaluate(flow, destination_ip=dest, cache=cache, **kw)  # type: ignore[arg-type]
+        assert key(cached) == key(plain)
