@@ -149,3 +149,13 @@ def test_large_fleet_json_is_streamed_with_the_same_text(fleet: Callable[..., Em
     doc = json.loads(result.stdout)
     assert len(doc["vms"]) == 205
     assert result.stdout == format_document(doc, OutputFormat.json)
+
+
+def test_verbose_progress_goes_to_stderr_only(fleet: Callable[..., Emulator]) -> None:
+    fleet("fleet:12")
+    result = runner.invoke(app, ["check", "--all", "--verbose", "-o", "json"])
+    assert json.loads(result.stdout)["summary"]["total"] == 12
+    assert "Checking every VM in the subscription" in result.stderr
+    assert "Listed 12 VMs" in result.stderr
+    quiet = runner.invoke(app, ["check", "--all", "-o", "json"])
+    assert quiet.stderr == ""
