@@ -178,7 +178,7 @@ GUEST_SCENARIOS: tuple[GuestScenario, ...] = (
 def scenario_document(entry: GuestScenario) -> dict[str, Any]:
     """The healthy scenario with this guest on its VM."""
     base = json.loads((builtin_dir() / f"{BASE_SCENARIO}.json").read_text(encoding="utf-8"))
-    doc = copy.deepcopy(base)
+    doc: dict[str, Any] = copy.deepcopy(base)
     doc["name"] = entry.scenario_name
     what = entry.description[:1].lower() + entry.description[1:]
     doc["description"] = f"vm-rdp01 (rg-rdp), reachable on 3389; in the guest: {what}"
