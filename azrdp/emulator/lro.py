@@ -11,11 +11,14 @@ import heapq
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from azrdp.emulator.vmstate import now_iso
+
+OPERATION_RETENTION_S = 600.0
 
 
 @dataclass
@@ -56,6 +59,9 @@ class OperationBook:
         self._ops: dict[str, Operation] = {}
         self._pending: list[tuple[float, int, str]] = []
         self._counter = 0
+        # (resource key, kind) -> id of the newest operation on it, so conflict checks stay O(1)
+        self._latest: dict[tuple[str, str], str] = {}
+        self._finished: deque[tuple[float, str]] = deque()
 
     def create(
         self,
@@ -84,6 +90,8 @@ class OperationBook:
             self._ops[op.id] = op
             self._counter += 1
             heapq.heappush(self._pending, (op.due, self._counter, op.id))
+            if resource_key:
+                self._latest[(resource_key, kind)] = op.id
         return op
 
     def get(self, op_id: str) -> Operation | None:
@@ -92,10 +100,9 @@ class OperationBook:
 
     def in_progress(self, resource_key: str, kind: str) -> Operation | None:
         with self._lock:
-            for op in self._ops.values():
-                if not op.done and op.resource_key == resource_key and op.kind == kind:
-                    return op
-            return None
+            op_id = self._latest.get((resource_key, kind))
+            op = self._ops.get(op_id) if op_id else None
+            return op if op is not None and not op.done else None
 
     def settle(self) -> None:
         """Finish every operation whose time has come, oldest first."""
@@ -108,6 +115,11 @@ class OperationBook:
                 op = self._ops.get(op_id)
                 if op is not None and not op.done:
                     self._finish(op)
+                    self._finished.append((now, op.id))
+            # A long-running server forgets operations ten minutes after they end (pollers are long gone).
+            while self._finished and self._finished[0][0] < now - OPERATION_RETENTION_S:
+                _, old = self._finished.popleft()
+                self._ops.pop(old, None)
 
     def _finish(self, op: Operation) -> None:
         try:
