@@ -6,7 +6,6 @@ confirmation on a terminal (never without one: exit 2 with a hint), shows progre
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -102,9 +101,10 @@ def _setup(no_color: bool, verbose: bool, debug: bool, only_show_errors: bool) -
     if debug:
         import logging
 
-        logging.basicConfig(level=logging.DEBUG)
-        logging.getLogger("azure").setLevel(logging.DEBUG)
-        os.environ["AZRDP_DEBUG"] = "1"
+        # Only azure-core's HTTP logging policy, which redacts the Authorization header; the raw
+        # network trace of logging_enable would print bearer tokens.
+        logging.basicConfig(level=logging.WARNING)
+        logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.DEBUG)
     return term
 
 

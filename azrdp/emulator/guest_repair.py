@@ -488,4 +488,33 @@ def history(vm: dict[str, Any], state: sim.GuestState, params: dict[str, str], n
 
 MODE_HANDLERS = {"repair": repair, "undo": undo, "history": history}
 PARAMETERS = ("runid", "only", "skip", "dryrun")
-__all__ = ["FAILED", "MODE_HANDLERS", "PARAMETERS", "history", "repair", "restore", "undo"]
+# The line that tells the repair functions were included into the script (as Get-Command tells
+# the real script's dispatch).
+ENTRY_FUNCTION = "function Invoke-AzrdpRepairMode {"
+
+
+def accepts(script: Any, params: Mapping[str, str]) -> bool:
+    """A repair/undo/history run of the script with repair.ps1 included."""
+    lines = script.splitlines() if isinstance(script, str) else list(script or [])
+    return params.get("mode", "diagnose") in MODE_HANDLERS and any(
+        line.strip() == ENTRY_FUNCTION for line in lines
+    )
+
+
+def run(vm: dict[str, Any], state: sim.GuestState, params: dict[str, str], now: datetime) -> str:
+    """The marker line Invoke-AzrdpRepairMode would have the script print."""
+    mode = params.get("mode", "repair")
+    stamp = c.format_time(now)
+    major = state.ps_version.split(".")[0]
+    if major.isdigit() and int(major) < 5:
+        message = f"Windows PowerShell {state.ps_version} is too old; azrdp needs 5.1."
+        return render_line(_error(stamp, mode, message, "unsupported"))
+    port = params.get("rdpport", "3389")
+    if not port.strip().isdigit() or not 1 <= int(port) <= 65535:
+        return render_line(_error(stamp, mode, "RdpPort must be a TCP port from 1 to 65535."))
+    if params.get("dryrun", "0") not in ("0", "1"):
+        return render_line(_error(stamp, mode, "DryRun must be 0 or 1."))
+    return render_line(MODE_HANDLERS[mode](vm, state, params, now))
+
+
+__all__ = ["FAILED", "MODE_HANDLERS", "PARAMETERS", "accepts", "history", "repair", "restore", "run", "undo"]

@@ -133,6 +133,7 @@ class VmRepair:
     error: AzrdpError | None = None
     notes: list[str] = field(default_factory=list)
     guest_after: ro.RepairReport | None = None  # the repair run's report (diagnosis after)
+    guest_blocked: str = ""  # why in-guest repairs could not run (agent not Ready ...)
 
     @property
     def actionable(self) -> list[StepResult]:
@@ -173,7 +174,7 @@ class VmRepair:
             return ExitCode.NOT_VERIFIED  # applied, then the verification could not be read
         if (self.dry_run or self.declined) and self.actionable:
             return ExitCode.BLOCKERS
-        if any(f.severity is Severity.BLOCKER for f in self.remaining):
+        if self.guest_blocked or any(f.severity is Severity.BLOCKER for f in self.remaining):
             return ExitCode.BLOCKERS
         return ExitCode.OK
 
@@ -476,6 +477,7 @@ class Repairer:
             vmr.notes.append("The guest is diagnosed and repaired in the same Run Command (--yes).")
         if reason and vm.error is None and options.guest_ids:
             vmr.notes.append(f"No in-guest repair: {reason}")
+            vmr.guest_blocked = reason
         for step in vmr.steps:
             if step.step.refused:
                 step.status = REFUSED
@@ -536,9 +538,10 @@ class Repairer:
 
     def _guest_phase(self, clients: Clients, vmr: VmRepair, vm: VmResult) -> None:
         options = self.options
-        if skip_reason(vm) or not options.guest_ids:
-            reason = skip_reason(vm)
-            if reason and not any("No in-guest repair" in n for n in vmr.notes):
+        reason = skip_reason(vm)
+        vmr.guest_blocked = reason if options.guest_ids else ""
+        if reason or not options.guest_ids:
+            if reason and options.guest_ids and not any("No in-guest repair" in n for n in vmr.notes):
                 vmr.notes.append(f"No in-guest repair: {reason}")
             return
         guest_steps = [s for s in vmr.steps if s.step.where is Where.GUEST]

@@ -17,9 +17,11 @@ from typing import Any
 from azrdp.errors import UsageError
 from azrdp.guest import contract as c
 from azrdp.guest.contract import wire, wire_list
+from azrdp.journal import validate_run_id
 
 REPAIR_MODES = ("repair", "undo", "history")
 RUN_ID = re.compile(r"^[0-9a-f]{12}$")
+__all__ = ["validate_run_id"]  # re-exported: the one run-id rule
 # Step statuses the script reports.
 PLANNED, APPLIED, ROLLED_BACK, FAILED, REFUSED, RESTORED = (
     "planned",
@@ -127,16 +129,6 @@ def render_line(report: RepairReport) -> str:
     if isinstance(before, dict) and isinstance(after, dict):
         data["b"] = diff_delta(after, before)
     return c.MARKER + json.dumps(data, separators=(",", ":"), ensure_ascii=True)
-
-
-def validate_run_id(run_id: str) -> str:
-    value = (run_id or "").strip().lower()
-    if not RUN_ID.match(value):
-        raise UsageError(
-            f"Run id {run_id!r} is not an azrdp run id (12 lower-case hex characters).",
-            fix="Pick one from `azrdp history VM -g RG`.",
-        )
-    return value
 
 
 def build_parameters(
