@@ -31,7 +31,7 @@ from azrdp.emulator.faults import Fault, FaultPlan
 from azrdp.emulator.identity import IdentityServer
 from azrdp.emulator.lro import OperationBook
 from azrdp.emulator.requestlog import RequestLog, RequestRecord
-from azrdp.emulator.scenario import Scenario, populate, resolve
+from azrdp.emulator.scenario import Scenario, from_document, populate, resolve
 from azrdp.emulator.store import ResourceStore
 from azrdp.emulator.throttle import Throttle, ThrottleConfig
 from azrdp.emulator.tls import tls_material
@@ -209,6 +209,18 @@ class Emulator:
         self._log.clear()
 
     # test helpers ------------------------------------------------------------------------------
+
+    def add_resources(self, resources: list[dict[str, Any]]) -> None:
+        """Load more ARM resources into a running emulator, validated and normalised like a scenario's."""
+        extra = from_document(
+            {
+                "subscriptionId": self.subscription_id,
+                "location": self.scenario.location,
+                "resources": resources,
+            },
+            source="add_resources",
+        )
+        populate(self.store, extra)
 
     def vm(self, resource_group: str, name: str) -> dict[str, Any] | None:
         """The stored VM dict (live: hold `store.lock` while reading or changing it)."""
