@@ -5,7 +5,12 @@
 # parameters (validated by azrdp before sending, and again here); nothing in this file is templated.
 param(
     [string]$Mode = 'diagnose',
-    [string]$RdpPort = '3389'
+    [string]$RdpPort = '3389',
+    # Used by the repair functions (repair.ps1) in Mode repair, undo and history.
+    [string]$RunId = '',
+    [string]$Only = '',
+    [string]$Skip = '',
+    [string]$DryRun = '0'
 )
 
 Set-StrictMode -Version 3.0
@@ -492,6 +497,7 @@ function Get-AzrdpDiagnosis {
     return $d
 }
 
+# azrdp-include: repair.ps1
 $report = [ordered]@{
     v = $SchemaVersion
     m = Limit-Text -Value $Mode -Limit $Limits.text
@@ -505,6 +511,10 @@ try {
     if ($PSVersionTable.PSVersion.Major -lt 5) {
         $report.ec = 'unsupported'
         $report.e = 'Windows PowerShell ' + [string]$PSVersionTable.PSVersion + ' is too old; azrdp needs 5.1.'
+    }
+    elseif (@('repair', 'undo', 'history') -contains $Mode -and $null -ne (Get-Command -Name 'Invoke-AzrdpRepairMode' -CommandType Function -ErrorAction SilentlyContinue)) {
+        # The repair modes, present when azrdp included repair.ps1 at the marker above.
+        Invoke-AzrdpRepairMode -Report $report -Mode $Mode -RdpPort $RdpPort -RunId $RunId -Only $Only -Skip $Skip -DryRun $DryRun
     }
     elseif ($KnownModes -notcontains $Mode) {
         $report.ec = 'parameter'

@@ -954,3 +954,49 @@ function Compress-AzrdpRepairReport {
     if ((ConvertTo-Json -InputObject $Report -Depth 8 -Compress).Length -le $K.Budget) { return }
     $Report.b = $null
 }
+
+function Invoke-AzrdpRepairMode {
+    # Entry point for -Mode repair, undo and history, called from azrdp.ps1's dispatch when these
+    # functions were included. Fills $Report (d = diagnosis after, b = what changed, r = outcome).
+    param($Report, [string]$Mode, [string]$RdpPort, [string]$RunId, [string]$Only, [string]$Skip, [string]$DryRun)
+    $K = Get-AzrdpRepairConstants
+    $portNumber = 0
+    if (-not [int]::TryParse($RdpPort, [ref]$portNumber) -or $portNumber -lt 1 -or $portNumber -gt 65535) {
+        $Report.ec = 'parameter'
+        $Report.e = 'RdpPort must be a TCP port from 1 to 65535.'
+        return
+    }
+    if ($Mode -ne 'history' -and $RunId -cnotmatch '^[0-9a-f]{12}$') {
+        $Report.ec = 'parameter'
+        $Report.e = 'RunId must be 12 lower-case hex characters.'
+        return
+    }
+    foreach ($id in @(Split-AzrdpIdList -Text $Only) + @(Split-AzrdpIdList -Text $Skip)) {
+        if ($K.Order -notcontains $id) {
+            $Report.ec = 'parameter'
+            $Report.e = Limit-Text -Value ('Unknown repair id ' + $id) -Limit $Limits.message
+            return
+        }
+    }
+    if ($DryRun -ne '0' -and $DryRun -ne '1') {
+        $Report.ec = 'parameter'
+        $Report.e = 'DryRun must be 0 or 1.'
+        return
+    }
+    if ($Mode -eq 'repair') {
+        $outcome = Invoke-AzrdpRepair -RunId $RunId -Only $Only -Skip $Skip -DryRun ($DryRun -eq '1') -ExpectedPort $portNumber
+        $Report.d = $outcome.d
+        $Report.b = $outcome.b
+        $Report.r = $outcome.r
+    }
+    elseif ($Mode -eq 'undo') {
+        $outcome = Invoke-AzrdpUndo -RunId $RunId -ExpectedPort $portNumber
+        $Report.d = $outcome.d
+        $Report.r = $outcome.r
+    }
+    else {
+        $Report.d = Get-AzrdpDiagnosis -ExpectedPort $portNumber
+        $Report.r = [ordered]@{ id = $null; dir = $K.BackupRoot; dry = $false; st = @(); h = (Get-AzrdpHistory) }
+    }
+    Compress-AzrdpRepairReport -Report $Report
+}

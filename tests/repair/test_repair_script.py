@@ -1,0 +1,169 @@
+"""Static checks of repair.ps1 (functions only, 5.1 syntax, the safety rules) and of the script
+composed from azrdp.ps1 + repair.ps1 that Run Command receives."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from importlib import resources
+
+import pytest
+import tree_sitter_powershell as tsp
+from tree_sitter import Language, Node, Parser
+
+from azrdp.guest import contract as c
+from azrdp.repairs import guest as rg
+from azrdp.repairs import outcome as ro
+
+REPAIR = resources.files("azrdp.guest").joinpath("scripts").joinpath("repair.ps1").read_text(encoding="ascii")
+PARSER = Parser(Language(tsp.language()))
+
+
+def walk(node: Node) -> Iterator[Node]:
+    yield node
+    for child in node.children:
+        yield from walk(child)
+
+
+def errors(source: str) -> list[str]:
+    tree = PARSER.parse(source.encode("ascii"))
+    return [
+        f"{n.start_point}: {source.encode()[n.start_byte : n.end_byte][:60]!r}"
+        for n in walk(tree.root_node)
+        if n.type == "ERROR" or n.is_missing
+    ]
+
+
+def code_without_comments(source: str) -> str:
+    return "\n".join(line.split("#", 1)[0] for line in source.splitlines())
+
+
+def test_repair_functions_parse_and_are_ascii() -> None:
+    assert errors(REPAIR) == []
+    REPAIR.encode("ascii")
+
+
+def test_only_functions_no_param_block_no_top_level_code() -> None:
+    tree = PARSER.parse(REPAIR.encode("ascii"))
+    top = [n for n in tree.root_node.children if n.type != "comment"]
+    (statements,) = top
+    kinds = {n.type for n in statements.children if n.type != "comment"}
+    assert kinds == {"function_statement"}, kinds
+    assert not [n for n in walk(tree.root_node) if n.type == "param_block" and n.parent == tree.root_node]
+
+
+def test_composed_script_parses_and_places_the_functions_before_the_dispatch() -> None:
+    text = ro.repair_script_text()
+    assert errors(text) == []
+    assert text.splitlines()[0] == c.SCRIPT_HEADER
+    assert ro.INCLUDE_MARKER not in text
+    assert text.index("function Invoke-AzrdpRepairMode") < text.index("$report = [ordered]@{")
+    # The script azrdp sends for diagnose stays the diagnose-only one.
+    assert "Invoke-AzrdpRepair " not in c.script_text().split("Invoke-AzrdpRepairMode")[0]
+
+
+def test_no_powershell7_syntax_aliases_or_prompts() -> None:
+    tree = PARSER.parse(REPAIR.encode("ascii"))
+    assert not [n for n in walk(tree.root_node) if n.type in ("ternary_expression", "pipeline_chain_tail")]
+    code = code_without_comments(REPAIR)
+    for token in ("??", "?.", "&&", "||", "-Parallel", "-AsHashtable", "-AsByteStream", "utf8NoBOM"):
+        assert token not in code, token
+    for forbidden in (
+        "Invoke-Expression",
+        "Read-Host",
+        "Get-Credential",
+        "Write-Host",
+        "pause",
+        "-DisplayGroup",
+    ):
+        assert forbidden not in code, forbidden
+    commands = {
+        n.text.decode() for n in walk(tree.root_node) if n.type == "command_name" and n.text is not None
+    }
+    aliases = {"gci", "ls", "dir", "cat", "%", "?", "select", "where", "foreach", "iex", "sc", "gsv", "sort"}
+    assert not commands & aliases, commands & aliases
+
+
+def test_safety_rules_hold_in_the_source() -> None:
+    code = code_without_comments(REPAIR)
+    # Never Learn's broad fix: no recursive takeown/icacls, no /grant, no /a.
+    assert not re.search(r"takeown\.exe[^\n]*/(a|r)\b", code, re.I)
+    assert not re.search(r"icacls\.exe[^\n]*(/t\b|/grant|/reset)", code, re.I)
+    # Never delete a key: certificates are removed without -DeleteKey; no MachineKeys file is removed.
+    assert "-DeleteKey" not in code
+    assert not re.search(r"Remove-Item[^\n]*MachineKeys", code)
+    # Never turn the firewall or a profile off, never enable TLS 1.0/1.1, never touch FIPS or the agent.
+    assert not re.search(r"Set-NetFirewallProfile[^\n]*-Enabled", code)
+    assert "TLS 1.0" not in code and "TLS 1.1" not in code and "FIPSAlgorithmPolicy" not in code
+    assert "RdAgent" not in code and "WindowsAzureGuestAgent" not in code
+    assert "Stop-Process" not in code
+    # Security values are only ever raised.
+    assert (
+        "if ([int]$change.after -le [int]$change.before) { throw ('Refusing to lower ' + $name) }" in REPAIR
+    )
+    # Well-known SIDs only.
+    for localized in ("NETWORK SERVICE'", "Everyone'", "Administrators'"):
+        assert localized not in code
+
+
+def test_backups_before_changes_and_a_private_backup_directory() -> None:
+    assert "C:\\ProgramData\\azrdp\\backups" in REPAIR
+    assert "(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)" in REPAIR  # SYSTEM and Administrators only
+    for name in ("Set-AzrdpRegDword", "Remove-AzrdpRegValue"):
+        body = REPAIR.split(f"function {name} {{", 1)[1].split("\n}\n", 1)[0]
+        first = next(
+            ln.strip() for ln in body.splitlines() if ln.strip() and not ln.strip().startswith("param")
+        )
+        assert first.startswith("Backup-AzrdpRegValue"), (name, first)
+    # A failing step restores its own items.
+    assert "$failed = Restore-AzrdpItems -Items $step.items" in REPAIR
+
+
+def test_the_script_mirrors_the_python_triggers() -> None:
+    order = re.search(r"Order = @\((.*?)\)", REPAIR, re.S)
+    assert order is not None
+    assert tuple(re.findall(r"'([\w-]+)'", order.group(1))) == rg.GUEST_ORDER
+    prereq = re.search(r"SecurityPrerequisites = @\((.*?)\)", REPAIR)
+    assert (
+        prereq is not None and tuple(re.findall(r"'([\w-]+)'", prereq.group(1))) == rg.SECURITY_PREREQUISITES
+    )
+    assert f"MachineKeysSddl = '{rg.MACHINEKEYS_DEFAULT_SDDL}'" in REPAIR
+    for name, (start, account) in rg.SERVICE_DEFAULTS.items():
+        assert f"{name} = @('{start}', '{account}')" in REPAIR
+    must_run = re.search(r"MustRun = @\((.*?)\)", REPAIR)
+    assert must_run is not None and tuple(re.findall(r"'(\w+)'", must_run.group(1))) == rg.MUST_RUN
+    for repair_id in rg.GUEST_ORDER:
+        assert f"'{repair_id}' {{ return Get-AzrdpTrigger" in REPAIR
+        assert f"'{repair_id}' {{ Repair-Azrdp" in REPAIR
+
+
+@pytest.mark.parametrize("key", ["id", "dir", "dry", "st", "h", "s", "ch", "e"])
+def test_output_keys_are_the_contract_keys(key: str) -> None:
+    assert key in {
+        f.metadata["wire"]
+        for cls in (ro.RepairOutcome, ro.StepOutcome)
+        for f in cls.__dataclass_fields__.values()
+    }
+    assert re.search(rf"\b{key} = ", REPAIR)
+
+
+def test_parameters_are_validated_before_sending() -> None:
+    from azrdp.errors import UsageError
+
+    known = rg.GUEST_ORDER
+    assert ro.build_parameters("repair", run_id="a1b2c3d4e5f6", only=["rdp-listener"], known_ids=known) == [
+        {"name": "Mode", "value": "repair"},
+        {"name": "RdpPort", "value": "3389"},
+        {"name": "RunId", "value": "a1b2c3d4e5f6"},
+        {"name": "Only", "value": "rdp-listener"},
+        {"name": "Skip", "value": ""},
+        {"name": "DryRun", "value": "0"},
+    ]
+    for bad in (
+        lambda: ro.build_parameters("repair", run_id="a1b2c3d4e5f6; rm", known_ids=known),
+        lambda: ro.build_parameters("repair", run_id="a1b2c3d4e5f6", only=["x'; Stop"], known_ids=known),
+        lambda: ro.build_parameters("repair", rdp_port=0, run_id="a1b2c3d4e5f6", known_ids=known),
+        lambda: ro.build_parameters("diagnose", run_id="a1b2c3d4e5f6", known_ids=known),
+    ):
+        with pytest.raises(UsageError):
+            bad()
