@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from azrdp.emulator import routes_compute, routes_network
+from azrdp.emulator import routes_compute, routes_network, routes_resources
 from azrdp.emulator.faults import Fault, FaultPlan
 from azrdp.emulator.identity import IdentityServer
 from azrdp.emulator.lro import OperationBook
@@ -120,7 +120,11 @@ class Emulator:
         self._rng = random.Random(seed)  # noqa: S311 (reproducible jitter, not crypto)
         self._rng_lock = threading.Lock()
         self.guest_handler: GuestHandler = default_guest_handler()
-        self._routes: list[Route] = [*routes_compute.routes(), *routes_network.routes()]
+        self._routes: list[Route] = [
+            *routes_compute.routes(),
+            *routes_network.routes(),
+            *routes_resources.routes(),
+        ]
         self._arm: _ArmServer | None = None
         self._identity: IdentityServer | None = None
         self._threads: list[threading.Thread] = []
@@ -199,6 +203,8 @@ class Emulator:
             "IDENTITY_HEADER": self.identity_header,
             "AZURE_SUBSCRIPTION_ID": self.subscription_id,
             "AZURE_TOKEN_CREDENTIALS": "managedidentitycredential",
+            # The emulator finishes LROs in tens of milliseconds; azrdp's production default polls every 2 s.
+            "AZRDP_POLLING_INTERVAL": "0.05",
         }
 
     @property
@@ -333,7 +339,9 @@ class Emulator:
                 f"The supported api-versions are '{', '.join(sorted(matched.api_versions, reverse=True))}'.",
             )
         subscription = match.groupdict().get("sub") or ""
-        if subscription.lower() not in self.store.subscriptions():
+        if not subscription:  # tenant-level route (the subscription list): the scenario's bucket
+            subscription = self.subscription_id
+        elif subscription.lower() not in self.store.subscriptions():
             raise ArmError(
                 404, "SubscriptionNotFound", f"The subscription '{subscription}' could not be found."
             )

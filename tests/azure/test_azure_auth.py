@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from azrdp.azure.auth import CLOUDS, resolve_cloud, resolve_context, subscription_from_id
 from azrdp.azure.clients import client_kwargs
-from azrdp.errors import UsageError
+from azrdp.emulator import Emulator
+from azrdp.errors import NotFoundError, UsageError
 
 SUB_A = "11111111-1111-1111-1111-111111111111"
 SUB_B = "22222222-2222-2222-2222-222222222222"
@@ -89,3 +92,18 @@ def test_subscription_from_id() -> None:
     assert subscription_from_id(VM_ID) == SUB_C
     assert subscription_from_id("/subscriptions/nope/resourceGroups/rg") is None
     assert subscription_from_id("web01") is None
+
+
+def test_only_visible_subscription_and_name_lookup_through_arm(
+    make_emulator: Callable[..., Emulator], arm_env: Callable[[Emulator], dict[str, str]]
+) -> None:
+    emu = make_emulator("healthy")
+    arm_env(emu)
+    os.environ.pop("AZURE_SUBSCRIPTION_ID")
+    ctx = resolve_context()
+    assert (ctx.subscription_id, ctx.subscription_source) == (emu.subscription_id, "onlyVisible")
+    named = resolve_context(subscription="azrdp emulator")
+    assert (named.subscription_id, named.subscription_source) == (emu.subscription_id, "argument")
+    with pytest.raises(NotFoundError, match="was not found among the 1"):
+        resolve_context(subscription="someone else's")
+    assert [r.path for r in emu.requests].count("/subscriptions") == 3

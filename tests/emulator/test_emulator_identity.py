@@ -23,7 +23,9 @@ def test_exports_name_everything_a_client_needs(emulator: Emulator) -> None:
         "IDENTITY_HEADER",
         "AZURE_SUBSCRIPTION_ID",
         "AZURE_TOKEN_CREDENTIALS",
+        "AZRDP_POLLING_INTERVAL",
     }
+    assert float(exports["AZRDP_POLLING_INTERVAL"]) < 1
     assert exports["AZRDP_ARM_ENDPOINT"].startswith("https://127.0.0.1:")
     assert not exports["AZRDP_ARM_ENDPOINT"].endswith("/")
     assert exports["IDENTITY_ENDPOINT"].startswith("http://127.0.0.1:")
