@@ -773,7 +773,7 @@ def _diagnose(vm: dict[str, Any], state: GuestState, params: dict[str, str], now
 # The repair issue adds "repair" and "undo" here.
 MODE_HANDLERS: dict[str, ModeHandler] = {"diagnose": _diagnose}
 
-_PARAMETERS = ("mode", "rdpport")
+_PARAMETERS = ("mode", "rdpport", "runid", "only", "skip", "dryrun")
 
 
 def handle_run_command(
@@ -805,6 +805,10 @@ def handle_run_command(
     fault_output = _fault(state, now)
     if fault_output is not None:
         return RunCommandOutput(fault_output[0], fault_output[1], duration)
+    from azrdp.emulator import guest_repair  # repair.ps1's modes, when the script includes it
+
+    if guest_repair.accepts(script, params):
+        return RunCommandOutput(guest_repair.run(vm, state, params, now) + "\n", "", duration)
     report = _run_mode(vm, state, params, now)
     return RunCommandOutput(c.render_line(report) + "\n", "", duration)
 

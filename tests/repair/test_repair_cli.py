@@ -1,0 +1,306 @@
+"""`azrdp repair`, `undo` and `history` end to end: the CLI, the real SDK, the emulator and its
+simulated Windows guests. Every built-in failure scenario is repaired and verified, and undo
+puts the guest back exactly as it was."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from azrdp import journal
+from azrdp.cli.app import app
+from azrdp.emulator import Emulator, guest_sim
+from azrdp.emulator.guest_scenarios import GUEST_SCENARIOS, GuestScenario
+
+RG, VM = "rg-rdp", "vm-rdp01"
+MY_IP = "203.0.113.10"
+
+REPAIRED = {
+    "rdp-disabled": ("rdp-listener",),
+    "listener-disabled": ("rdp-listener",),
+    "termservice-not-running": ("rdp-services",),
+    "service-misconfigured": ("rdp-services",),
+    "rdp-cert-expired": ("rdp-cert-renew",),
+    "rdp-cert-missing-private-key": ("rdp-cert-renew",),
+    "rdp-cert-binding-stale": ("rdp-cert-renew",),
+    "machinekeys-acl-corrupt": ("machinekeys-acl",),
+    "tls12-server-disabled": ("tls12-server",),
+    "firewall-rule-disabled": ("firewall-rdp-rule",),
+    "firewall-blocks-all-inbound": ("firewall-rdp-rule",),
+    "nla-or-security-downgraded": ("rdp-security-restore",),
+}
+# azrdp explains and changes nothing: policy owns the value, the port was moved on purpose, or a
+# process it will not stop holds the port.
+REFUSED = {
+    "rdp-disabled-by-policy": "rdp-listener",
+    "port-mismatch": "rdp-port",
+    "port-owned-by-other-process": "rdp-port",
+}
+# Warnings azrdp never "fixes" (compliance choices, patching, disk space).
+LEFT_ALONE = ("fips-policy-enabled", "credssp-oracle-mismatch", "low-disk-space")
+
+
+def scenario(name: str) -> GuestScenario:
+    return next(s for s in GUEST_SCENARIOS if s.name == name)
+
+
+@pytest.fixture
+def start(
+    make_emulator: Callable[..., Emulator],
+    arm_env: Callable[[Emulator], dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[..., Emulator]:
+    def go(name: Any = "guest-healthy", **kwargs: Any) -> Emulator:
+        kwargs.setdefault("runcommand_seconds", 0.02)
+        emu = make_emulator(name, **kwargs)
+        arm_env(emu)
+        monkeypatch.setenv("AZRDP_POLLING_INTERVAL", "0.01")
+        # Fix relative times ("-12d") once, so states read at different moments compare equal.
+        with emu.store.lock:
+            vm = emu.vm(RG, VM)
+            if vm is not None:
+                vm["guest"] = guest_sim.dump_state(guest_sim.load_state(vm.get("guest"), now()))
+        return emu
+
+    return go
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(app, list(args))
+
+
+def guest_of(emu: Emulator, name: str = VM) -> dict[str, Any]:
+    with emu.store.lock:
+        vm = emu.vm(RG, name)
+        assert vm is not None
+        return json.loads(json.dumps(guest_sim.dump_state(guest_sim.load_state(vm["guest"], now()))))
+
+
+def run_commands(emu: Emulator) -> list[Any]:
+    return [r for r in emu.requests if r.method == "POST" and r.path.lower().endswith("/runcommand")]
+
+
+def rule_writes(emu: Emulator, method: str) -> list[Any]:
+    return [r for r in emu.requests if r.method == method and "/securityrules/" in r.path.lower()]
+
+
+def repair(*extra: str) -> tuple[Any, dict[str, Any]]:
+    result = invoke("repair", VM, "-g", RG, "-o", "json", *extra)
+    assert result.stdout, result.stderr
+    doc = json.loads(result.stdout)
+    return result, doc["vms"][0]
+
+
+@pytest.mark.parametrize("name", sorted(REPAIRED))
+def test_each_failure_is_repaired_verified_and_undone(name: str, start: Callable[..., Emulator]) -> None:
+    entry = scenario(name)
+    emu = start(entry.scenario_name)
+    original = guest_of(emu)
+
+    result, vm = repair("--yes")
+    assert result.exit_code == 0, (result.stderr, vm)
+    assert vm["status"] == "repaired" and vm["verified"] is True and vm["applied"] is True
+    assert [r["id"] for r in vm["repairs"] if r["applied"]] == list(REPAIRED[name])
+    assert set(entry.expected) <= {f["id"] for f in vm["findings"]}
+    assert not set(entry.expected) & {f["id"] for f in vm["remainingFindings"]}
+    assert all(r["verified"] for r in vm["repairs"] if r["applied"])
+    assert vm["backupDir"].endswith(vm["runId"])
+    assert len(run_commands(emu)) == 1  # --yes: diagnose, repair and verify in one Run Command
+
+    undo = invoke("undo", VM, "-g", RG, "--run-id", vm["runId"], "--yes", "-o", "json")
+    assert undo.exit_code == 0, undo.stderr
+    undone = json.loads(undo.stdout)["vms"][0]
+    assert undone["guest"]["restored"] == list(reversed(REPAIRED[name]))
+    assert set(entry.expected) <= {f["id"] for f in undone["findings"]}
+    assert guest_of(emu) == original
+
+
+def test_healthy_vm_plans_nothing_and_changes_nothing(start: Callable[..., Emulator]) -> None:
+    emu = start("guest-healthy")
+    original = guest_of(emu)
+    result, vm = repair("--yes")
+    assert result.exit_code == 0, result.stderr
+    assert vm["plan"] == [] and vm["applied"] is False and vm["changed"] == []
+    assert vm["status"] == "healthy" and vm["backupDir"] is None
+    assert guest_of(emu) == original
+    assert not rule_writes(emu, "PUT")
+    assert list(journal.entries()) == []
+
+
+def test_second_run_is_a_no_op(start: Callable[..., Emulator]) -> None:
+    emu = start("guest-rdp-disabled")
+    first, _ = repair("--yes")
+    assert first.exit_code == 0
+    repaired = guest_of(emu)
+    second, vm = repair("--yes")
+    assert second.exit_code == 0
+    assert vm["plan"] == [] and vm["applied"] is False
+    assert guest_of(emu) == repaired
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_refusals_explain_and_change_nothing(name: str, start: Callable[..., Emulator]) -> None:
+    emu = start(scenario(name).scenario_name)
+    original = guest_of(emu)
+    result, vm = repair("--yes")
+    assert result.exit_code == 4, result.stderr
+    (step,) = [s for s in vm["plan"] if s["id"] == REFUSED[name]]
+    assert step["status"] == "refused" and step["refused"]
+    assert vm["applied"] is False and vm["status"] == "blocked"
+    assert guest_of(emu) == original
+
+
+@pytest.mark.parametrize("name", LEFT_ALONE)
+def test_warnings_azrdp_never_changes(name: str, start: Callable[..., Emulator]) -> None:
+    emu = start(scenario(name).scenario_name)
+    original = guest_of(emu)
+    result, vm = repair("--yes")
+    assert result.exit_code == 0
+    guest = {f["id"] for f in vm["remainingFindings"] if f["source"] == "guest"}
+    assert vm["plan"] == [] and guest == set(scenario(name).expected)
+    assert guest_of(emu) == original
+
+
+def test_moving_rdp_off_a_taken_port_with_its_nsg_rule_and_undo(start: Callable[..., Emulator]) -> None:
+    emu = start("guest-port-owned-by-other-process")
+    original = guest_of(emu)
+    result, vm = repair("--yes", "--port", "3390", "--source-ip", MY_IP)
+    assert result.exit_code == 0, (result.stderr, vm["plan"])
+    applied = [r["id"] for r in vm["repairs"] if r["applied"]]
+    assert applied == ["nsg-allow-rdp", "rdp-port"]
+    puts = rule_writes(emu, "PUT")
+    assert len(puts) == 2  # the subnet NSG and the NIC NSG each deny 3390 by default
+    assert guest_of(emu)["registry"][guest_sim.RDPTCP]["PortNumber"] == 3390
+
+    undo = invoke("undo", VM, "-g", RG, "--run-id", vm["runId"], "--yes", "-o", "json")
+    assert undo.exit_code == 0, undo.stderr
+    control = json.loads(undo.stdout)["vms"][0]["controlPlane"]
+    assert [c["status"] for c in control] == ["deleted", "deleted"]
+    assert len(rule_writes(emu, "DELETE")) == 2
+    assert guest_of(emu) == original
+
+
+def test_nsg_rule_needs_an_explicit_source_and_never_opens_to_the_internet(
+    start: Callable[..., Emulator],
+) -> None:
+    emu = start("subnet-blocked")
+    for extra in ((), ("--source-ip", "203.0.113.0/24")):
+        result, vm = repair("--yes", *extra)
+        assert result.exit_code == 4, (extra, result.stderr)
+        (step,) = [s for s in vm["plan"] if s["id"] == "nsg-allow-rdp"]
+        assert step["status"] == "refused", extra
+    assert not rule_writes(emu, "PUT")
+
+    result, vm = repair("--yes", "--source-ip", MY_IP)
+    assert result.exit_code == 0, (result.stderr, vm["plan"])
+    (_put,) = rule_writes(emu, "PUT")
+    nsg_id = next(
+        r["id"]
+        for r in emu.store.list("Microsoft.Network/networkSecurityGroups")
+        if "subnet" in r["name"].lower()
+    )
+    with emu.store.lock:
+        nsg = emu.store.get(nsg_id)
+        assert nsg is not None
+        (rule,) = [r for r in nsg["properties"]["securityRules"] if r["name"].startswith("azrdp-allow-rdp-")]
+    props = rule["properties"]
+    assert props["sourceAddressPrefix"] == f"{MY_IP}/32" and props["access"] == "Allow"
+    assert props["destinationPortRange"] == "3389" and props["priority"] == 4096
+    assert "nsg-denies-rdp" not in {f["id"] for f in vm["remainingFindings"]}
+    kinds = [e.kind for e in journal.entries(run_id=vm["runId"])]
+    assert kinds == ["nsg-rule-created", "run"]
+
+    history = invoke("history", VM, "-g", RG, "-o", "json")
+    assert history.exit_code == 0
+    runs = json.loads(history.stdout)["vms"][0]["runs"]
+    assert runs[0]["runId"] == vm["runId"]
+
+    undo = invoke("undo", VM, "-g", RG, "--run-id", vm["runId"], "--yes", "-o", "json")
+    assert undo.exit_code == 0, undo.stderr
+    assert len(rule_writes(emu, "DELETE")) == 1
+    with emu.store.lock:
+        nsg = emu.store.get(nsg_id)
+        assert nsg is not None
+        assert not [r for r in nsg["properties"]["securityRules"] if r["name"].startswith("azrdp-")]
+
+
+def test_no_free_priority_above_a_deny_at_100_is_refused(start: Callable[..., Emulator]) -> None:
+    emu = start("nsg-blocked")
+    result, vm = repair("--yes", "--source-ip", MY_IP)
+    assert result.exit_code == 4
+    (step,) = [s for s in vm["plan"] if s["id"] == "nsg-allow-rdp"]
+    assert "no free priority" in step["refused"]
+    assert not rule_writes(emu, "PUT")
+
+
+def test_deallocated_vm_is_started_then_checked_inside(start: Callable[..., Emulator]) -> None:
+    emu = start("deallocated")
+    result, vm = repair("--yes")
+    assert result.exit_code == 0, (result.stderr, vm)
+    assert [r["id"] for r in vm["repairs"] if r["applied"]] == ["vm-start"]
+    assert vm["powerState"] == "running"
+    assert len(run_commands(emu)) == 1
+
+
+def test_agent_not_ready_stops_with_guidance_and_no_run_command(start: Callable[..., Emulator]) -> None:
+    emu = start("agent-not-ready")
+    result, vm = repair("--yes")
+    assert result.exit_code == 4
+    assert not run_commands(emu)
+    assert {s["id"] for s in vm["suggestions"]} == {"redeploy", "reapply"}
+    assert any("agent" in n.lower() for n in vm["notes"])
+
+
+def test_dry_run_plans_with_one_run_command_and_changes_nothing(start: Callable[..., Emulator]) -> None:
+    emu = start("guest-rdp-cert-expired")
+    original = guest_of(emu)
+    result, vm = repair("--dry-run")
+    assert result.exit_code == 4
+    assert [(s["id"], s["status"]) for s in vm["plan"]] == [("rdp-cert-renew", "planned")]
+    assert vm["dryRun"] is True and vm["applied"] is False
+    assert len(run_commands(emu)) == 1
+    assert guest_of(emu) == original
+
+
+def test_without_a_terminal_and_without_yes_it_refuses(start: Callable[..., Emulator]) -> None:
+    emu = start("guest-rdp-disabled")
+    result = invoke("repair", VM, "-g", RG)
+    assert result.exit_code == 2
+    assert "Refusing to change VM 'vm-rdp01' without confirmation" in result.stderr
+    assert "--yes" in result.stderr and "--dry-run" in result.stderr
+    assert result.stdout == ""
+    assert not run_commands(emu)
+
+
+def test_failing_step_is_rolled_back_and_reported_not_verified(start: Callable[..., Emulator]) -> None:
+    emu = start("guest-rdp-disabled")
+    with emu.store.lock:
+        vm_dict = emu.vm(RG, VM)
+        assert vm_dict is not None
+        vm_dict.setdefault("_emulator", {})["repairFaults"] = {"rdp-listener": 1}
+    original = guest_of(emu)
+    result, vm = repair("--yes")
+    assert result.exit_code == 5
+    (step,) = vm["repairs"]
+    assert step["status"] == "rolledBack" and step["error"]
+    assert vm["status"] == "notVerified"
+    assert guest_of(emu) == original
+
+
+def test_unknown_repair_and_bad_run_ids_are_usage_errors(start: Callable[..., Emulator]) -> None:
+    start("guest-healthy")
+    result = invoke("repair", VM, "-g", RG, "--yes", "--only", "format-c")
+    assert result.exit_code == 2 and "'format-c' is not a repair" in result.stderr
+    result = invoke("undo", VM, "-g", RG, "--run-id", "../../etc", "--yes")
+    assert result.exit_code == 2 and "not an azrdp run id" in result.stderr
+    result = invoke("undo", VM, "-g", RG, "--run-id", "0123456789ab", "--yes")
+    assert result.exit_code == 3, result.stderr

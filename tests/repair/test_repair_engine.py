@@ -1,0 +1,109 @@
+"""The repair engine through its Python API: Run Commands per VM (1 with --yes, 2 interactive, 1
+dry run), a declined plan, fleets with one result per VM, and Ctrl-C."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+
+from azrdp.emulator import Emulator, guest_sim
+from azrdp.engine.repair import RepairInterrupted, RepairOptions, VmRepair, run_repair
+from azrdp.targets import parse_targets
+
+RG, VM = "rg-rdp", "vm-rdp01"
+TS = r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server"
+
+
+@pytest.fixture
+def start(
+    make_emulator: Callable[..., Emulator],
+    arm_env: Callable[[Emulator], dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[..., Emulator]:
+    def go(name: Any = "guest-healthy", **kwargs: Any) -> Emulator:
+        kwargs.setdefault("runcommand_seconds", 0.02)
+        emu = make_emulator(name, **kwargs)
+        arm_env(emu)
+        monkeypatch.setenv("AZRDP_POLLING_INTERVAL", "0.01")
+        return emu
+
+    return go
+
+
+def run_commands(emu: Emulator) -> list[Any]:
+    return [r for r in emu.requests if r.method == "POST" and r.path.lower().endswith("/runcommand")]
+
+
+def guest_deny(emu: Emulator, name: str = VM, group: str = RG) -> Any:
+    with emu.store.lock:
+        vm = emu.vm(group, name)
+        assert vm is not None
+        return guest_sim.load_state(vm["guest"]).reg_int(TS, "fDenyTSConnections")
+
+
+def test_interactive_runs_two_run_commands_and_shows_the_plan_first(start: Callable[..., Emulator]) -> None:
+    emu = start("guest-rdp-disabled")
+    shown: list[list[str]] = []
+
+    def confirm(vms: Sequence[VmRepair]) -> bool:
+        shown.append([s.step.id for vm in vms for s in vm.steps])
+        assert guest_deny(emu) == 1  # nothing changed before the answer
+        return True
+
+    result = run_repair(parse_targets(VM, resource_group=RG), RepairOptions(), confirm=confirm)
+    assert shown == [["rdp-listener"]]
+    assert result.exit_code == 0
+    assert len(run_commands(emu)) == 2  # diagnose, then repair + verify
+    assert guest_deny(emu) == 0
+
+
+def test_declined_plan_changes_nothing(start: Callable[..., Emulator]) -> None:
+    emu = start("guest-rdp-disabled")
+    result = run_repair(parse_targets(VM, resource_group=RG), RepairOptions(), confirm=lambda vms: False)
+    (vm,) = result.vms
+    assert vm.declined and not vm.applied
+    assert [s.status for s in vm.steps] == ["declined"]
+    assert result.exit_code == 4
+    assert len(run_commands(emu)) == 1
+    assert guest_deny(emu) == 1
+
+
+def test_yes_runs_one_run_command(start: Callable[..., Emulator]) -> None:
+    emu = start("guest-rdp-disabled")
+    result = run_repair(parse_targets(VM, resource_group=RG), RepairOptions(), confirm=None)
+    assert result.exit_code == 0
+    assert len(run_commands(emu)) == 1
+
+
+def test_ctrl_c_at_the_prompt_lists_nothing_changed(start: Callable[..., Emulator]) -> None:
+    emu = start("guest-rdp-disabled")
+
+    def interrupt(vms: Sequence[VmRepair]) -> bool:
+        raise KeyboardInterrupt
+
+    with pytest.raises(RepairInterrupted) as caught:
+        run_repair(parse_targets(VM, resource_group=RG), RepairOptions(), confirm=interrupt)
+    assert caught.value.exit_code == 130 and caught.value.changed == []
+    assert guest_deny(emu) == 1
+
+
+def test_fleet_one_result_per_vm_one_run_command_each(start: Callable[..., Emulator]) -> None:
+    emu = start("fleet:6:2")
+    ids = []
+    for vm in emu.store.list("Microsoft.Compute/virtualMachines"):
+        group = vm["id"].split("/")[4]
+        emu.set_vm_power(group, vm["name"], "running")
+        emu.set_vm_agent(group, vm["name"], "ready")
+        with emu.store.lock:
+            vm["guest"] = {"registry": {TS: {"fDenyTSConnections": 1}}}
+        ids.append(vm["id"])
+    result = run_repair(parse_targets(ids=ids), RepairOptions(concurrency=3), confirm=None)
+    assert sorted(v.vm.id.lower() for v in result.vms) == sorted(i.lower() for i in ids)
+    assert len(run_commands(emu)) == len(ids)
+    for vm in result.vms:
+        listener = [s for s in vm.steps if s.step.id == "rdp-listener"]
+        assert listener and listener[0].verified is True, vm.to_doc()
+    doc = result.to_doc()
+    assert doc["summary"]["total"] == len(ids) and doc["summary"]["runCommands"] == len(ids)
