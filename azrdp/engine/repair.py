@@ -443,6 +443,12 @@ class Repairer:
         self.options = options
         self.confirm = confirm
         self.lock = threading.Lock()
+        # What was changed so far across VMs, for the Ctrl-C listing (appended as it happens).
+        self.changed: list[str] = []
+
+    def _changed(self, vm: VmResult, lines: Sequence[str]) -> None:
+        with self.lock:
+            self.changed.extend(f"{vm.name}: {line}" for line in lines)
 
     # phase 1 -----------------------------------------------------------------------------------
 
@@ -500,6 +506,7 @@ class Repairer:
             try:
                 step.done = self._apply_control_plane(clients, vm, step.step, vmr.run_id)
                 step.status = APPLIED
+                self._changed(vm, step.done)
                 cp_changed = True
             except Interrupted:
                 raise
@@ -572,7 +579,17 @@ class Repairer:
                 return
         else:
             only = list(options.guest_ids)
-        report, _ = run_repair_mode(clients, vm, options, vmr.run_id, only, False)
+        try:
+            report, _ = run_repair_mode(clients, vm, options, vmr.run_id, only, False)
+        except Interrupted:
+            self._changed(
+                vm,
+                [
+                    f"the in-guest repair (run {vmr.run_id}: {', '.join(only) or 'evidence-triggered'}) was "
+                    "running and cannot be cancelled; see `azrdp history --guest`"
+                ],
+            )
+            raise
         vmr.run_commands += 1
         assert report.repair is not None
         vmr.backup_dir = report.repair.backup_dir
@@ -596,6 +613,7 @@ class Repairer:
                 )
             elif step.status == ROLLED_BACK:
                 vmr.notes.append(f"{step.step.id} failed in the guest and was rolled back: {entry.error}")
+        self._changed(vm, [line for s in guest_steps for line in s.done])
         for step in guest_steps:
             if step.status == PLANNED:
                 step.status = NOT_RUN  # the guest found its trigger gone: nothing to do any more
@@ -717,7 +735,6 @@ def run_repair(
     checked = run_check(targets, options.check_options, observer=observer, clients=clients)
     vms = list(checked.vms)
     repairer = Repairer(clients, options, confirm)
-    results: list[VmRepair] = []
     progress_lock = threading.Lock()
     started = time.monotonic()
 
@@ -755,13 +772,12 @@ def run_repair(
             out = repairer.apply(vmr)
             with progress_lock:
                 counter["n"] += 1
-                results.append(out)
             note(counter["n"], len(prepared), "Repaired")
             return out
 
         done = _parallel(apply, prepared, options.concurrency)
     except (KeyboardInterrupt, Interrupted):
-        raise RepairInterrupted([line for vmr in results for line in vmr.changed]) from None
+        raise RepairInterrupted(list(repairer.changed)) from None
     for vm in skipped:
         vmr = VmRepair(_as_diagnose(vm), "", options.dry_run)
         vmr.notes.append("Skipped: the control-plane check found nothing broken (--broken-only).")

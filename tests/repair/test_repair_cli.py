@@ -304,3 +304,62 @@ def test_unknown_repair_and_bad_run_ids_are_usage_errors(start: Callable[..., Em
     assert result.exit_code == 2 and "not an azrdp run id" in result.stderr
     result = invoke("undo", VM, "-g", RG, "--run-id", "0123456789ab", "--yes")
     assert result.exit_code == 3, result.stderr
+
+
+def test_ctrl_c_lists_what_was_already_changed(
+    start: Callable[..., Emulator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from azrdp.engine import repair as engine
+    from azrdp.errors import Interrupted
+
+    emu = start("subnet-blocked")
+    with emu.store.lock:
+        vm_dict = emu.vm(RG, VM)
+        assert vm_dict is not None
+        vm_dict["guest"] = {"registry": {guest_sim.TS: {"fDenyTSConnections": 1}}}
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise Interrupted("Stopped waiting for Run Command on VM 'vm-rdp01'.")
+
+    monkeypatch.setattr(engine, "run_repair_mode", interrupted)
+    result = invoke("repair", VM, "-g", RG, "--yes", "--source-ip", MY_IP)
+    assert result.exit_code == 130
+    changed = [line for line in result.stderr.splitlines() if line.startswith("changed: ")]
+    assert len(changed) == 2, result.stderr
+    assert "azrdp-allow-rdp-" in changed[0] and "cannot be cancelled" in changed[1]
+    assert "azrdp undo" in result.stderr
+    assert len(rule_writes(emu, "PUT")) == 1
+
+
+def test_history_lists_journal_and_guest_backups(start: Callable[..., Emulator]) -> None:
+    start("guest-tls12-server-disabled")
+    _, vm = repair("--yes")
+    result = invoke("history", VM, "-g", RG, "--guest", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)["vms"][0]
+    assert [r["runId"] for r in doc["runs"]] == [vm["runId"]]
+    assert doc["runs"][0]["result"]["steps"] == {"tls12-server": "applied"}
+    (guest_run,) = doc["guestRuns"]
+    assert guest_run["runId"] == vm["runId"] and guest_run["state"] == "applied"
+    assert guest_run["steps"] == ["tls12-server:applied"]
+
+
+def test_human_views_render(start: Callable[..., Emulator]) -> None:
+    import io
+
+    from rich.console import Console
+
+    from azrdp.cli.repair import human_view, plan_table, table_rows
+
+    start("guest-rdp-disabled")
+    result = invoke("repair", VM, "-g", RG, "--yes", "-o", "json")
+    doc = json.loads(result.stdout)
+    out = io.StringIO()
+    console = Console(file=out, width=120, no_color=True)
+    human_view(doc, console)
+    plan_table(doc["vms"], console)
+    text = out.getvalue()
+    assert "rdp-listener" in text and "REPAIRED" in text and "verified" in text
+    assert table_rows(doc)[0]["repair"] == "rdp-listener"
+    table = invoke("repair", VM, "-g", RG, "--yes", "-o", "table")
+    assert table.exit_code == 0 and "nothing to repair" in table.stdout
