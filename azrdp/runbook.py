@@ -80,11 +80,10 @@ def run(argv: Sequence[str]) -> tuple[dict[str, Any], int]:
             )
         from azrdp.engine.repair import RepairOptions, run_repair
 
-        result = run_repair(
-            targets,
-            RepairOptions(check=options, yes=args.mode == "repair", dry_run=args.mode == "plan"),
-            subscription=subscription,
+        repair_options = RepairOptions(
+            port=options.port, source_ip=options.source_ip, dry_run=args.mode == "plan"
         )
+        result = run_repair(targets, repair_options, subscription=subscription)
     doc = result.to_doc()
     if args.query:
         from azrdp.query import apply_query

@@ -139,3 +139,26 @@ def test_runbook_imports_neither_typer_nor_rich(
         check=False,
     )
     assert proc.stdout.strip() == "0 []", proc.stderr
+
+
+def test_plan_then_repair_with_yes(make_emulator: Callable[..., Emulator], isolated_env: Path) -> None:
+    emu = make_emulator("guest-rdp-disabled")
+    vm = next(r for r in emu.store.list("Microsoft.Compute/virtualMachines"))
+    group = vm["id"].split("/")[4]
+    env = automation_env(emu, isolated_env)
+    code, plan, stderr = run_runbook([vm["name"], group, emu.subscription_id, "plan"], env)
+    assert code == 4, stderr  # steps planned, nothing changed
+    planned = plan["vms"][0]
+    assert planned["dryRun"] is True and planned["applied"] is False
+    assert "rdp-listener" in {step["id"] for step in planned["plan"]}
+    emu.clear_requests()
+    code, doc, stderr = run_runbook([vm["name"], group, emu.subscription_id, "repair", "--yes"], env)
+    assert code == 0, stderr
+    repaired = doc["vms"][0]
+    assert repaired["verified"] is True
+    assert [f for f in repaired["remainingFindings"] if f["severity"] == "blocker"] == []
+    run_commands = [r for r in emu.requests if r.method == "POST" and r.path.lower().endswith("/runcommand")]
+    assert len(run_commands) == 1  # diagnose -> repair -> verify in one Run Command
+    code, after, _ = run_runbook([vm["name"], group, emu.subscription_id, "diagnose"], env)
+    assert code == 0
+    assert "rdp-disabled" not in {f["id"] for f in after["vms"][0]["findings"]}
