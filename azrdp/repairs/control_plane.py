@@ -107,7 +107,11 @@ def allow_rule(source_ip: str, port: int, priority: int, destination: str | None
     title="Allow RDP from your address in the NSG",
     fixes=("nsg-denies-rdp",),
     risk=Risk.HIGH,
-    rbac=(f"{N}/networkSecurityGroups/read", f"{N}/networkSecurityGroups/securityRules/write"),
+    rbac=(
+        f"{N}/networkSecurityGroups/read",
+        f"{N}/networkSecurityGroups/securityRules/write",
+        f"{N}/networkSecurityGroups/securityRules/delete",  # azrdp undo
+    ),
     changes=(
         "Adds one inbound Allow rule for --source-ip/32 to the RDP port at the free priority just "
         "above the deciding Deny, in each NSG layer that denies it. Never from * or Internet."
