@@ -219,7 +219,7 @@ def human_view(doc: Mapping[str, Any], console: Console) -> None:
     console.print(
         f"{summary['total']} VM(s): {summary['repaired']} repaired, {summary['healthy']} healthy, "
         f"{summary['planned']} planned, {summary['blocked']} blocked, {summary['notVerified']} not verified, "
-        f"{summary['errors'] if 'errors' in summary else summary['error']} errors."
+        f"{summary['errors']} errors."
     )
 
 

@@ -264,9 +264,9 @@ class RepairResult:
             "summary": {
                 "total": len(vms),
                 **{
-                    s: statuses.count(s)
-                    for s in ("repaired", "healthy", "planned", "blocked", "notVerified", "error")
+                    s: statuses.count(s) for s in ("repaired", "healthy", "planned", "blocked", "notVerified")
                 },
+                "errors": statuses.count("error"),
                 "runCommands": sum(vm.run_commands for vm in self.vms),
                 "exitCode": int(self.exit_code),
             },

@@ -107,3 +107,24 @@ def test_fleet_one_result_per_vm_one_run_command_each(start: Callable[..., Emula
         assert listener and listener[0].verified is True, vm.to_doc()
     doc = result.to_doc()
     assert doc["summary"]["total"] == len(ids) and doc["summary"]["runCommands"] == len(ids)
+
+
+def test_stopped_vm_interactive_asks_again_once_the_guest_is_diagnosed(
+    start: Callable[..., Emulator],
+) -> None:
+    emu = start("deallocated")
+    with emu.store.lock:
+        vm = emu.vm(RG, VM)
+        assert vm is not None
+        vm["guest"] = {"registry": {TS: {"fDenyTSConnections": 1}}}
+    asked: list[list[str]] = []
+
+    def confirm(vms: Sequence[VmRepair]) -> bool:
+        asked.append([s.step.id for v in vms for s in v.steps if s.step.actionable and s.status == "planned"])
+        return True
+
+    result = run_repair(parse_targets(VM, resource_group=RG), RepairOptions(), confirm=confirm)
+    assert asked == [["vm-start"], ["rdp-listener"]]
+    assert result.exit_code == 0
+    assert len(run_commands(emu)) == 2  # diagnose after the start, then repair + verify
+    assert guest_deny(emu) == 0
