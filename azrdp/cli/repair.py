@@ -338,8 +338,15 @@ def repair(
             fix="Pass --yes to apply, or --dry-run to print the plan.",
         )
     progress = _Progress(term)
+    import threading
+
+    asking = threading.Lock()  # a VM started by the repair is confirmed again from a worker thread
 
     def confirm(vms: Sequence[VmRepair]) -> bool:
+        with asking:
+            return ask(vms)
+
+    def ask(vms: Sequence[VmRepair]) -> bool:
         progress.pause()
         docs = [v.to_doc() for v in vms]
         plan_table(docs, term.err, title="Plan (nothing has been changed yet)")
