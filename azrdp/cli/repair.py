@@ -262,7 +262,10 @@ class _Progress:
         self.update: Any = None
 
     def __enter__(self) -> _Progress:
-        self.status = self.term.status("Checking")
+        return self.resume("Checking")
+
+    def resume(self, message: str) -> _Progress:
+        self.status = self.term.status(message)
         self.update = self.status.__enter__()
         return self
 
@@ -356,7 +359,7 @@ def repair(
             f"Apply {sum(len(v.actionable) for v in vms)} step(s)?", default=False, err=True
         )
         if answer:
-            progress.__enter__()
+            progress.resume("Applying the plan")
         return answer
 
     try:
