@@ -1,0 +1,56 @@
+"""`azrdp demo` end to end: the README's main job."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from azrdp.cli.app import app
+from azrdp.emulator.demo import DEMO_VMS
+
+EXPECTED_BEFORE = {
+    "web01": [],
+    "web02": ["nsg-denies-rdp"],
+    "web03": ["vm-not-running"],
+    "app01": ["rdp-cert-expired", "machinekeys-acl-corrupt"],
+    "app02": ["termservice-not-running"],
+    "app03": ["rdp-disabled"],
+    "app04": ["firewall-rule-disabled"],
+    "app05": ["tls12-server-disabled"],
+    "jump01": [],
+}
+
+
+def test_demo_repairs_every_broken_vm_and_verifies() -> None:
+    result = CliRunner().invoke(app, ["demo", "--runcommand-seconds", "0.2", "-o", "json"])
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    rows = {r["name"]: r for r in doc["vms"]}
+    assert set(rows) == {vm.name for vm in DEMO_VMS}
+    assert {name: sorted(r["before"]) for name, r in rows.items()} == {
+        name: sorted(ids) for name, ids in EXPECTED_BEFORE.items()
+    }
+    assert all(r["after"] == [] for r in rows.values())
+    assert rows["jump01"]["warningsAfter"] == ["agent-not-ready"]
+    assert sorted(rows["app01"]["repairs"]) == ["machinekeys-acl", "rdp-cert-renew"]
+    assert rows["web02"]["repairs"] == ["nsg-allow-rdp"]
+    assert doc["summary"]["blockedBefore"] == doc["summary"]["repaired"] == 7
+    # --yes repair: one Run Command per repaired VM, however much it changed.
+    assert all(vm["runCommands"] <= 1 for vm in doc["repair"]["vms"])
+    # The rule azrdp added is for the engineer's address only, never the Internet.
+    web02 = next(vm for vm in doc["repair"]["vms"] if vm["name"] == "web02")
+    assert any("203.0.113.7/32" in json.dumps(step) for step in web02["repairs"])
+
+
+def test_demo_table_output_is_plain() -> None:
+    result = CliRunner().invoke(app, ["demo", "--runcommand-seconds", "0", "-o", "table"])
+    assert result.exit_code == 0, result.stderr
+    assert "\x1b" not in result.stdout
+    assert result.stdout.splitlines()[0].split()[:3] == ["name", "failure", "before"]
+
+
+def test_demo_rejects_a_silly_latency() -> None:
+    result = CliRunner().invoke(app, ["demo", "--runcommand-seconds", "500"])
+    assert result.exit_code == 2
+    assert "out of range" in result.stderr
