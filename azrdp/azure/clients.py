@@ -59,7 +59,6 @@ def client_kwargs(ctx: AzureContext) -> dict[str, Any]:
         # azure-core's RetryPolicy honours Retry-After on 429/5xx; cap the exponential backoff.
         "retry_total": int(_float_env("AZRDP_RETRY_TOTAL", 6)),
         "retry_backoff_max": 30,
-        "logging_enable": bool(os.environ.get("AZRDP_DEBUG")),
     }
     if ctx.ca_bundle:
         kw["connection_verify"] = ctx.ca_bundle

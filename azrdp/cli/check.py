@@ -29,7 +29,7 @@ from azrdp.cli.params import (
     VerboseOpt,
     VmArg,
 )
-from azrdp.cli.terminal import Terminal, handle_errors
+from azrdp.cli.terminal import Terminal, enable_http_debug_logging, handle_errors
 from azrdp.errors import UsageError
 
 if TYPE_CHECKING:
@@ -298,10 +298,7 @@ def check(
             cloud=cloud.value if cloud else None, output=output, query=query, debug=debug,
         )  # fmt: skip
     if debug:
-        import logging
-
-        logging.basicConfig(level=logging.DEBUG)
-        logging.getLogger("azure").setLevel(logging.DEBUG)
+        enable_http_debug_logging()
         os.environ["AZRDP_DEBUG"] = "1"
     id_values = [i for i in ids or [] if i.strip()]
     if (id_values or (vm or "").lower().startswith("/subscriptions/")) and resource_group:

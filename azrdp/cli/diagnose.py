@@ -27,7 +27,7 @@ from azrdp.cli.params import (
     VerboseOpt,
     VmArg,
 )
-from azrdp.cli.terminal import Terminal, handle_errors
+from azrdp.cli.terminal import Terminal, enable_http_debug_logging, handle_errors
 from azrdp.errors import UsageError
 
 if TYPE_CHECKING:
@@ -150,10 +150,7 @@ def run_diagnose_command(
     from azrdp.targets import parse_targets, validate_port, validate_source
 
     if debug:
-        import logging
-
-        logging.basicConfig(level=logging.DEBUG)
-        logging.getLogger("azure").setLevel(logging.DEBUG)
+        enable_http_debug_logging()
         os.environ["AZRDP_DEBUG"] = "1"
     for label, value in (("--wait-timeout", wait_timeout), ("--timeout", timeout)):
         if value < 0:

@@ -27,7 +27,7 @@ from azrdp.cli.params import (
     VmArg,
     YesOpt,
 )
-from azrdp.cli.terminal import Terminal, handle_errors
+from azrdp.cli.terminal import Terminal, enable_http_debug_logging, handle_errors
 from azrdp.errors import UsageError
 
 if TYPE_CHECKING:
@@ -99,12 +99,7 @@ def _split(values: Sequence[str] | None) -> tuple[str, ...]:
 def _setup(no_color: bool, verbose: bool, debug: bool, only_show_errors: bool) -> Terminal:
     term = Terminal(no_color=no_color, verbose=verbose, debug=debug, only_show_errors=only_show_errors)
     if debug:
-        import logging
-
-        # Only azure-core's HTTP logging policy, which redacts the Authorization header; the raw
-        # network trace of logging_enable would print bearer tokens.
-        logging.basicConfig(level=logging.WARNING)
-        logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.DEBUG)
+        enable_http_debug_logging()
     return term
 
 

@@ -110,6 +110,18 @@ class Terminal:
             yield self.info
 
 
+def enable_http_debug_logging() -> None:
+    """--debug: the HTTP exchange on stderr, Authorization redacted.
+
+    Only azure-core's HTTP logging policy, which redacts every header not on its allow list; never
+    the raw network trace (`logging_enable`) nor msal/identity at DEBUG, which can carry tokens.
+    """
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.DEBUG)
+
+
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn azrdp errors into one what/why + fix pair on stderr and their exit code; no tracebacks.
 
