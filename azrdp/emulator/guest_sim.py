@@ -776,6 +776,24 @@ MODE_HANDLERS: dict[str, ModeHandler] = {"diagnose": _diagnose}
 _PARAMETERS = ("mode", "rdpport", "runid", "only", "skip", "dryrun")
 
 
+def guest_epoch(vm: dict[str, Any], now: datetime) -> datetime:
+    """The instant a VM's relative scenario times ('+150d', '-12d') are anchored to.
+
+    Fixed at the VM's first Run Command and kept in its emulator bookkeeping, so a certificate
+    keeps one NotAfter across runs (as on a real machine) and two diagnoses of an unchanged guest
+    are identical apart from the guest clock, however far apart they run.
+    """
+    bookkeeping = vm.get("_emulator")
+    if not isinstance(bookkeeping, dict):
+        bookkeeping = vm["_emulator"] = {}
+    stamp = bookkeeping.get("guestEpoch")
+    epoch = c.parse_time(stamp) if isinstance(stamp, str) else None
+    if epoch is None:
+        epoch = now.replace(microsecond=0)
+        bookkeeping["guestEpoch"] = c.format_time(epoch)
+    return epoch
+
+
 def handle_run_command(
     vm: dict[str, Any], body: Mapping[str, Any], now: datetime | None = None
 ) -> RunCommandOutput:
@@ -789,7 +807,7 @@ def handle_run_command(
             f"'{c.SCRIPT_HEADER}'); it does not execute PowerShell or built-in commands.",
         )
     try:
-        state = load_state(vm.get("guest"), now)
+        state = load_state(vm.get("guest"), guest_epoch(vm, now))
     except (GuestScenarioError, ValueError, TypeError) as exc:
         return RunCommandOutput("", f"The simulated guest's scenario is malformed: {exc}")
     duration = state.latency_s

@@ -199,3 +199,27 @@ def test_malformed_guest_is_a_stderr_answer() -> None:
         {"guest": {"colour": "blue"}}, {"commandId": "RunPowerShellScript", "script": c.script_lines()}
     )
     assert "guest.colour: unknown key" in out.stderr
+
+
+def test_relative_times_are_anchored_once_per_vm() -> None:
+    # The flake behind test_check_guest_is_diagnose: "+150d" re-resolved against each run's clock
+    # gave two runs a second apart different certificate NotAfter values.
+    vm: dict[str, Any] = {"guest": {"certificates": [{"thumbprint": "AB" * 20, "notAfter": "-3d"}]}}
+    body = {
+        "commandId": "RunPowerShellScript",
+        "script": c.script_lines(),
+        "parameters": c.build_parameters(),
+    }
+    first = c.parse_output(g.handle_run_command(vm, body, now=NOW).stdout)
+    later = datetime(2026, 1, 15, 10, 0, 7, tzinfo=timezone.utc)
+    second = c.parse_output(g.handle_run_command(vm, body, now=later).stdout)
+    assert first.time != second.time
+    assert first.diagnosis == second.diagnosis
+    assert first.diagnosis is not None and first.diagnosis.cert is not None
+    assert first.diagnosis.cert.certs[0].not_after == "2026-01-12T10:00:00Z"
+    assert vm["_emulator"]["guestEpoch"] == "2026-01-15T10:00:00Z"
+    # The healthy image's own certificate is anchored the same way.
+    healthy: dict[str, Any] = {"guest": {}}
+    one = c.parse_output(g.handle_run_command(healthy, body, now=NOW).stdout)
+    two = c.parse_output(g.handle_run_command(healthy, body, now=later).stdout)
+    assert one.diagnosis == two.diagnosis
