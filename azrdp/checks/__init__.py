@@ -71,12 +71,7 @@ def _load() -> None:
     if not _loaded:
         _loaded = True
         for name in CHECK_MODULES:
-            try:
-                importlib.import_module(name)
-            except ModuleNotFoundError as exc:
-                # A module listed here but not written yet is a programming error, not a user one.
-                if exc.name != name:
-                    raise
+            importlib.import_module(name)
 
 
 def all_checks(source: Source | None = None) -> list[CheckSpec]:
