@@ -1,4 +1,8 @@
-"""Option types shared by every command, each with its environment variable (flag > AZRDP_* > az's)."""
+"""Option types shared by every command, each with its environment variable (flag > AZRDP_* > az's).
+
+Options are grouped in `--help` the way az groups them: what to look at (Target), how to print the
+result (Output) and switches every command takes (Global).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,11 @@ class OutputFormat(str, enum.Enum):
     none = "none"
 
 
+TARGET_PANEL = "Target"
+OUTPUT_PANEL = "Output"
+GLOBAL_PANEL = "Global options"
+
+
 class Cloud(str, enum.Enum):
     AzureCloud = "AzureCloud"
     AzureUSGovernment = "AzureUSGovernment"
@@ -30,31 +39,54 @@ OutputOpt = Annotated[
         "-o",
         envvar="AZRDP_OUTPUT",
         case_sensitive=False,
+        rich_help_panel=OUTPUT_PANEL,
         help="Result format. Default: a human view on a terminal, json when piped.",
     ),
 ]
 QueryOpt = Annotated[
     str | None,
-    typer.Option("--query", help="JMESPath query applied to the result before formatting."),
+    typer.Option(
+        "--query",
+        rich_help_panel=OUTPUT_PANEL,
+        help="JMESPath query applied to the result before formatting.",
+    ),
 ]
 VerboseOpt = Annotated[
-    bool, typer.Option("--verbose", envvar="AZRDP_VERBOSE", help="Plain progress lines on stderr.")
+    bool,
+    typer.Option(
+        "--verbose",
+        envvar="AZRDP_VERBOSE",
+        rich_help_panel=GLOBAL_PANEL,
+        help="Plain progress lines on stderr.",
+    ),
 ]
 DebugOpt = Annotated[
     bool,
     typer.Option(
         "--debug",
         envvar="AZRDP_DEBUG",
+        rich_help_panel=GLOBAL_PANEL,
         help="SDK HTTP logging (Authorization masked) and tracebacks on stderr.",
     ),
 ]
 OnlyShowErrorsOpt = Annotated[
     bool,
-    typer.Option("--only-show-errors", envvar="AZRDP_ONLY_SHOW_ERRORS", help="No warnings or progress."),
+    typer.Option(
+        "--only-show-errors",
+        envvar="AZRDP_ONLY_SHOW_ERRORS",
+        rich_help_panel=GLOBAL_PANEL,
+        help="No warnings or progress.",
+    ),
 ]
+# NO_COLOR turns colour off whatever its value (no-color.org), so it is read by Terminal rather than
+# bound here: bound, Typer would reject NO_COLOR=x as "not a valid boolean" and exit 2.
 NoColorOpt = Annotated[
     bool,
-    typer.Option("--no-color", envvar=["NO_COLOR", "AZURE_CORE_NO_COLOR"], help="Plain output, no colour."),
+    typer.Option(
+        "--no-color",
+        rich_help_panel=GLOBAL_PANEL,
+        help="Plain output, no colour. \\[env var: NO_COLOR, AZURE_CORE_NO_COLOR]",
+    ),
 ]
 
 SubscriptionOpt = Annotated[
@@ -62,12 +94,18 @@ SubscriptionOpt = Annotated[
     typer.Option(
         "--subscription",
         envvar="AZURE_SUBSCRIPTION_ID",
+        rich_help_panel=TARGET_PANEL,
         help="Subscription name or ID. Default: the one in --ids, then the az CLI default.",
     ),
 ]
 CloudOpt = Annotated[
     Cloud | None,
-    typer.Option("--cloud", envvar=["AZRDP_CLOUD", "AZURE_CLOUD"], help="Azure cloud. Default: AzureCloud."),
+    typer.Option(
+        "--cloud",
+        envvar=["AZRDP_CLOUD", "AZURE_CLOUD"],
+        rich_help_panel=TARGET_PANEL,
+        help="Azure cloud. Default: AzureCloud.",
+    ),
 ]
 ResourceGroupOpt = Annotated[
     str | None,
@@ -75,14 +113,16 @@ ResourceGroupOpt = Annotated[
         "--resource-group",
         "-g",
         envvar=["AZRDP_DEFAULTS_GROUP", "AZURE_DEFAULTS_GROUP"],
+        rich_help_panel=TARGET_PANEL,
         help="Resource group of the VM(s).",
     ),
 ]
-NameOpt = Annotated[str | None, typer.Option("--name", "-n", help="VM name.")]
+NameOpt = Annotated[str | None, typer.Option("--name", "-n", rich_help_panel=TARGET_PANEL, help="VM name.")]
 IdsOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--ids",
+        rich_help_panel=TARGET_PANEL,
         help="One or more VM resource IDs (repeat the flag or separate with whitespace).",
     ),
 ]

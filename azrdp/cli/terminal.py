@@ -150,3 +150,46 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(int(ExitCode.ERROR)) from None
 
     return wrapper
+
+
+def usage_error_message(exc: Exception, command: str = "azrdp") -> tuple[str, str]:
+    """A Typer flag error (bad value, unknown option, missing argument) as azrdp's what + fix.
+
+    `command` names the command when the error carries no context (a flag missing its value).
+    """
+    from typer._click import core as click_core
+    from typer._click import exceptions as click_errors
+
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        command = ctx.command_path
+    fix = f"Run `{command} --help` for the options."
+    if isinstance(exc, click_errors.NoSuchOption):
+        what = f"`{command}` has no option {exc.option_name}."
+        if exc.possibilities:
+            fix = f"Did you mean {' or '.join(sorted(exc.possibilities))}? " + fix
+        return what, fix
+    param = getattr(exc, "param", None)
+    if (
+        isinstance(exc, click_errors.BadParameter)
+        and not isinstance(exc, click_errors.MissingParameter)
+        and param is not None
+        and ctx is not None
+    ):
+        opts = sorted(param.opts, key=len)
+        flags = "/".join(opts) if param.param_type_name == "option" else param.human_readable_name
+        source = ctx.get_parameter_source(param.name) if param.name else None
+        if source is click_core.ParameterSource.ENVIRONMENT:
+            names = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar or ())
+            env = next((name for name in names if os.environ.get(name)), None)
+            if env:
+                what = f"Invalid value for {flags} (from ${env}): {_sentence(exc.message)}"
+                return what, f"Correct or unset {env}, or pass {opts[-1]}."
+        return f"Invalid value for {flags}: {_sentence(exc.message)}", fix
+    message = exc.format_message() if isinstance(exc, click_errors.ClickException) else str(exc)
+    return _sentence(message), fix
+
+
+def _sentence(text: str) -> str:
+    text = " ".join(text.split())
+    return text if text.endswith((".", "?", "!")) else text + "."
