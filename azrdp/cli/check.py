@@ -7,7 +7,6 @@ Control-plane only: VM state, guest agent, NICs, NSGs (subnet and NIC), public I
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
@@ -29,13 +28,10 @@ from azrdp.cli.params import (
     VerboseOpt,
     VmArg,
 )
-from azrdp.cli.terminal import Terminal, enable_http_debug_logging, handle_errors
-from azrdp.errors import UsageError
+from azrdp.cli.terminal import ProgressView, Terminal, handle_errors
 
 if TYPE_CHECKING:
     from rich.console import Console
-
-    from azrdp.engine import Progress
 
 AllOpt = Annotated[bool, typer.Option("--all", help="Every VM in the subscription.")]
 TagOpt = Annotated[
@@ -60,201 +56,93 @@ EffectiveOpt = Annotated[
     ),
 ]
 
-_SEVERITY_STYLE = {"blocker": "bold red", "warning": "yellow", "info": "cyan"}
-_VERDICT_STYLE = {"allowed": "green", "restricted": "yellow", "denied": "bold red", "unknown": "magenta"}
-_STATUS_ORDER = {"blocked": 0, "error": 1, "healthy": 2}
 STREAM_THRESHOLD = 200
-_TABLE_STATUS = {"blocker": "FAIL", "warning": "WARN", "info": "INFO"}
-
-
-def _env_group() -> set[str]:
-    return {
-        v.strip().lower()
-        for v in (os.environ.get("AZRDP_DEFAULTS_GROUP"), os.environ.get("AZURE_DEFAULTS_GROUP"))
-        if v
-    }
-
-
-def _sorted_vms(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return sorted(
-        doc.get("vms", []),
-        key=lambda v: (
-            _STATUS_ORDER.get(v.get("status", ""), 3),
-            v.get("resourceGroup", "").lower(),
-            v.get("name", "").lower(),
-        ),
-    )
-
-
-def table_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per finding (name, resourceGroup, check, status, severity, detail); PASS rows for clean VMs."""
-    rows: list[dict[str, Any]] = []
-    for vm in _sorted_vms(doc):
-        base = {"name": vm["name"], "resourceGroup": vm["resourceGroup"]}
-        if vm.get("error"):
-            rows.append(
-                {**base, "check": "", "status": "ERROR", "severity": "", "detail": vm["error"]["message"]}
-            )
-            continue
-        for f in vm.get("findings", []):
-            rows.append(
-                {
-                    **base,
-                    "check": f["id"],
-                    "status": _TABLE_STATUS.get(f["severity"], ""),
-                    "severity": f["severity"],
-                    "detail": f["title"],
-                }
-            )
-        if not vm.get("findings"):
-            verdict = (vm.get("network") or {}).get("verdict", "")
-            rows.append({**base, "check": "", "status": "PASS", "severity": "", "detail": f"RDP {verdict}"})
-    return rows
-
-
-def _network_lines(net: Mapping[str, Any]) -> list[tuple[str, str]]:
-    lines = [
-        ("Flow", f"{net['protocol'].upper()} {net['port']} from {net['source']}"),
-        ("Address", f"public {net.get('publicIp') or 'none'}, private {net.get('privateIp') or 'unknown'}"),
-    ]
-    nsgs = net.get("nsgs") or {}
-    lines.append(("NSGs", f"subnet {nsgs.get('subnet') or '(none)'}, NIC {nsgs.get('nic') or '(none)'}"))
-    for d in net.get("decidedBy", []):
-        lines.append(
-            (
-                "Decided by",
-                f"{d['layer']} NSG {d['nsg']}: {d['rule']} (priority {d['priority']}, {d['access']})",
-            )
-        )
-    if net.get("verdict") == "restricted":
-        sources = net.get("allowedSources", [])
-        shown = ", ".join(sources[:8]) + (f" and {len(sources) - 8} more" if len(sources) > 8 else "")
-        lines.append(("Allowed from", shown))
-    if net.get("reason"):
-        lines.append(("Note", net["reason"]))
-    eff = net.get("effective")
-    if eff:
-        lines.append(("Effective", eff.get("error") or eff.get("verdict", "")))
-    return lines
-
-
-def _vm_panel(vm: Mapping[str, Any], console: Console) -> None:
-    from rich.panel import Panel
-    from rich.table import Table
-    from rich.text import Text
-
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column()
-    if vm.get("error"):
-        grid.add_row("Error", Text(f"{vm['error']['code']}: {vm['error']['message']}", style="red"))
-    else:
-        agent = vm.get("agent") or {}
-        grid.add_row(
-            "State",
-            f"{vm.get('powerState') or 'unknown'}, {vm.get('osType') or 'unknown OS'}, "
-            f"provisioning {vm.get('provisioningState') or 'unknown'}",
-        )
-        grid.add_row("Agent", f"{agent.get('status') or 'not reported'} {agent.get('version') or ''}".strip())
-        net = vm.get("network")
-        if net:
-            verdict = net.get("verdict", "unknown")
-            grid.add_row("RDP", Text(verdict.upper(), style=_VERDICT_STYLE.get(verdict, "")))
-            for label, value in _network_lines(net):
-                grid.add_row(label, Text(value))
-    for f in vm.get("findings", []):
-        head = Text()
-        head.append(f"{f['severity'].upper():8}", style=_SEVERITY_STYLE.get(f["severity"], ""))
-        head.append(f" {f['id']}: {f['title']}")
-        grid.add_row("", head)
-        grid.add_row("", Text(f"  {f['evidence']}"))
-        grid.add_row("", Text(f"  fix: {f['recommendation']}", style="dim"))
-    status = vm.get("status", "")
-    title_style = {"blocked": "bold red", "error": "bold red", "healthy": "bold green"}.get(status, "")
-    title = Text()
-    title.append(f"{vm['name']}", style="bold")
-    title.append(f" ({vm['resourceGroup']})  ")
-    title.append(status.upper(), style=title_style)
-    console.print(Panel(grid, title=title, title_align="left", expand=True))
 
 
 def human_view(doc: Mapping[str, Any], console: Console) -> None:
-    from rich.table import Table
-    from rich.text import Text
+    """check and diagnose: a panel per VM (a table row each for more than three), summary, next steps."""
+    from azrdp.cli import views
 
-    vms = _sorted_vms(doc)
-    summary = doc["summary"]
-    if len(vms) <= 3:
+    vms = views.sorted_vms(doc.get("vms", []))
+    diagnose = doc.get("command") == "diagnose"
+    if len(vms) <= views.PANEL_LIMIT:
         for vm in vms:
-            _vm_panel(vm, console)
+            blocks = [views.findings_block(vm["findings"])] if vm.get("findings") else []
+            console.print(views.vm_panel(vm, [*views.state_rows(vm), *views.guest_rows(vm)], blocks))
     else:
-        table = Table(show_edge=False, header_style="bold")
-        for col in ("VM", "Group", "Power", "RDP", "Status", "Top finding"):
-            table.add_column(col, overflow="fold")
-        for vm in vms:
-            net = vm.get("network") or {}
-            verdict = net.get("verdict", "")
-            top = (
-                (vm.get("error") or {}).get("message")
-                or next((f["id"] for f in vm.get("findings", []) if f["severity"] == "blocker"), "")
-                or next((f["id"] for f in vm.get("findings", [])), "")
-            )
-            status = vm.get("status", "")
-            table.add_row(
-                vm["name"],
-                vm["resourceGroup"],
-                vm.get("powerState") or "",
-                Text(verdict, style=_VERDICT_STYLE.get(verdict, "")),
-                Text(status, style="red" if status != "healthy" else "green"),
-                top,
-            )
-        console.print(table)
+        columns: list[tuple[str, Any]] = [
+            ("Power", lambda v: v.get("powerState") or ""),
+            ("RDP", views.rdp_cell),
+        ]
+        if diagnose:
+            columns.append(("Guest", lambda v: (v.get("guest") or {}).get("status", "")))
+        columns += [("Status", views.status_cell), ("Top finding", views.top_finding)]
+        console.print(views.fleet_table(vms, columns))
     if not vms:
-        console.print(f"No VM matched {doc.get('target') or 'the target'}.")
-    console.print(
-        f"{summary['total']} checked: {summary['healthy']} healthy, {summary['blocked']} blocked, "
-        f"{summary['errors']} errors."
+        console.print(f"No VM matched: {doc.get('target') or 'the target'}.", markup=False)
+    summary = doc["summary"]
+    guest = summary.get("guest") or {}
+    views.print_summary(
+        console,
+        f"{views.plural(summary['total'], 'VM')} {'diagnosed' if diagnose else 'checked'}",
+        [
+            ("blocked", summary.get("blocked", 0)),
+            ("could not be read", summary.get("errors", 0)),
+            ("healthy", summary.get("healthy", 0)),
+            ("guest step skipped", guest.get("skipped", 0)),
+            ("guest step failed", guest.get("error", 0)),
+        ],
     )
+    views.print_next(console, next_steps(doc))
 
 
-class _ProgressView:
-    """Fleet progress on stderr: a live bar on a terminal, plain lines with --verbose, else nothing."""
+def next_steps(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
+    from azrdp.cli import views
 
-    def __init__(self, term: Terminal) -> None:
-        self.term = term
-        self.live: Any = None
-        self.task: Any = None
-
-    def __enter__(self) -> _ProgressView:
-        if self.term.show_progress:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-            self.live = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                console=self.term.err,
-                transient=True,
+    vms = doc.get("vms", [])
+    flow = doc.get("flow") or {}
+    extra = ""
+    if flow.get("source") and flow["source"] != "Internet":
+        extra += f" --source-ip {flow['source']}"
+    if flow.get("port") and flow["port"] != 3389:
+        extra += f" --port {flow['port']}"
+    blocked = [v for v in vms if v.get("status") == "blocked"]
+    diagnose = doc.get("command") == "diagnose"
+    steps: list[tuple[str, str]] = []
+    if len(vms) == 1:
+        vm, target = vms[0], views.vm_target(vms[0])
+        if vm.get("status") == "blocked":
+            steps.append(
+                (
+                    f"azrdp repair {target}{extra} --dry-run",
+                    "what azrdp would change; drop --dry-run to apply",
+                )
             )
-            self.live.start()
-            self.task = self.live.add_task("Starting", total=None)
-        return self
+        if not diagnose and not vm.get("error") and vm.get("osType") == "Windows":
+            steps.append(
+                (f"azrdp diagnose {target}", "look inside the guest too (one read-only Run Command)")
+            )
+        if vm.get("status") == "healthy":
+            steps.append((f"azrdp probe {target}", "test the RDP handshake from this machine"))
+    elif blocked:
+        groups = sorted({v["resourceGroup"] for v in blocked})
+        if len(groups) == 1:
+            steps.append(
+                (
+                    f"azrdp repair -g {groups[0]}{extra} --broken-only --dry-run",
+                    f"plan repairs for the {views.plural(len(blocked), 'blocked VM')}",
+                )
+            )
+        steps.append(
+            (f"azrdp {'diagnose' if diagnose else 'check'} {views.vm_target(blocked[0])}", "one VM in detail")
+        )
+    return steps
 
-    def __call__(self, event: Progress) -> None:
-        if self.live is not None:
-            total = event.total or None
-            self.live.update(self.task, description=event.message, completed=event.done, total=total)
-        elif self.term.verbose and not self.term.only_show_errors and self._worth_a_line(event):
-            self.term.err.print(event.message, markup=False)
 
-    @staticmethod
-    def _worth_a_line(event: Progress) -> bool:
-        # Plain lines: every listing step, and every hundredth VM.
-        return event.kind != "vm" or event.done == event.total or event.done % 100 == 0
+def table_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    from azrdp.cli.views import finding_rows
 
-    def __exit__(self, *exc: object) -> None:
-        if self.live is not None:
-            self.live.stop()
+    return finding_rows(doc)
 
 
 def check(
@@ -286,36 +174,22 @@ def check(
 
     Exit codes: 0 all clear, 4 blockers found, 3 not found, 2 usage, 1 error.
     """
-    from azrdp.targets import parse_targets, validate_port, validate_protocol, validate_source
+    from azrdp.cli.targeting import resolve_targets
+    from azrdp.targets import validate_port, validate_protocol, validate_source
 
-    term = Terminal(no_color=no_color, verbose=verbose, debug=debug, only_show_errors=only_show_errors)
+    term = Terminal.for_command(
+        no_color=no_color, verbose=verbose, debug=debug, only_show_errors=only_show_errors
+    )
     if guest:
         from azrdp.cli.diagnose import run_diagnose_command
 
         return run_diagnose_command(
             term, vm=vm, name=name, resource_group=resource_group, ids=ids, all_vms=all_vms, tag=tag,
-            port=port, source_ip=source_ip, effective=effective, subscription=subscription,
-            cloud=cloud.value if cloud else None, output=output, query=query, debug=debug,
+            port=port, source_ip=source_ip, protocol=protocol, effective=effective,
+            subscription=subscription, cloud=cloud.value if cloud else None, output=output,
+            query=query, debug=debug,
         )  # fmt: skip
-    if debug:
-        enable_http_debug_logging()
-        os.environ["AZRDP_DEBUG"] = "1"
-    id_values = [i for i in ids or [] if i.strip()]
-    if (id_values or (vm or "").lower().startswith("/subscriptions/")) and resource_group:
-        if resource_group.strip().lower() in _env_group():
-            resource_group = None  # a default group from the environment does not conflict with IDs
-        else:
-            raise UsageError(
-                "--ids cannot be combined with -g/--resource-group.",
-                "An ID already names the group.",
-                fix="Pass either --ids ID... or VM -g GROUP.",
-            )
-    if ids is not None and not id_values:
-        raise UsageError(
-            "--ids was given without any ID.",
-            fix="Pass VM resource IDs, e.g. --ids \"$(az vm list --query '[].id' -o tsv)\".",
-        )
-    targets = parse_targets(vm, name, resource_group, id_values, all_vms, tag)
+    targets = resolve_targets("check", vm, name, resource_group, ids, all_vms=all_vms, tag=tag)
 
     from azrdp.engine.check import CheckOptions, run_check
 
@@ -327,7 +201,7 @@ def check(
     )
     from azrdp.cli.render import emit
 
-    with _ProgressView(term) as progress:
+    with ProgressView(term, fleet=targets.is_fleet) as progress:
         result = run_check(
             targets,
             options,

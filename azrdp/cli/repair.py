@@ -27,13 +27,13 @@ from azrdp.cli.params import (
     VmArg,
     YesOpt,
 )
-from azrdp.cli.terminal import Terminal, enable_http_debug_logging, handle_errors
-from azrdp.errors import UsageError
+from azrdp.cli.terminal import ProgressView, Terminal, handle_errors
+from azrdp.cli.views import plural
+from azrdp.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from azrdp.engine import Progress
     from azrdp.engine.repair import VmRepair
     from azrdp.targets import Targets
 
@@ -70,51 +70,12 @@ GuestOpt = Annotated[
     bool, typer.Option("--guest", help="Also list the backups kept in the VM (one Run Command).")
 ]
 
-_STATUS_STYLE = {
-    "applied": "green",
-    "planned": "cyan",
-    "refused": "yellow",
-    "declined": "yellow",
-    "rolledBack": "bold red",
-    "failed": "bold red",
-    "notRun": "dim",
-}
-_VM_STYLE = {
-    "repaired": "bold green",
-    "healthy": "bold green",
-    "planned": "bold cyan",
-    "blocked": "bold red",
-    "notVerified": "bold red",
-    "error": "bold red",
-}
-
 
 def _split(values: Sequence[str] | None) -> tuple[str, ...]:
     out: list[str] = []
     for value in values or ():
         out.extend(part.strip() for part in value.replace(",", " ").split() if part.strip())
     return tuple(dict.fromkeys(out))
-
-
-def _setup(no_color: bool, verbose: bool, debug: bool, only_show_errors: bool) -> Terminal:
-    term = Terminal(no_color=no_color, verbose=verbose, debug=debug, only_show_errors=only_show_errors)
-    if debug:
-        enable_http_debug_logging()
-    return term
-
-
-def _targets(vm: str | None, name: str | None, resource_group: str | None, ids: list[str] | None) -> Targets:
-    from azrdp.targets import parse_targets
-
-    id_values = [i for i in ids or [] if i.strip()]
-    if ids is not None and not id_values:
-        raise UsageError("--ids was given without any ID.", fix="Pass VM resource IDs.")
-    if id_values and resource_group:
-        raise UsageError(
-            "--ids cannot be combined with -g/--resource-group.",
-            fix="Pass either --ids ID... or VM -g GROUP.",
-        )
-    return parse_targets(vm, name, resource_group, id_values)
 
 
 def _describe(targets: Targets) -> str:
@@ -127,8 +88,11 @@ def _describe(targets: Targets) -> str:
 
 
 def plan_table(vms: Sequence[Mapping[str, Any]], console: Console, title: str = "Plan") -> None:
+    """The plan before the prompt: what each step changes, its risk and its backup."""
     from rich.table import Table
     from rich.text import Text
+
+    from azrdp.cli.views import STEP_STYLE
 
     table = Table(title=title, title_justify="left", show_edge=False, header_style="bold", expand=True)
     for col in ("VM", "Step", "What changes", "Risk", "Backup", "Status"):
@@ -146,136 +110,150 @@ def plan_table(vms: Sequence[Mapping[str, Any]], console: Console, title: str = 
                 Text(what),
                 step["risk"],
                 step["backup"],
-                Text(step["status"], style=_STATUS_STYLE.get(step["status"], "")),
+                Text(step["status"], style=STEP_STYLE.get(step["status"], "")),
             )
     console.print(table)
 
 
-def _vm_panel(vm: Mapping[str, Any], console: Console) -> None:
-    from rich.panel import Panel
+def _steps_block(vm: Mapping[str, Any]) -> Any:
     from rich.table import Table
     from rich.text import Text
 
+    from azrdp.cli.views import STEP_STYLE
+
     grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column()
-    if vm.get("error"):
-        grid.add_row("Error", Text(f"{vm['error']['code']}: {vm['error']['message']}", style="red"))
-    findings = vm.get("findings", [])
-    grid.add_row("Found", Text(", ".join(f["id"] for f in findings) or "nothing wrong"))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
     for step in vm.get("plan", []):
-        line = Text()
-        line.append(f"{step['status']:<11}", style=_STATUS_STYLE.get(step["status"], ""))
-        line.append(f" {step['id']}: {step['title']}")
+        body = Text()
+        body.append(step["id"], style="bold")
+        body.append(f"  {step['title']}")
         if step.get("verified") is True:
-            line.append("  verified", style="green")
+            body.append("  verified", style="green")
         elif step.get("verified") is False:
-            line.append("  NOT verified", style="bold red")
-        grid.add_row("Step", line)
+            body.append("  NOT verified", style="bold red")
         for change in step["changes"]:
-            grid.add_row("", Text(f"  {change}"))
+            body.append(f"\n{change}")
         if step.get("refused"):
-            grid.add_row("", Text(f"  refused: {step['refused']}", style="yellow"))
+            body.append(f"\nrefused: {step['refused']}", style="yellow")
         if step.get("error"):
-            grid.add_row("", Text(f"  error: {step['error']}", style="red"))
-    remaining = vm.get("remainingFindings", [])
-    blockers = [f for f in remaining if f["severity"] == "blocker"]
-    grid.add_row(
-        "Remaining",
-        Text(", ".join(f["id"] for f in remaining) or "nothing", style="red" if blockers else "green"),
-    )
+            body.append(f"\nerror: {step['error']}", style="red")
+        for note in step.get("notes", []):
+            body.append(f"\nnote: {note}", style="dim")
+        status = step["status"]
+        grid.add_row(Text(status.upper(), style=STEP_STYLE.get(status, "")), body)
+    return grid
+
+
+def _repair_panel(vm: Mapping[str, Any]) -> Any:
+    from rich.text import Text
+
+    from azrdp.cli import views
+
+    rows: list[tuple[str, Any]] = []
+    if vm.get("error"):
+        rows.extend(views.state_rows(vm))
+    else:
+        found = ", ".join(f["id"] for f in views.sorted_findings(vm.get("findings", [])))
+        rows.append(("Found", Text(found or "nothing wrong")))
+    rows.extend(views.guest_rows(vm))
     for suggestion in vm.get("suggestions", []):
-        grid.add_row("Suggestion", Text(f"{suggestion['title']}: {suggestion['how']}"))
+        rows.append(("Suggestion", Text(f"{suggestion['title']}: {suggestion['how']}")))
     for note in vm.get("notes", []):
-        grid.add_row("Note", Text(note))
+        rows.append(("Note", Text(note)))
     if vm.get("backupDir"):
-        grid.add_row(
-            "Backup",
-            Text(
-                f"{vm['backupDir']} (undo: azrdp undo {vm['name']} -g {vm['resourceGroup']} "
-                f"--run-id {vm['runId']})"
-            ),
-        )
-    title = Text()
-    title.append(vm["name"], style="bold")
-    title.append(f" ({vm['resourceGroup']})  ")
-    title.append(vm.get("status", "").upper(), style=_VM_STYLE.get(vm.get("status", ""), ""))
-    console.print(Panel(grid, title=title, title_align="left", expand=True))
+        rows.append(("Backup", Text(vm["backupDir"])))
+    blocks: list[Any] = []
+    if vm.get("plan"):
+        blocks.append(_steps_block(vm))
+    remaining = [f for f in vm.get("remainingFindings", []) if f["severity"] != "info"]
+    if remaining and vm.get("status") != "planned":
+        blocks.append(views.findings_block(remaining, fix_label="still to do"))
+    return views.vm_panel(vm, rows, blocks)
 
 
 def human_view(doc: Mapping[str, Any], console: Console) -> None:
-    vms = doc.get("vms", [])
-    if len(vms) <= 3:
+    """A panel per VM (found, steps, what remains), a table row each for fleets, summary, next steps."""
+    from rich.text import Text
+
+    from azrdp.cli import views
+
+    vms = views.sorted_vms(doc.get("vms", []))
+    if len(vms) <= views.PANEL_LIMIT:
         for vm in vms:
-            _vm_panel(vm, console)
+            console.print(_repair_panel(vm))
     else:
-        plan_table(vms, console, title="Repairs")
+
+        def steps(vm: Mapping[str, Any]) -> Text:
+            return Text(", ".join(f"{s['id']} {s['status']}" for s in vm.get("plan", [])) or "none")
+
+        def remaining(vm: Mapping[str, Any]) -> str:
+            if vm.get("error"):
+                return str(vm["error"].get("message", ""))
+            return ", ".join(f["id"] for f in vm.get("remainingFindings", []) if f["severity"] != "info")
+
+        console.print(
+            views.fleet_table(
+                vms, [("Status", views.status_cell), ("Steps", steps), ("Still blocking", remaining)]
+            )
+        )
     summary = doc["summary"]
-    console.print(
-        f"{summary['total']} VM(s): {summary['repaired']} repaired, {summary['healthy']} healthy, "
-        f"{summary['planned']} planned, {summary['blocked']} blocked, {summary['notVerified']} not verified, "
-        f"{summary['errors']} errors."
+    dry_run = bool(doc.get("dryRun"))
+    declined = sum(1 for v in vms if v.get("declined"))
+    views.print_summary(
+        console,
+        views.plural(summary["total"], "VM") + (" (dry run: nothing was changed)" if dry_run else ""),
+        [
+            ("repaired", summary.get("repaired", 0)),
+            ("with steps planned", summary.get("planned", 0) - declined),
+            ("declined at the prompt", declined),
+            ("still blocked", summary.get("blocked", 0)),
+            ("not verified", summary.get("notVerified", 0)),
+            ("could not be repaired (error)", summary.get("errors", 0)),
+            ("healthy", summary.get("healthy", 0)),
+        ],
     )
+    views.print_next(console, next_steps(doc))
+
+
+def next_steps(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
+    from azrdp.cli.views import plural, vm_target
+
+    vms = doc.get("vms", [])
+    flow = doc.get("flow") or {}
+    extra = f" --source-ip {flow['source']}" if flow.get("source") not in (None, "Internet") else ""
+    steps: list[tuple[str, str]] = []
+    planned = [v for v in vms if v.get("status") == "planned"]
+    if doc.get("dryRun") and planned:
+        if len(planned) == 1:
+            target = vm_target(planned[0])
+        else:
+            groups = sorted({v["resourceGroup"] for v in planned})
+            target = f"-g {groups[0]}" if len(groups) == 1 and len(planned) == len(vms) else "..."
+        if target != "...":
+            why = (
+                "apply the plan" if len(planned) == 1 else f"apply the plans of {plural(len(planned), 'VM')}"
+            )
+            steps.append((f"azrdp repair {target}{extra}", why))
+    for vm in vms[:3]:
+        if vm.get("runId") and vm.get("applied"):
+            steps.append(
+                (
+                    f"azrdp undo {vm_target(vm)} --run-id {vm['runId']}",
+                    "take this run back (from its backups)",
+                )
+            )
+        if vm.get("status") in ("repaired", "healthy") and vm.get("applied"):
+            steps.append((f"azrdp probe {vm_target(vm)}", "test the RDP handshake from this machine"))
+        if vm.get("status") in ("blocked", "notVerified"):
+            steps.append((f"azrdp diagnose {vm_target(vm)}", "see what still stops RDP"))
+    return steps
 
 
 def table_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for vm in doc.get("vms", []):
-        base = {"name": vm["name"], "resourceGroup": vm["resourceGroup"]}
-        if vm.get("error"):
-            rows.append(
-                {**base, "repair": "", "status": "ERROR", "risk": "", "detail": vm["error"]["message"]}
-            )
-        for step in vm.get("plan", []):
-            detail = "; ".join(step["changes"]) or step["title"]
-            rows.append(
-                {
-                    **base,
-                    "repair": step["id"],
-                    "status": step["status"],
-                    "risk": step["risk"],
-                    "detail": step.get("refused") or step.get("error") or detail,
-                }
-            )
-        if not vm.get("plan") and not vm.get("error"):
-            rows.append(
-                {
-                    **base,
-                    "repair": "",
-                    "status": vm.get("status", ""),
-                    "risk": "",
-                    "detail": "nothing to repair",
-                }
-            )
-    return rows
+    from azrdp.cli.views import repair_rows
 
-
-class _Progress:
-    def __init__(self, term: Terminal) -> None:
-        self.term = term
-        self.status: Any = None
-        self.update: Any = None
-
-    def __enter__(self) -> _Progress:
-        return self.resume("Checking")
-
-    def resume(self, message: str) -> _Progress:
-        self.status = self.term.status(message)
-        self.update = self.status.__enter__()
-        return self
-
-    def __call__(self, event: Progress) -> None:
-        if self.update is not None:
-            self.update(event.message)
-
-    def pause(self) -> None:
-        if self.status is not None:
-            self.status.__exit__(None, None, None)
-            self.status = None
-            self.update = None
-
-    def __exit__(self, *exc: object) -> None:
-        self.pause()
+    return repair_rows(doc)
 
 
 # --- commands -------------------------------------------------------------------------------------
@@ -312,11 +290,14 @@ def repair(
     Exit codes: 0 repaired and verified (or nothing to do), 4 planned (dry run) or blockers it
     cannot fix, 5 applied but not verified, 2 refused prompt, 130 interrupted.
     """
+    from azrdp.cli.targeting import resolve_targets
     from azrdp.engine.repair import RepairInterrupted, RepairOptions, run_repair, validate_ids
     from azrdp.targets import validate_port, validate_source
 
-    term = _setup(no_color, verbose, debug, only_show_errors)
-    targets = _targets(vm, name, resource_group, ids)
+    term = Terminal.for_command(
+        no_color=no_color, verbose=verbose, debug=debug, only_show_errors=only_show_errors
+    )
+    targets = resolve_targets("repair", vm, name, resource_group, ids)
     only_ids, skip_ids = _split(only), _split(skip)
     validate_ids(only_ids, skip_ids)
     options = RepairOptions(
@@ -335,7 +316,7 @@ def repair(
             f"Refusing to change {_describe(targets)} without confirmation: stdin is not a terminal.",
             fix="Pass --yes to apply, or --dry-run to print the plan.",
         )
-    progress = _Progress(term)
+    progress = ProgressView(term, fleet=targets.is_fleet, message="Checking")
     import threading
 
     asking = threading.Lock()  # a VM started by the repair is confirmed again from a worker thread
@@ -350,11 +331,17 @@ def repair(
         plan_table(docs, term.err, title="Plan (nothing has been changed yet)")
         if any("disconnected" in n for d in docs for s in d["plan"] for n in s["notes"]):
             term.err.print("Logged-on RDP sessions are disconnected when Remote Desktop Services restart.")
-        answer = typer.confirm(
-            f"Apply {sum(len(v.actionable) for v in vms)} step(s)?", default=False, err=True
-        )
+        count = sum(len(v.actionable) for v in vms)
+        try:
+            answer = typer.confirm(f"Apply {plural(count, 'step')}?", default=False, err=True)
+        except typer.Abort:
+            # Ctrl-C at the prompt: the engine lists what an earlier prompt already let it change.
+            term.err.print("")
+            raise KeyboardInterrupt from None
         if answer:
             progress.resume("Applying the plan")
+        else:
+            term.err.print("Declined: nothing in the plan was applied.", markup=False)
         return answer
 
     try:
@@ -400,23 +387,38 @@ def undo(
 
     Exit codes: 0 restored, 3 unknown run, 5 partly restored, 2 refused prompt, 1 error.
     """
+    from azrdp.cli.targeting import resolve_targets
     from azrdp.engine.repair import run_undo
     from azrdp.repairs.outcome import validate_run_id
     from azrdp.targets import validate_port
 
-    term = _setup(no_color, verbose, debug, only_show_errors)
-    targets = _targets(vm, name, resource_group, ids)
-    if not run_id:
-        raise UsageError("--run-id is required.", fix="Pick a run from `azrdp history VM -g GROUP`.")
-    run_id = validate_run_id(run_id)
+    term = Terminal.for_command(
+        no_color=no_color, verbose=verbose, debug=debug, only_show_errors=only_show_errors
+    )
+    targets = resolve_targets("undo", vm, name, resource_group, ids, one_vm=True)
+    what = _describe(targets)
+    if run_id:
+        run_id = validate_run_id(run_id)
+        question = f"Undo run {run_id} on {what}?"
+    else:
+        latest = _latest_run(targets, subscription, cloud.value if cloud else None)
+        if yes or not term.interactive:
+            raise UsageError(
+                "--run-id is required with --yes or without a terminal.",
+                f"The latest run on {what} that is not undone yet is {latest['runId']}.",
+                fix=f"Pass --run-id {latest['runId']} (`azrdp history {_vm_args(targets)}` lists every run).",
+            )
+        run_id = str(latest["runId"])
+        question = f"Undo the latest run on {what}, {_run_summary(latest)}?"
     if not yes:
         if not term.interactive:
             raise UsageError(
-                f"Refusing to change {_describe(targets)} without confirmation: stdin is not a terminal.",
+                f"Refusing to change {what} without confirmation: stdin is not a terminal.",
                 fix="Pass --yes to undo the run.",
             )
-        if not typer.confirm(f"Undo run {run_id} on {_describe(targets)}?", default=False, err=True):
-            raise typer.Exit(2)
+        if not typer.confirm(question, default=False, err=True):
+            term.err.print("Declined: nothing was changed.", markup=False)
+            raise typer.Exit(int(ExitCode.USAGE))
     with term.status(f"Undoing run {run_id}"):
         doc = run_undo(
             targets,
@@ -427,21 +429,63 @@ def undo(
         )
     from azrdp.cli.render import emit
 
-    emit(doc, term, output, query, human=_undo_view)
+    emit(doc, term, output, query, human=_undo_view, table_rows=_undo_rows)
     code = int(doc["summary"]["exitCode"])
     if code:
         raise typer.Exit(code)
 
 
+def _vm_args(targets: Targets) -> str:
+    ref = targets.vms[0]
+    return f"{ref.name} -g {ref.resource_group}"
+
+
+def _run_summary(run: Mapping[str, Any]) -> str:
+    steps = ", ".join(f"{k} {v}" for k, v in ((run.get("result") or {}).get("steps") or {}).items())
+    return f"run {run['runId']} of {run['time']}" + (f" ({steps})" if steps else "")
+
+
+def _latest_run(targets: Targets, subscription: str | None, cloud: str | None) -> Mapping[str, Any]:
+    """The newest run of this machine's journal that is not undone yet."""
+    from azrdp.engine.repair import run_history
+
+    doc = run_history(targets, subscription=subscription, cloud=cloud)
+    runs = [r for r in doc["vms"][0]["runs"] if not r.get("undone")]
+    if not runs:
+        raise UsageError(
+            f"--run-id is required: this machine's journal has no run on {_describe(targets)} to undo.",
+            fix=f"List the backups kept in the VM with `azrdp history {_vm_args(targets)} --guest`.",
+        )
+    return max(runs, key=lambda r: str(r.get("time", "")))
+
+
 def _undo_view(doc: Mapping[str, Any], console: Console) -> None:
+    from rich.text import Text
+
+    from azrdp.cli import views
+
     for vm in doc["vms"]:
-        console.print(f"[bold]{vm['name']}[/bold] ({vm['resourceGroup']}): undo of run {vm['runId']}")
+        rows: list[tuple[str, Any]] = [("Run", Text(str(vm["runId"])))]
         for change in vm["controlPlane"]:
-            console.print(f"  {change['kind']} {change.get('rule') or ''}: {change['status']}", markup=False)
+            rows.append(
+                ("NSG rule", Text(f"{change['kind']} {change.get('rule') or ''}: {change['status']}"))
+            )
         guest = vm["guest"]
         restored = ", ".join(guest.get("restored", [])) or guest.get("reason", "")
-        console.print(f"  guest: {guest['status']} {restored}".rstrip(), markup=False)
-        console.print(f"  findings now: {', '.join(f['id'] for f in vm['findings']) or 'none'}", markup=False)
+        rows.append(("Guest", Text(f"{guest['status']} {restored}".rstrip())))
+        blocks = [views.findings_block(vm["findings"])] if vm.get("findings") else []
+        if not vm.get("findings"):
+            rows.append(("Findings", Text("none")))
+        console.print(views.vm_panel({**vm, "status": "undone"}, rows, blocks))
+        console.print(
+            "The findings above are the VM's state after the undo, as before the repair.", style="dim"
+        )
+
+
+def _undo_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    from azrdp.cli.views import finding_rows
+
+    return finding_rows(doc)
 
 
 def history(
@@ -460,10 +504,13 @@ def history(
     no_color: NoColorOpt = False,
 ) -> None:
     """List the repair runs of a VM: the local journal, and with --guest the backups in the VM."""
+    from azrdp.cli.targeting import resolve_targets
     from azrdp.engine.repair import run_history
 
-    term = _setup(no_color, verbose, debug, only_show_errors)
-    targets = _targets(vm, name, resource_group, ids)
+    term = Terminal.for_command(
+        no_color=no_color, verbose=verbose, debug=debug, only_show_errors=only_show_errors
+    )
+    targets = resolve_targets("history", vm, name, resource_group, ids, one_vm=True)
     doc = run_history(targets, guest=guest, subscription=subscription, cloud=cloud.value if cloud else None)
     from azrdp.cli.render import emit
 
@@ -478,6 +525,7 @@ def _history_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
             rows.append(
                 {
                     "name": vm["name"],
+                    "resourceGroup": vm["resourceGroup"],
                     "runId": run["runId"],
                     "time": run["time"],
                     "steps": ",".join(f"{k}:{v}" for k, v in (result.get("steps") or {}).items()),
@@ -489,6 +537,8 @@ def _history_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def _history_view(doc: Mapping[str, Any], console: Console) -> None:
     from rich.table import Table
+
+    from azrdp.cli import views
 
     for vm in doc["vms"]:
         table = Table(title=f"{vm['name']} ({vm['resourceGroup']})", title_justify="left", show_edge=False)
@@ -504,9 +554,18 @@ def _history_view(doc: Mapping[str, Any], console: Console) -> None:
                 str(result.get("backupDir") or ""),
                 "yes" if run["undone"] else "",
             )
-        console.print(table)
-        if not vm["runs"]:
-            console.print("No runs in this machine's journal.")
+        if vm["runs"]:
+            console.print(table)
+        else:
+            console.print(
+                f"No repair run of {vm['name']} in this machine's journal"
+                + (
+                    "."
+                    if "guestRuns" in vm and vm["guestRuns"] is not None
+                    else "; --guest lists the backups in the VM."
+                ),
+                markup=False,
+            )
         guest_runs = vm.get("guestRuns")
         if isinstance(guest_runs, list):
             for run in guest_runs:
@@ -516,6 +575,18 @@ def _history_view(doc: Mapping[str, Any], console: Console) -> None:
                 )
         elif isinstance(guest_runs, dict):
             console.print(f"guest backups not read: {guest_runs.get('error')}", markup=False)
+        pending = [r for r in vm["runs"] if not r["undone"]]
+        if pending:
+            latest = max(pending, key=lambda r: str(r["time"]))
+            views.print_next(
+                console,
+                [
+                    (
+                        f"azrdp undo {views.vm_target(vm)} --run-id {latest['runId']}",
+                        "take the latest run back (from its backups)",
+                    )
+                ],
+            )
 
 
 def register(app: typer.Typer) -> None:

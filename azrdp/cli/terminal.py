@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 
@@ -41,6 +41,20 @@ class Terminal:
     debug: bool = False
     only_show_errors: bool = False
     _consoles: dict[str, Console] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def for_command(
+        cls,
+        *,
+        no_color: bool = False,
+        verbose: bool = False,
+        debug: bool = False,
+        only_show_errors: bool = False,
+    ) -> Terminal:
+        """The terminal of one command run; --debug also turns on the redacted HTTP log."""
+        if debug:
+            enable_http_debug_logging()
+        return cls(no_color=no_color, verbose=verbose, debug=debug, only_show_errors=only_show_errors)
 
     @property
     def color(self) -> bool:
@@ -108,6 +122,71 @@ class Terminal:
         else:
             self.info(message)
             yield self.info
+
+
+class ProgressView:
+    """Progress events from the engine on stderr, one implementation for every command.
+
+    On a terminal: a spinner, or a bar with done/total for fleets; `pause()` clears it for a
+    prompt and `resume()` brings it back. With --verbose off a terminal: plain lines, one per phase
+    (messages that only tick an elapsed time or a counter print again only every hundredth step).
+    Otherwise nothing.
+    """
+
+    def __init__(self, term: Terminal, *, fleet: bool = False, message: str = "Starting") -> None:
+        self.term = term
+        self.fleet = fleet
+        self.message = message
+        self._live: Any = None
+        self._task: Any = None
+        self._last_head = ""
+        self._last_done = -1
+
+    def __enter__(self) -> ProgressView:
+        self.resume(self.message)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pause()
+
+    def resume(self, message: str) -> None:
+        self.message = message
+        if not self.term.show_progress or self._live is not None:
+            self._plain(message)
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+        columns: list[Any] = [SpinnerColumn(), TextColumn("{task.description}")]
+        if self.fleet:
+            columns += [BarColumn(), MofNCompleteColumn()]
+        self._live = Progress(*columns, console=self.term.err, transient=True)
+        self._live.start()
+        self._task = self._live.add_task(message, total=None)
+
+    def pause(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def __call__(self, event: Any) -> None:
+        if self._live is not None:
+            total = event.total or None
+            self._live.update(self._task, description=event.message, completed=event.done, total=total)
+        else:
+            counter = event.kind in ("vm", "guest") and event.total > 1
+            if not counter:
+                self._plain(event.message)
+            elif event.done != self._last_done and (event.done == event.total or event.done % 100 == 0):
+                self._last_done = event.done
+                self._plain(event.message)
+
+    def _plain(self, message: str) -> None:
+        if not self.term.verbose or self.term.only_show_errors:
+            return
+        head = message.split(" (")[0]  # "Running ... (3 s)" ticks every second: one line per phase
+        if head != self._last_head:
+            self._last_head = head
+            self.term.err.print(message, markup=False, highlight=False)
 
 
 def enable_http_debug_logging() -> None:

@@ -275,7 +275,7 @@ def test_single_vm_uses_at_most_7_requests_in_3_rounds(run: Run) -> None:
         (["vm-rdp01", "-g", RG, "--source-ip", "my-laptop"], 2, "not an IP address"),
         (["vm-rdp01", "-g", RG, "--protocol", "icmp"], 2, "not supported"),
         (["vm-rdp01"], 2, "needs its resource group"),
-        ([], 2, "No VM given"),
+        ([], 2, "`azrdp check` needs a VM, and none was given"),
     ],
 )
 def test_bad_input(run: Run, args: list[str], code: int, needle: str) -> None:

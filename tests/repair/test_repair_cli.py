@@ -360,6 +360,11 @@ def test_human_views_render(start: Callable[..., Emulator]) -> None:
     plan_table(doc["vms"], console)
     text = out.getvalue()
     assert "rdp-listener" in text and "REPAIRED" in text and "verified" in text
-    assert table_rows(doc)[0]["repair"] == "rdp-listener"
+    row = next(r for r in table_rows(doc) if r["check"] == "rdp-disabled")
+    assert row["status"] == "FIXED" and row["detail"].startswith("rdp-listener: ")
     table = invoke("repair", VM, "-g", RG, "--yes", "-o", "table")
-    assert table.exit_code == 0 and "nothing to repair" in table.stdout
+    assert table.exit_code == 0 and table.stderr == ""
+    header, _, *body = table.stdout.splitlines()
+    assert header.split() == ["name", "resourceGroup", "check", "status", "severity", "detail"]
+    # Already repaired: only the informational finding is left, and no step ran.
+    assert [line.split()[2:4] for line in body] == [["rdp-source-restricted", "INFO"]]
