@@ -66,7 +66,6 @@ PrivateOpt = Annotated[
     typer.Option("--private", help="With a VM: probe its private IP instead of its public IP."),
 ]
 
-_SEVERITY_STYLE = {"blocker": "bold red", "warning": "yellow", "info": "cyan"}
 _VERDICT = {
     "blocked": ("BLOCKED", "bold red", "RDP cannot work from here"),
     "degraded": ("REACHABLE, WITH WARNINGS", "bold yellow", "RDP answers; see the warnings"),
@@ -176,20 +175,10 @@ def human_view(doc: Mapping[str, Any], console: Console) -> None:
         Panel(body, title=Text(f"azrdp probe {where.split()[0]}"), title_align="left", expand=False)
     )
 
-    if not findings:
-        return
-    listing = Table.grid(padding=(0, 1))
-    listing.add_column(no_wrap=True)
-    listing.add_column()
-    for finding in findings:
-        text = Text()
-        text.append(finding["title"], style="bold")
-        text.append(f"  [{finding['id']}]\n", style="dim")
-        text.append(f"{finding['evidence']}\n")
-        text.append(f"-> {finding['recommendation']}")
-        severity = finding["severity"]
-        listing.add_row(Text(severity.upper(), style=_SEVERITY_STYLE.get(severity, "")), text)
-    console.print(listing)
+    if findings:
+        from azrdp.cli.views import findings_block
+
+        console.print(findings_block(findings))
 
 
 def table_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -209,13 +198,6 @@ def table_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _group_from_env(group: str) -> bool:
-    import os
-
-    defaults = (os.environ.get("AZRDP_DEFAULTS_GROUP"), os.environ.get("AZURE_DEFAULTS_GROUP"))
-    return group.strip().lower() in {value.strip().lower() for value in defaults if value}
-
-
 def _target(
     target: str | None,
     resource_group: str | None,
@@ -225,14 +207,15 @@ def _target(
     subscription: str | None,
     cloud: str | None,
 ) -> ProbeTarget:
+    from azrdp.cli.targeting import group_from_env, is_resource_id
     from azrdp.probe.target import host_target, resolve_vm
 
-    is_vm_id = bool(target and target.lower().startswith("/subscriptions/"))
-    if resource_group and not ids and not is_vm_id and target and _group_from_env(resource_group):
+    is_vm_id = is_resource_id(target)
+    if resource_group and not ids and not is_vm_id and target and group_from_env(resource_group):
         # AZURE_DEFAULTS_GROUP must not turn `azrdp probe 10.0.0.4` into a VM lookup.
         looks_like_host = "." in target or ":" in target or target.lower() == "localhost"
         resource_group = None if looks_like_host else resource_group
-    if (ids or is_vm_id) and resource_group and _group_from_env(resource_group):
+    if (ids or is_vm_id) and resource_group and group_from_env(resource_group):
         resource_group = None
     if ids or resource_group or is_vm_id:
         if ids and target:

@@ -140,3 +140,17 @@ def test_repair_view_uses_the_same_panel() -> None:
     rows = views.repair_rows(doc)
     assert [(r["check"], r["status"]) for r in rows] == [("rdp-disabled", "FIXED"), ("no-public-ip", "PASS")]
     assert list(rows[0]) == ["name", "resourceGroup", "check", "status", "severity", "detail"]
+
+
+def test_every_table_status_is_documented() -> None:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "output.md").read_text(encoding="utf-8")
+    section = text.split("### Table rows of check, diagnose and repair")[1].split("\n## ")[0]
+    documented = {
+        status
+        for cell in re.findall(r"^\| ([^|]+) \|", section, re.MULTILINE)
+        for status in re.findall(r"`([A-Z]+)`", cell)
+    }
+    assert documented == set(views.TABLE_STATUSES)

@@ -142,5 +142,5 @@ def test_human_view_puts_the_verdict_first(certs: CertSet) -> None:
     first_lines = [line for line in text.splitlines() if line.strip()][:2]
     assert "BLOCKED" in first_lines[1] and "The RDP certificate has expired" in first_lines[1]
     assert "2020-01-01 to 2021-01-01 (EXPIRED)" in text
-    assert "BLOCKER" in text and "[cert-expired]" in text
+    assert "BLOCKER" in text and "cert-expired  The RDP certificate has expired" in text and "fix: " in text
     assert table_rows(doc)[0]["Verdict"] == "blocked"
