@@ -16,11 +16,14 @@ from typing import Any
 from azrdp.checks import CheckFunc, register_check
 from azrdp.guest.contract import (
     MACHINEKEYS_DEFAULT_SDDL,
-    RDP_FIREWALL_RULES,
+    RDP_TCP_RULE,
+    RDP_UDP_RULE,
     CertEntry,
     Diagnosis,
     FirewallInfo,
+    FirewallRule,
     ServiceInfo,
+    custom_rule_name,
 )
 from azrdp.model import Finding, Severity, Source
 
@@ -28,6 +31,7 @@ RUN_COMMAND_RBAC = ("Microsoft.Compute/virtualMachines/runCommand/action",)
 TS = r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server"
 RDPTCP = TS + r"\WinStations\RDP-Tcp"
 TSPOL = r"HKLM\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services"
+WINLOGON = r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon"
 LOW_DISK_BYTES = 1024**3
 LOW_DISK_FRACTION = 0.05
 REPAIR_HINT = "`azrdp repair` fixes this with a backup and verifies it."
@@ -181,6 +185,72 @@ def listener_disabled(facts: GuestFacts) -> list[Finding]:
 
 
 @_register(
+    "rdp-logons-disabled",
+    "Remote Desktop logons are switched off",
+    Severity.BLOCKER,
+    "Registry: RDP-Tcp fLogonDisabled, Winlogon WinStationsDisabled, Terminal Server TSUserEnabled",
+)
+def rdp_logons_disabled(facts: GuestFacts) -> list[Finding]:
+    rdp = facts.diagnosis.rdp
+    if rdp is None:
+        return []
+    problems = []
+    if rdp.logon_disabled == 1:
+        problems.append(f"fLogonDisabled is 1 in {RDPTCP} (the listener refuses logons)")
+    if rdp.winstations_disabled == 1:
+        problems.append(f'WinStationsDisabled is "1" in {WINLOGON} (change logon /disable)')
+    if rdp.ts_user_enabled not in (None, 0):
+        problems.append(f"TSUserEnabled is {rdp.ts_user_enabled} in {TS} (users are blocked)")
+    if not problems:
+        return []
+    return [
+        _finding(
+            facts,
+            "rdp-logons-disabled",
+            Severity.BLOCKER,
+            "Remote Desktop logons are switched off",
+            _sentence("; ".join(problems)),
+            'Set fLogonDisabled to 0, WinStationsDisabled to "0" and TSUserEnabled to 0 (or run '
+            "`change logon /enable`); the listener accepts the connection but refuses the logon. "
+            + REPAIR_HINT,
+            {
+                "fLogonDisabled": rdp.logon_disabled,
+                "WinStationsDisabled": rdp.winstations_disabled,
+                "TSUserEnabled": rdp.ts_user_enabled,
+            },
+        )
+    ]
+
+
+@_register(
+    "rdp-drain-mode",
+    "The server is in drain mode: new Remote Desktop logons are refused",
+    Severity.BLOCKER,
+    "Registry: Terminal Server TSServerDrainMode; CIM TerminalServerMode (Session Host role)",
+)
+def rdp_drain_mode(facts: GuestFacts) -> list[Finding]:
+    rdp = facts.diagnosis.rdp
+    if rdp is None or rdp.drain_mode in (None, 0):
+        return []
+    rdsh = rdp.terminal_server_mode == 1
+    until = " until the next restart" if rdp.drain_mode == 2 else ""
+    return [
+        _finding(
+            facts,
+            "rdp-drain-mode",
+            Severity.BLOCKER,
+            "The server is in drain mode: new Remote Desktop logons are refused",
+            f"TSServerDrainMode is {rdp.drain_mode} in {TS}: new logons are refused{until}"
+            + (" (this is a Session Host, where a drain is usually deliberate)." if rdsh else "."),
+            "Ask whoever drained this Session Host before ending the drain (change logon /enable)."
+            if rdsh
+            else f"End the drain: set TSServerDrainMode to 0 (change logon /enable). {REPAIR_HINT}",
+            {"TSServerDrainMode": rdp.drain_mode, "sessionHost": rdsh},
+        )
+    ]
+
+
+@_register(
     "port-mismatch",
     "The RDP listener port differs from the port the network path allows",
     Severity.BLOCKER,
@@ -301,8 +371,9 @@ _SERVICE_RULES = (
 
 
 def _account(value: str | None) -> str:
+    """Compared like the rdp-services repair does (azrdp.repairs.guest), so a finding has its fix."""
     text = (value or "").lower().replace(" ", "")
-    return {"nt authority\\system": "localsystem", "ntauthority\\system": "localsystem"}.get(text, text)
+    return {"ntauthority\\system": "localsystem", ".\\localsystem": "localsystem"}.get(text, text)
 
 
 def _service_problems(rule: _ServiceRule, service: ServiceInfo) -> list[str]:
@@ -643,27 +714,55 @@ def _port_in(ports: str | None, port: int) -> bool:
     return False
 
 
+def _profiles_covered(rule: FirewallRule, active: list[str]) -> bool:
+    """The rule applies on every active profile ("Any", or a list such as "Domain, Private")."""
+    names = {p.strip().lower() for p in (rule.profile or "Any").split(",")}
+    return "any" in names or all(p.lower() in names for p in active)
+
+
+def _rule_admits(rule: FirewallRule | None, port: int, active: list[str]) -> bool:
+    return (
+        rule is not None
+        and rule.exists is True
+        and rule.enabled is True
+        and rule.action == "Allow"
+        and _port_in(rule.local_ports, port)
+        and _profiles_covered(rule, active)
+    )
+
+
+def tcp_port_admitted(fw: FirewallInfo, port: int) -> bool:
+    """The built-in TCP rule, or the azrdp-RDP-<port> rule azrdp adds after moving the port, lets it in."""
+    active = _active_enabled_profiles(fw)
+    return any(_rule_admits(fw.rule(name), port, active) for name in (RDP_TCP_RULE, custom_rule_name(port)))
+
+
 @_register(
     "firewall-rule-disabled",
     "The Windows Firewall does not let the RDP port in",
     Severity.BLOCKER,
-    "Get-NetFirewallRule RemoteDesktop-UserMode-In-TCP (by name, ActiveStore) and inbound Block rules",
+    "Get-NetFirewallRule RemoteDesktop-UserMode-In-TCP and azrdp-RDP-<port> (by name, ActiveStore) and "
+    "inbound Block rules",
 )
 def firewall_rule_disabled(facts: GuestFacts) -> list[Finding]:
     fw = facts.diagnosis.firewall
     port = facts.listener_port
     if fw is None or port is None or not _active_enabled_profiles(fw):
         return []
-    rule = fw.rule(RDP_FIREWALL_RULES[0])
+    rule = fw.rule(RDP_TCP_RULE)
     problems = []
-    if rule is None or rule.exists is False:
-        problems.append(f"the rule {RDP_FIREWALL_RULES[0]} does not exist")
+    if tcp_port_admitted(fw, port):
+        pass
+    elif rule is None or rule.exists is False:
+        problems.append(f"the rule {RDP_TCP_RULE} does not exist")
     elif not rule.enabled:
         problems.append(f"the rule {rule.name} is disabled")
     elif rule.action != "Allow":
         problems.append(f"the rule {rule.name} is set to {rule.action}")
     elif not _port_in(rule.local_ports, port):
         problems.append(f"the rule {rule.name} allows port {rule.local_ports}, not the listener's {port}")
+    else:
+        problems.append(f"the rule {rule.name} applies to the {rule.profile} profile(s), not the active one")
     if fw.blocks:
         problems.append(f"inbound Block rule(s) cover port {port}: {', '.join(fw.blocks)}")
     if not problems:
@@ -675,16 +774,45 @@ def firewall_rule_disabled(facts: GuestFacts) -> list[Finding]:
             Severity.BLOCKER,
             "The Windows Firewall does not let the RDP port in",
             _sentence("; ".join(problems)),
-            f"Enable the rule by name (Enable-NetFirewallRule -Name {RDP_FIREWALL_RULES[0]}), cover "
+            f"Enable the rule by name (Enable-NetFirewallRule -Name {RDP_TCP_RULE}), cover "
             f"port {port}, and remove Block rules on it. {REPAIR_HINT}",
             {
-                "rule": rule.name if rule else RDP_FIREWALL_RULES[0],
+                "rule": rule.name if rule else RDP_TCP_RULE,
                 "exists": rule.exists if rule else False,
                 "enabled": rule.enabled if rule else None,
                 "localPorts": rule.local_ports if rule else None,
                 "blockRules": list(fw.blocks),
                 "port": port,
             },
+        )
+    ]
+
+
+@_register(
+    "firewall-udp-rule-disabled",
+    "The Windows Firewall blocks RDP over UDP",
+    Severity.INFO,
+    "Get-NetFirewallRule RemoteDesktop-UserMode-In-UDP (by name, ActiveStore)",
+)
+def firewall_udp_rule_disabled(facts: GuestFacts) -> list[Finding]:
+    fw = facts.diagnosis.firewall
+    if fw is None or not _active_enabled_profiles(fw):
+        return []
+    rule = fw.rule(RDP_UDP_RULE)
+    if rule is None or rule.exists is not True or (rule.enabled is not False and rule.action == "Allow"):
+        return []
+    state = "disabled" if rule.enabled is False else f"set to {rule.action}"
+    return [
+        _finding(
+            facts,
+            "firewall-udp-rule-disabled",
+            Severity.INFO,
+            "The Windows Firewall blocks RDP over UDP",
+            f"The rule {RDP_UDP_RULE} is {state}: clients fall back to TCP, which works but is slower on "
+            "lossy or distant links.",
+            f"Enable it by name (Enable-NetFirewallRule -Name {RDP_UDP_RULE}) unless UDP is off on purpose; "
+            "the NSG must allow UDP too. `azrdp repair` enables it with a backup.",
+            {"rule": RDP_UDP_RULE, "enabled": rule.enabled, "action": rule.action},
         )
     ]
 

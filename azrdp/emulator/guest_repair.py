@@ -291,13 +291,23 @@ def _tls(step: Step, d: c.Diagnosis, now: datetime, run_id: str, port: int) -> N
 
 
 def _listener(step: Step, d: c.Diagnosis, now: datetime, run_id: str, port: int) -> None:
-    assert d.rdp is not None
-    if d.rdp.deny == 1:
+    rdp = d.rdp
+    assert rdp is not None
+    if rdp.deny == 1:
         step.set_reg(sim.TS, "fDenyTSConnections", 0)
-    if d.rdp.ts_enabled == 0:
+    if rdp.ts_enabled == 0:
         step.set_reg(sim.TS, "TSEnabled", 1)
-    if d.rdp.winstation_enabled == 0:
+    if rdp.winstation_enabled == 0:
         step.set_reg(sim.RDPTCP, "fEnableWinStation", 1)
+    if rdp.logon_disabled == 1:
+        step.set_reg(sim.RDPTCP, "fLogonDisabled", 0)
+    if rdp.ts_user_enabled not in (None, 0):
+        step.set_reg(sim.TS, "TSUserEnabled", 0)
+    if rdp.terminal_server_mode != 1:  # a Session Host's drain is never ended
+        if rdp.drain_mode not in (None, 0):
+            step.set_reg(sim.TS, "TSServerDrainMode", 0)
+        if rdp.winstations_disabled == 1:
+            step.set_reg(sim.WINLOGON, "WinStationsDisabled", "0")
 
 
 def _port(step: Step, d: c.Diagnosis, now: datetime, run_id: str, port: int) -> None:
@@ -318,10 +328,8 @@ def _firewall(step: Step, d: c.Diagnosis, now: datetime, run_id: str, port: int)
             key = sim.FIREWALL_POLICY + "\\" + sim.FIREWALL_PROFILE_KEYS.get(name, name)
             step.set_reg(key, "DoNotAllowExceptions", None)
         elif change.before is None:
-            step.rule(
-                rg.RDP_TCP_RULE,
-                create=sim.SimFirewallRule(rg.RDP_TCP_RULE, local_ports=str(listener_port)),
-            )
+            name = c.custom_rule_name(listener_port)
+            step.rule(name, create=sim.SimFirewallRule(name, local_ports=str(listener_port), group=""))
         else:
             name = target.split(" ")[2]
             if target.endswith(" action"):
@@ -363,7 +371,9 @@ def _split(text: str) -> list[str]:
 
 
 def _change_texts(trigger: rg.Trigger) -> tuple[str, ...]:
-    return tuple(c.limit_text(ch.line(), CHANGE_TEXT) or "" for ch in trigger.changes[:CHANGES_PER_STEP])
+    """As ConvertTo-AzrdpChangeText words them ('to', not '->', which Limit-Text would respell)."""
+    texts = (ch.line().replace(" -> ", " to ", 1) for ch in trigger.changes[:CHANGES_PER_STEP])
+    return tuple(c.limit_text(text, CHANGE_TEXT) or "" for text in texts)
 
 
 def _error(stamp: str, mode: str, message: str, code: str = "parameter") -> RepairReport:
@@ -393,9 +403,12 @@ def repair(vm: dict[str, Any], state: sim.GuestState, params: dict[str, str], no
         if not trigger:
             continue
         texts = _change_texts(trigger)
+        reboot = repair_id in rg.REBOOT_REQUIRED
         if trigger.refused is not None:
             results.append(
-                StepOutcome(repair_id, REFUSED, texts, c.limit_text(trigger.refused, c.LIMITS["message"]))
+                StepOutcome(
+                    repair_id, REFUSED, texts, c.limit_text(trigger.refused, c.LIMITS["message"]), reboot
+                )
             )
             continue
         if repair_id == "rdp-security-restore" and not dry:
@@ -405,11 +418,11 @@ def repair(vm: dict[str, Any], state: sim.GuestState, params: dict[str, str], no
             ]
             if missing:
                 results.append(
-                    StepOutcome(repair_id, REFUSED, texts, "Fix the certificate, key or TLS first.")
+                    StepOutcome(repair_id, REFUSED, texts, "Fix the certificate, key or TLS first.", reboot)
                 )
                 continue
         if dry:
-            results.append(StepOutcome(repair_id, PLANNED, texts))
+            results.append(StepOutcome(repair_id, PLANNED, texts, None, reboot))
             continue
         if not manifest["steps"]:
             _backups(vm)[run_id] = manifest  # the backup directory exists before the first change
@@ -423,7 +436,7 @@ def repair(vm: dict[str, Any], state: sim.GuestState, params: dict[str, str], no
             restore(state, step.items)  # repaired or as it was, never half-changed
             record["s"] = ROLLED_BACK
             record["e"] = c.limit_text(str(exc), c.LIMITS["message"])
-        results.append(StepOutcome(repair_id, record["s"], texts, record["e"]))
+        results.append(StepOutcome(repair_id, record["s"], texts, record["e"], reboot))
     backup_dir = None
     after = before
     if manifest["steps"]:
@@ -440,7 +453,7 @@ def fit(report: RepairReport) -> RepairReport:
     """Like Compress-AzrdpRepairReport: over budget, the change texts go first, then `b`."""
     if len(render_report(report)) <= c.OUTPUT_BUDGET or report.repair is None:
         return report
-    steps = tuple(StepOutcome(s.id, s.status, (), s.error) for s in report.repair.steps)
+    steps = tuple(StepOutcome(s.id, s.status, (), s.error, s.reboot) for s in report.repair.steps)
     report = replace(report, repair=replace(report.repair, steps=steps))
     if len(render_report(report)) <= c.OUTPUT_BUDGET:
         return report
@@ -467,7 +480,7 @@ def undo(vm: dict[str, Any], state: sim.GuestState, params: dict[str, str], now:
                 continue
             restore(state, record["items"])
             record["s"] = "undone"
-            results.append(StepOutcome(record["id"], RESTORED))
+            results.append(StepOutcome(record["id"], RESTORED, reboot=record["id"] in rg.REBOOT_REQUIRED))
         manifest["state"] = "undone"
         vm["guest"] = sim.dump_state(state)
     outcome = RepairOutcome(run_id, f"{BACKUP_ROOT}\\{run_id}", False, tuple(results))

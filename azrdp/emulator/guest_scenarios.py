@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from azrdp.emulator.guest_sim import CREDSSP, FIPS, RDPTCP, TLS_SERVER, TS, TSPOL
+from azrdp.emulator.guest_sim import CREDSSP, FIPS, RDPTCP, TLS_SERVER, TS, TSPOL, WINLOGON
 from azrdp.emulator.scenario import builtin_dir
 
 BASE_SCENARIO = "healthy"
@@ -27,7 +27,7 @@ HARDENED_MK_SDDL = "O:SYG:SYD:PAI(A;;FA;;;SY)(A;;FA;;;BA)"
 
 @dataclass(frozen=True)
 class GuestScenario:
-    name: str  # the finding id, or "healthy"
+    name: str  # the finding id, "healthy", or a named variant
     description: str
     guest: dict[str, Any]
     expected: tuple[str, ...]  # guest finding ids, in registration order
@@ -64,6 +64,27 @@ GUEST_SCENARIOS: tuple[GuestScenario, ...] = (
         {
             "registry": {RDPTCP: {"PortNumber": 3390}},
             "firewall": {"rules": {"RemoteDesktop-UserMode-In-TCP": {"localPorts": "3390"}}},
+        },
+        ("port-mismatch",),
+    ),
+    GuestScenario(
+        "rdp-logons-disabled",
+        "Remote logons switched off (change logon /disable: WinStationsDisabled = 1)",
+        {"registry": {WINLOGON: {"WinStationsDisabled": "1"}}},
+        ("rdp-logons-disabled",),
+    ),
+    GuestScenario(
+        "rdp-drain-mode",
+        "The server was left in drain mode (TSServerDrainMode = 1)",
+        {"registry": {TS: {"TSServerDrainMode": 1}}},
+        ("rdp-drain-mode",),
+    ),
+    GuestScenario(
+        "port-moved-with-azrdp-rule",
+        "RDP moved to 3390 with an azrdp-RDP-3390 firewall rule (the built-in rule still says 3389)",
+        {
+            "registry": {RDPTCP: {"PortNumber": 3390}},
+            "firewall": {"rules": {"azrdp-RDP-3390": {"localPorts": "3390", "group": ""}}},
         },
         ("port-mismatch",),
     ),
@@ -153,6 +174,12 @@ GUEST_SCENARIOS: tuple[GuestScenario, ...] = (
         "The RemoteDesktop-UserMode-In-TCP firewall rule is disabled",
         {"firewall": {"rules": {"RemoteDesktop-UserMode-In-TCP": {"enabled": False}}}},
         ("firewall-rule-disabled",),
+    ),
+    GuestScenario(
+        "firewall-udp-rule-disabled",
+        "The RemoteDesktop-UserMode-In-UDP firewall rule is disabled (clients fall back to TCP)",
+        {"firewall": {"rules": {"RemoteDesktop-UserMode-In-UDP": {"enabled": False}}}},
+        ("firewall-udp-rule-disabled",),
     ),
     GuestScenario(
         "firewall-blocks-all-inbound",

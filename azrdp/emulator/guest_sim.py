@@ -27,6 +27,7 @@ from azrdp.guest import contract as c
 TS = r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server"
 RDPTCP = TS + r"\WinStations\RDP-Tcp"
 TSPOL = r"HKLM\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services"
+WINLOGON = r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon"
 SCHANNEL = r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols"
 TLS_SERVER = {v: SCHANNEL + rf"\TLS {v}\Server" for v in ("1.0", "1.1", "1.2", "1.3")}
 FIPS = r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa\FIPSAlgorithmPolicy"
@@ -102,6 +103,7 @@ class GuestState:
     # Win32_TSGeneralSetting PolicySource*: 0 server, 1 GPO, 2 default; and the pin type.
     policy_sources: dict[str, int] = field(default_factory=dict)
     pin_type: int = 1
+    terminal_server_mode: int = 0  # 1 = Remote Desktop Session Host role installed
     services: dict[str, SimService] = field(default_factory=dict)
     # Other processes listening on ports: port -> (pid, process name).
     other_listeners: dict[int, tuple[int, str]] = field(default_factory=dict)
@@ -226,9 +228,11 @@ def healthy_state(now: datetime | None = None) -> GuestState:
     now = now or datetime.now(timezone.utc)
     state = GuestState()
     state.registry = {
-        TS: {"fDenyTSConnections": 0, "TSEnabled": 1},
+        TS: {"fDenyTSConnections": 0, "TSEnabled": 1, "TSUserEnabled": 0},
+        WINLOGON: {"WinStationsDisabled": "0"},
         RDPTCP: {
             "fEnableWinStation": 1,
+            "fLogonDisabled": 0,
             "PortNumber": 3389,
             "SecurityLayer": 2,
             "UserAuthentication": 1,
@@ -341,6 +345,7 @@ _TOP_KEYS = {
     "registry",
     "policySources",
     "pinType",
+    "terminalServerMode",
     "services",
     "listeners",
     "certificates",
@@ -381,6 +386,8 @@ def load_state(guest: Mapping[str, Any] | None, now: datetime | None = None) -> 
         state.policy_sources[name] = int(value)
     if "pinType" in guest:
         state.pin_type = int(guest["pinType"])
+    if "terminalServerMode" in guest:
+        state.terminal_server_mode = int(guest["terminalServerMode"])
     for name, values in _obj(guest.get("services", {}), "guest.services").items():
         service = state.service(name) or state.services.setdefault(name, SimService(name))
         _apply_fields(
@@ -487,6 +494,7 @@ def dump_state(state: GuestState) -> dict[str, Any]:
         },
         "policySources": dict(state.policy_sources),
         "pinType": state.pin_type,
+        "terminalServerMode": state.terminal_server_mode,
         "services": {
             s.name: {
                 "state": s.state,
@@ -603,6 +611,11 @@ def _rdp(state: GuestState) -> c.RdpSettings:
         source_security_layer=src.get("securityLayer"),
         source_user_auth=src.get("userAuthentication"),
         source_min_encryption=src.get("minEncryptionLevel"),
+        ts_user_enabled=state.reg_int(TS, "TSUserEnabled"),
+        drain_mode=state.reg_int(TS, "TSServerDrainMode"),
+        logon_disabled=state.reg_int(RDPTCP, "fLogonDisabled"),
+        winstations_disabled=state.reg_int(WINLOGON, "WinStationsDisabled"),
+        terminal_server_mode=state.terminal_server_mode,
     )
 
 
@@ -712,10 +725,12 @@ def _port_in(ports: str, port: int) -> bool:
 
 def _firewall(state: GuestState, port: int) -> c.FirewallInfo:
     rules = []
-    for name in c.RDP_FIREWALL_RULES:
+    custom = c.custom_rule_name(port)
+    for name in (*c.RDP_FIREWALL_RULES, custom):
         rule = next((r for r in state.firewall_rules if r.name == name), None)
         if rule is None:
-            rules.append(c.FirewallRule(name, False))
+            if name != custom:  # azrdp's own rule is listed only when it exists
+                rules.append(c.FirewallRule(name, False))
             continue
         rules.append(
             c.FirewallRule(

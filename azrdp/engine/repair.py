@@ -100,6 +100,13 @@ class StepResult:
     error: str | None = None
     done: list[str] = field(default_factory=list)  # what was actually changed, one line each
 
+    @property
+    def reboot_required(self) -> bool:
+        """Applied, but only a restart of the VM makes it real (and provable)."""
+        from azrdp.repairs.guest import REBOOT_REQUIRED
+
+        return self.status == APPLIED and self.step.id in REBOOT_REQUIRED
+
     def to_doc(self) -> dict[str, Any]:
         return {
             "id": self.step.id,
@@ -114,6 +121,7 @@ class StepResult:
             "status": self.status,
             "applied": self.status == APPLIED,
             "verified": self.verified,
+            "rebootRequired": self.reboot_required,
             "done": list(self.done),
             "error": self.error,
         }
@@ -153,8 +161,13 @@ class VmRepair:
 
     @property
     def verified(self) -> bool | None:
+        """True only when every applied step is proven; a step waiting for a reboot is not (exit 5)."""
         results = [s.verified for s in self.steps if s.status == APPLIED]
         return None if not results else all(r is True for r in results)
+
+    @property
+    def reboot_required(self) -> bool:
+        return any(s.reboot_required for s in self.steps)
 
     @property
     def error_or_guest_error(self) -> AzrdpError | None:
@@ -210,6 +223,7 @@ class VmRepair:
                 "repairs": [s.to_doc() for s in self.steps if s.status != PLANNED or not self.dry_run],
                 "applied": self.applied,
                 "verified": self.verified,
+                "rebootRequired": self.reboot_required,
                 "changed": self.changed,
                 "remainingFindings": [to_doc(f) for f in self.remaining],
                 "suggestions": self.suggestions,
@@ -311,11 +325,15 @@ def plan_vm(vm: VmResult, options: RepairOptions, report: contract.GuestReport |
 
 
 def verify(steps: Sequence[StepResult], after: Sequence[Finding]) -> None:
-    """A step is verified when none of the findings it targeted is left."""
+    """A step is verified when none of the findings it targeted is left.
+
+    A step that takes effect only at the next boot stays unverified (None): the registry reads right
+    at once, but the service still runs with the old setting, so "gone" would be a false green.
+    """
     present = {f.id for f in after}
     for step in steps:
         if step.status == APPLIED:
-            step.verified = not (present & set(step.step.fixes))
+            step.verified = None if step.reboot_required else not (present & set(step.step.fixes))
 
 
 def steps_from_outcome(outcome: ro.RepairOutcome) -> list[RepairStep]:
@@ -649,6 +667,11 @@ class Repairer:
             guest_after = [f for f in vmr.vm.findings if f.source is Source.GUEST]
         vmr.after = control + guest_after
         verify(vmr.steps, vmr.after)
+        if vmr.reboot_required:
+            vmr.notes.append(
+                "Applied, not verified: SCHANNEL changes take effect at the next boot. Restart the VM "
+                f"(az vm restart -g {vm.resource_group} -n {vm.name}), then run `azrdp diagnose` to verify."
+            )
 
     def _journal(self, vmr: VmRepair) -> None:
         journal.record(

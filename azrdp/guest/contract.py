@@ -33,19 +33,28 @@ SCHEMA_VERSION = 1
 # Run Command returns only the last 4,096 bytes of StdOut; the marker line must fit with room to spare.
 OUTPUT_BUDGET = 3500
 RUN_COMMAND_OUTPUT_LIMIT = 4096
+# Learn documents no script-size limit for action Run Command (only the output limit above). azrdp
+# sets its own conservative ceiling for the script as sent (refused above it, never half-sent) and
+# keeps the packaged scripts under a smaller budget that a test measures, so a growing script fails
+# a test long before it could meet an undocumented limit in Azure.
+SCRIPT_LIMIT = 64 * 1024
+SCRIPT_BUDGET = 62 * 1024
+# Parameters reach the script on a command line (Learn: `&` needs `^&`, `\n` becomes a newline), so
+# their values stay short and free of characters cmd.exe or PowerShell would reinterpret.
+PARAMETERS_LIMIT = 1024
 
 MODES = ("diagnose", "repair", "undo")
 IMPLEMENTED_MODES = ("diagnose",)
 
 # Caps the script applies before printing (same numbers in azrdp.ps1's $Limits; a test compares).
 LIMITS: Mapping[str, int] = {
-    "text": 24,  # process names, firewall profiles, ports and block rule names
+    "text": 23,  # process names, firewall profiles, ports and block rule names
     "account": 28,  # service accounts ("NT Authority\\NetworkService" fits)
-    "sddl": 120,  # the MachineKeys folder SDDL
-    "message": 40,  # one section error message
-    "errors": 4,  # section errors kept
+    "sddl": 100,  # the MachineKeys folder SDDL
+    "message": 36,  # one section error message
+    "errors": 3,  # section errors kept
     "certs": 2,  # certificates listed (the pinned one first)
-    "blocks": 2,  # inbound block rules listed
+    "blocks": 1,  # inbound block rules listed
     "fatal": 160,  # the top-level error message
     "events": 9999,  # events counted per id
 }
@@ -65,8 +74,16 @@ SERVICE_NAMES = (
 EVENT_IDS = (1057, 1058, 36870, 36871, 36872, 7022)
 MACHINEKEYS_DEFAULT_SDDL = "O:SYG:SYD:PAI(A;;0x12019f;;;WD)(A;;FA;;;BA)"
 # The TCP rule decides whether RDP gets in (UDP is an optional accelerator the client falls back from).
-RDP_FIREWALL_RULES = ("RemoteDesktop-UserMode-In-TCP",)
+RDP_TCP_RULE = "RemoteDesktop-UserMode-In-TCP"
+RDP_UDP_RULE = "RemoteDesktop-UserMode-In-UDP"
+RDP_FIREWALL_RULES = (RDP_TCP_RULE, RDP_UDP_RULE)
 RDP_FIREWALL_GROUP = "@FirewallAPI.dll,-28752"
+# The rule azrdp adds for RDP on a moved port; reported only when it exists.
+CUSTOM_RULE_PREFIX = "azrdp-RDP-"
+
+
+def custom_rule_name(port: int) -> str:
+    return f"{CUSTOM_RULE_PREFIX}{port}"
 
 
 class ContractError(GuestError):
@@ -88,11 +105,33 @@ def wire_list(key: str) -> Any:
     return dataclasses.field(default=(), metadata={"wire": key})
 
 
+_UNPRINTED = re.compile(r"[^ -~]")
+_RESPELLED = str.maketrans({"'": "`", '"': "`", "<": "(", ">": ")", "&": "+"})
+
+
 def limit_text(value: str | None, limit: int) -> str | None:
-    """Shorten like the script's Limit-Text: keep the head and mark the cut with '...'."""
-    if value is None or len(value) <= limit:
-        return value
-    return value[: limit - 3] + "..."
+    """Like the script's Limit-Text: at most `limit` bytes once printed as JSON, the cut marked '...'.
+
+    Non-ASCII becomes '?' and ' " < > & are respelled, because Windows PowerShell's ConvertTo-Json
+    would print them as six-byte \\u00XX escapes and blow the output budget; a backslash counts two.
+    """
+    if value is None:
+        return None
+    text = _UNPRINTED.sub("?", value).translate(_RESPELLED)
+    if _printed(text) <= limit:
+        return text
+    head, width = "", 0
+    for ch in text:
+        width += _printed(ch)
+        if width > limit - 3:
+            break
+        head += ch
+    return head + "..."
+
+
+def _printed(text: str) -> int:
+    """Bytes JSON prints for respelled text: a backslash is the one character it doubles."""
+    return len(text) + text.count("\\")
 
 
 # --- the document -------------------------------------------------------------------------------
@@ -126,6 +165,14 @@ class RdpSettings:
     source_security_layer: int | None = wire("srcSl")
     source_user_auth: int | None = wire("srcUa")
     source_min_encryption: int | None = wire("srcMel")
+    # Logon switches: users may connect only with TSUserEnabled 0, no drain, fLogonDisabled 0 and
+    # Winlogon WinStationsDisabled "0" (read as a number).
+    ts_user_enabled: int | None = wire("tsu")  # TS TSUserEnabled
+    drain_mode: int | None = wire("drn")  # TS TSServerDrainMode: 1 no new logons, 2 until reboot
+    logon_disabled: int | None = wire("ld")  # RDP-Tcp fLogonDisabled
+    winstations_disabled: int | None = wire("wsd")  # Winlogon WinStationsDisabled
+    # Win32_TerminalServiceSetting.TerminalServerMode: 1 = Remote Desktop Session Host role.
+    terminal_server_mode: int | None = wire("tsm")
 
     def effective(self, local: int | None, policy: int | None) -> int | None:
         """A policy value wins over the local one."""
@@ -548,9 +595,36 @@ def script_text() -> str:
     return script.read_text(encoding="ascii")
 
 
+def compact(text: str) -> str:
+    """The script as sent: full-line comments, blank lines and leading indentation dropped.
+
+    A static, deterministic transformation of azrdp's own package files (never of user data): the
+    files stay commented and readable, the request stays small. The header line stays first, so
+    the script still identifies itself. Safe because the scripts have no here-strings, block
+    comments or multi-line string literals (a test compares the PowerShell token streams).
+    """
+    lines = text.splitlines()
+    kept = lines[:1] + [ln.strip() for ln in lines[1:] if ln.strip() and not ln.lstrip().startswith("#")]
+    return "\n".join(kept) + "\n"
+
+
+def checked_lines(text: str) -> list[str]:
+    """A script as Run Command's `script` array (one string per line), refused above SCRIPT_LIMIT."""
+    sent = compact(text)
+    size = len(sent.encode("ascii"))
+    if size > SCRIPT_LIMIT:
+        raise ContractError(
+            f"The in-guest script is {size:,} bytes, above azrdp's {SCRIPT_LIMIT:,}-byte limit "
+            "for Run Command.",
+            "The packaged script grew past what azrdp sends in one request.",
+            "Reinstall azrdp; report this if it persists.",
+        )
+    return sent.splitlines()
+
+
 def script_lines() -> list[str]:
-    """The script as Run Command's `script` array: one string per line."""
-    return script_text().splitlines()
+    """The diagnose script as Run Command's `script` array: one string per line, compacted."""
+    return checked_lines(script_text())
 
 
 def is_azrdp_script(script: Sequence[str] | str | None) -> bool:
@@ -577,7 +651,22 @@ def build_parameters(mode: str = "diagnose", rdp_port: int = 3389) -> list[dict[
         )
     if isinstance(rdp_port, bool) or not isinstance(rdp_port, int) or not 1 <= rdp_port <= 65535:
         raise UsageError(f"RDP port {rdp_port!r} is not valid.", fix="Pass a TCP port from 1 to 65535.")
-    return [{"name": "Mode", "value": mode}, {"name": "RdpPort", "value": str(rdp_port)}]
+    return check_parameters([{"name": "Mode", "value": mode}, {"name": "RdpPort", "value": str(rdp_port)}])
+
+
+_PARAMETER_VALUE = re.compile(r"^[A-Za-z0-9,._-]*$")
+
+
+def check_parameters(parameters: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Refuse parameters Run Command's command line could mangle (a programming error, not user input)."""
+    length = sum(len(p["name"]) + len(p["value"]) + 3 for p in parameters)
+    bad = [p["name"] for p in parameters if not _PARAMETER_VALUE.match(p["value"])]
+    if bad or length > PARAMETERS_LIMIT:
+        raise UsageError(
+            f"Run Command parameter {bad[0] if bad else 'list'} cannot be sent safely.",
+            fix="Values are ids, ports and flags only; use the options azrdp documents.",
+        )
+    return parameters
 
 
 def parameters_dict(parameters: Sequence[Mapping[str, Any]] | None) -> dict[str, str]:

@@ -20,7 +20,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from azrdp.guest.contract import CertEntry, Diagnosis, FirewallInfo, FirewallProfile, PortOwner
+from azrdp.guest.contract import (
+    CertEntry,
+    Diagnosis,
+    FirewallInfo,
+    FirewallProfile,
+    PortOwner,
+    RdpSettings,
+    custom_rule_name,
+)
 from azrdp.repairs import RepairFacts, RepairStep, Risk, Where, register_repair, spec
 
 C = "Microsoft.Compute/virtualMachines"
@@ -28,6 +36,12 @@ RUN_COMMAND_RBAC = (f"{C}/read", f"{C}/runCommand/action")
 
 MACHINEKEYS_DEFAULT_SDDL = "O:SYG:SYD:PAI(A;;0x12019f;;;WD)(A;;FA;;;BA)"
 SESSION_NOTE = "Restarts Remote Desktop Services: every logged-on RDP session is disconnected."
+REBOOT_NOTE = (
+    "Takes effect only after the VM restarts (Schannel reads it at boot): azrdp reports it as applied, "
+    "not verified. Restart the VM (az vm restart), then run `azrdp diagnose` again."
+)
+# Repairs whose effect no re-diagnosis can prove until the VM restarts.
+REBOOT_REQUIRED = frozenset({"tls12-server"})
 DEFAULT_RDP_PORT = 3389
 
 # Start mode and account of the services RDP needs (Microsoft's services guidance; shipped defaults).
@@ -45,6 +59,7 @@ SERVICE_DEFAULTS: dict[str, tuple[str, str]] = {
 MUST_RUN = ("TermService", "MpsSvc", "BFE")
 RDP_TCP_RULE = "RemoteDesktop-UserMode-In-TCP"
 RDP_UDP_RULE = "RemoteDesktop-UserMode-In-UDP"
+WINLOGON = "Winlogon"
 
 
 @dataclass(frozen=True)
@@ -209,7 +224,40 @@ def trigger_listener(d: Diagnosis, now: datetime) -> Trigger:
         changes.append(Change("Terminal Server TSEnabled", 0, 1))
     if rdp.winstation_enabled == 0:
         changes.append(Change("RDP-Tcp fEnableWinStation", 0, 1))
-    return Trigger(tuple(changes))
+    logons = False
+    if rdp.logon_disabled == 1:
+        changes.append(Change("RDP-Tcp fLogonDisabled", 1, 0))
+        logons = True
+    if rdp.ts_user_enabled not in (None, 0):
+        changes.append(Change("Terminal Server TSUserEnabled", rdp.ts_user_enabled, 0))
+        logons = True
+    notes: list[str] = []
+    if drained(rdp):
+        if rdp.terminal_server_mode == 1:
+            # On a Session Host a drain is usually deliberate: flag it, never end it.
+            message = (
+                "This Session Host is drained or has logons disabled, which is usually deliberate: "
+                "ask its owner, then run `change logon /enable` yourself."
+            )
+            if not changes:
+                return Trigger(refused=message)
+            notes.append(message)
+        else:
+            if rdp.drain_mode not in (None, 0):
+                changes.append(Change("Terminal Server TSServerDrainMode", rdp.drain_mode, 0))
+            if rdp.winstations_disabled == 1:
+                changes.append(Change(f"{WINLOGON} WinStationsDisabled", "1", "0"))
+            logons = True
+    if logons:
+        notes.append(SESSION_NOTE)
+    elif changes:
+        notes.append("Restarts Remote Desktop Services if nothing listens yet (sessions are disconnected).")
+    return Trigger(tuple(changes), notes=tuple(notes))
+
+
+def drained(rdp: RdpSettings) -> bool:
+    """Drain mode, or remote logons disabled in Winlogon (change logon /drain or /disable)."""
+    return rdp.drain_mode not in (None, 0) or rdp.winstations_disabled == 1
 
 
 def foreign_owner(d: Diagnosis, port: int | None) -> PortOwner | None:
@@ -224,7 +272,18 @@ def foreign_owner(d: Diagnosis, port: int | None) -> PortOwner | None:
 
 def firewall_port_covered(d: Diagnosis, port: int) -> bool:
     rule = d.firewall.rule(RDP_TCP_RULE) if d.firewall else None
-    return rule is None or not rule.exists or _port_in(rule.local_ports, port)
+    return rule is None or not rule.exists or _port_in(rule.local_ports, port) or custom_rule_admits(d, port)
+
+
+def custom_rule_admits(d: Diagnosis, port: int) -> bool:
+    """azrdp's own azrdp-RDP-<port> rule is enabled, allows and covers the port."""
+    rule = d.firewall.rule(custom_rule_name(port)) if d.firewall else None
+    return (
+        rule is not None
+        and rule.enabled is True
+        and rule.action == "Allow"
+        and _port_in(rule.local_ports, port)
+    )
 
 
 def trigger_port(d: Diagnosis, now: datetime, target_port: int = DEFAULT_RDP_PORT) -> Trigger:
@@ -297,20 +356,23 @@ def trigger_firewall(d: Diagnosis, now: datetime) -> Trigger:
                 "(AllowLocalFirewallRules False): allow RDP in that policy."
             )
         if profile.allow_inbound_rules is False:
-            changes.append(
-                Change(f"firewall profile {profile.name} AllowInboundRules", False, "NotConfigured")
-            )
+            changes.append(Change(f"firewall profile {profile.name} AllowInboundRules", False, True))
         if profile.do_not_allow_exceptions == 1:
             changes.append(Change(f"firewall profile {profile.name} DoNotAllowExceptions", 1, None))
     tcp = fw.rule(RDP_TCP_RULE)
-    if tcp is None or tcp.exists is False:
-        changes.append(Change(f"firewall rule {RDP_TCP_RULE}", None, f"Allow TCP {port} (TermService)"))
+    udp = fw.rule(RDP_UDP_RULE)
+    if udp is not None and udp.exists and udp.enabled is False:
+        changes.append(Change(f"firewall rule {RDP_UDP_RULE}", "disabled", "enabled"))
+    if custom_rule_admits(d, port):
+        pass  # azrdp's rule for a moved port lets it in: the built-in rule may keep 3389
+    elif tcp is None or tcp.exists is False:
+        # Not a copy of the built-in rule: azrdp's own, named for the port, which undo deletes.
+        changes.append(
+            Change(f"firewall rule {custom_rule_name(port)}", None, f"Allow TCP {port} (TermService)")
+        )
     else:
         if tcp.enabled is False:
             changes.append(Change(f"firewall rule {RDP_TCP_RULE}", "disabled", "enabled"))
-            udp = fw.rule(RDP_UDP_RULE)
-            if udp is not None and udp.exists and udp.enabled is False:
-                changes.append(Change(f"firewall rule {RDP_UDP_RULE}", "disabled", "enabled"))
         if tcp.action not in (None, "Allow"):
             changes.append(Change(f"firewall rule {RDP_TCP_RULE} action", tcp.action, "Allow"))
         # An invalid listener port is rdp-port's to fix; the rule must not follow it there.
@@ -339,8 +401,7 @@ def trigger_tls(d: Diagnosis, now: datetime) -> Trigger:
         changes.append(Change("SCHANNEL TLS 1.2 Server DisabledByDefault", 1, 0))
     if tls.cipher_functions == 0:
         changes.append(Change("SSL cipher suite policy Functions", "empty", None))
-    notes = ("Schannel reads these at boot: restart the VM (az vm restart) before TLS 1.2 is offered again.",)
-    return Trigger(tuple(changes), notes=notes)
+    return Trigger(tuple(changes), notes=(REBOOT_NOTE,))
 
 
 def trigger_security(d: Diagnosis, now: datetime) -> Trigger:
@@ -374,7 +435,7 @@ def trigger_security(d: Diagnosis, now: datetime) -> Trigger:
             refused="Group Policy sets " + " and ".join(owned) + " to an insecure value: fix that GPO."
         )
     notes = ("Group Policy owns " + " and ".join(owned) + "; left as it is.",) if owned else ()
-    return Trigger(tuple(changes), notes=notes)
+    return Trigger(tuple(changes), notes=(*notes, SESSION_NOTE) if changes else notes)
 
 
 TriggerFunc = Callable[[Diagnosis, datetime], Trigger]
@@ -536,17 +597,25 @@ _register(
     ),
     backup="reg export of the TLS 1.2 Server key (and the cipher policy value) in the manifest.",
     undo="Restores the previous values (or their absence).",
-    verify="Re-diagnose: TLS 1.2 Server enabled. Takes effect after a reboot.",
+    verify="Only after a reboot (Schannel reads the keys at boot): reported as applied, not verified.",
     order=130,
 )
 _register(
     "rdp-listener",
     title="Turn the RDP listener back on",
-    fixes=("rdp-disabled", "listener-disabled", "rdp-disabled-by-policy"),
+    fixes=(
+        "rdp-disabled",
+        "listener-disabled",
+        "rdp-disabled-by-policy",
+        "rdp-logons-disabled",
+        "rdp-drain-mode",
+    ),
     risk=Risk.LOW,
     changes=(
-        "Sets fDenyTSConnections=0, TSEnabled=1 and fEnableWinStation=1. Refuses when Group Policy "
-        "enforces fDenyTSConnections (the finding explains)."
+        "Sets fDenyTSConnections=0, TSEnabled=1 and fEnableWinStation=1; turns logons back on "
+        '(fLogonDisabled=0, TSUserEnabled=0, TSServerDrainMode=0, WinStationsDisabled="0") and restarts '
+        "TermService so it reads them. Refuses when Group Policy enforces fDenyTSConnections, and never "
+        "ends a drain on a Session Host (the finding explains)."
     ),
     backup="reg export of the values in the manifest.",
     undo="Restores the previous values.",
@@ -571,12 +640,13 @@ _register(
 _register(
     "firewall-rdp-rule",
     title="Enable the Windows Firewall rule for RDP",
-    fixes=("firewall-rule-disabled", "firewall-blocks-all-inbound"),
+    fixes=("firewall-rule-disabled", "firewall-blocks-all-inbound", "firewall-udp-rule-disabled"),
     risk=Risk.LOW,
     changes=(
-        "Enables RemoteDesktop-UserMode-In-TCP/-UDP by rule name (not a localized display name), or "
-        "adds azrdp-RDP-<port> for a non-default port; lets the active profile accept inbound rules. "
-        "Never turns the firewall off or removes Block rules."
+        "Enables RemoteDesktop-UserMode-In-TCP/-UDP by rule name (not a localized display name) and "
+        "points the TCP rule at the listener port, or adds azrdp-RDP-<port> when the built-in rule is "
+        "gone; lets the active profile accept inbound rules. Never turns the firewall off or removes "
+        "Block rules."
     ),
     backup="The rules' and profiles' previous settings in the manifest.",
     undo="Disables the rules again, restores the profile settings, removes azrdp's rule.",

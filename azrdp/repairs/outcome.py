@@ -39,6 +39,7 @@ class StepOutcome:
     status: str | None = wire("s")
     changes: tuple[str, ...] = wire_list("ch")  # short texts; dropped first when over budget
     error: str | None = wire("e")
+    reboot: bool | None = wire("rb")  # takes effect only after a restart (tls12-server)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +164,7 @@ def build_parameters(
             {"name": "Skip", "value": ",".join(skip)},
             {"name": "DryRun", "value": "1" if dry_run else "0"},
         ]
-    return params
+    return c.check_parameters(params)
 
 
 # --- the script sent for the repair modes -------------------------------------------------------
@@ -189,4 +190,5 @@ def repair_script_text() -> str:
 
 
 def repair_script_lines() -> list[str]:
-    return repair_script_text().splitlines()
+    """The composed script as sent (compacted; refused above contract.SCRIPT_LIMIT)."""
+    return c.checked_lines(repair_script_text())

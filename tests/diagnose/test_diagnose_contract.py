@@ -19,7 +19,8 @@ NOW = "2026-01-15T10:00:00Z"
 
 def worst_case() -> c.GuestReport:
     """Everything broken at once, every string at its cap, every number at its widest."""
-    long = "X" * 500
+    # Backslashes are the one character JSON still prints as two bytes after Limit-Text.
+    long = "\\" * 500
     cap = c.limit_text(long, LIMITS["text"])
     services = tuple(
         c.ServiceInfo(name, "Start Pending", "Disabled", c.limit_text(long, LIMITS["account"]), -2147483648)
@@ -30,7 +31,8 @@ def worst_case() -> c.GuestReport:
     )
     tls = c.TlsProtocol(-2147483648, -2147483648)
     rules = tuple(
-        c.FirewallRule(name, True, False, "Block", cap, cap, False) for name in c.RDP_FIREWALL_RULES
+        c.FirewallRule(name, True, False, "Block", cap, cap, False)
+        for name in (*c.RDP_FIREWALL_RULES, c.custom_rule_name(65535))
     )
     profiles = tuple(
         c.FirewallProfile(name, True, False, False, -2147483648) for name in ("Domain", "Private", "Public")
@@ -41,7 +43,7 @@ def worst_case() -> c.GuestReport:
     big = -2147483648
     diagnosis = c.Diagnosis(
         os=c.OsInfo("10.0.99999.99999", 99999, "5.1.99999.99999", True),
-        rdp=c.RdpSettings(*([big] * 12), 1, 1, 1),
+        rdp=c.RdpSettings(*([big] * 12), 1, 1, 1, big, big, big, big, 1),  # TerminalServerMode is 0 or 1
         listener=c.ListenerInfo(
             4294967295, (c.PortOwner(65535, 4294967295, cap), c.PortOwner(65534, 4294967295, cap))
         ),
@@ -200,3 +202,12 @@ def test_any_json_either_decodes_or_fails_cleanly(data: Any) -> None:
     doc = {"v": 1, "d": data}
     with contextlib.suppress(c.ContractError):
         c.parse_output(c.MARKER + json.dumps(doc))
+
+
+def test_limit_text_prints_one_byte_per_character() -> None:
+    # What the script's Limit-Text does before ConvertTo-Json could escape anything into \u00XX.
+    assert c.limit_text("Cannot find path 'HKLM:\\X' <a & b> \"q\" caf\u00e9", 99) == (
+        "Cannot find path `HKLM:\\X` (a + b) `q` caf?"
+    )
+    assert c.limit_text("x" * 30, 24) == "x" * 21 + "..."
+    assert c.limit_text(None, 5) is None

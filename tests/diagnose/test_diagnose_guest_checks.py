@@ -20,6 +20,7 @@ GUEST_IDS = {
     "rdp-cert-missing-private-key", "rdp-cert-binding-stale", "machinekeys-acl-corrupt",
     "tls12-server-disabled", "fips-policy-enabled", "credssp-oracle-mismatch", "firewall-rule-disabled",
     "firewall-blocks-all-inbound", "nla-or-security-downgraded", "low-disk-space",
+    "rdp-logons-disabled", "rdp-drain-mode", "firewall-udp-rule-disabled",
 }  # fmt: skip
 
 
@@ -223,3 +224,53 @@ def test_relative_times_are_anchored_once_per_vm() -> None:
     one = c.parse_output(g.handle_run_command(healthy, body, now=NOW).stdout)
     two = c.parse_output(g.handle_run_command(healthy, body, now=later).stdout)
     assert one.diagnosis == two.diagnosis
+
+
+@pytest.mark.parametrize(
+    ("registry", "expected"),
+    [
+        ({g.RDPTCP: {"fLogonDisabled": 1}}, {"rdp-logons-disabled"}),
+        ({g.WINLOGON: {"WinStationsDisabled": "1"}}, {"rdp-logons-disabled"}),
+        ({g.TS: {"TSUserEnabled": 1}}, {"rdp-logons-disabled"}),
+        ({g.TS: {"TSServerDrainMode": 2}}, {"rdp-drain-mode"}),
+        ({g.TS: {"TSUserEnabled": None}, g.WINLOGON: {"WinStationsDisabled": None}}, set()),
+    ],
+)
+def test_logon_switches(registry: dict[str, Any], expected: set[str]) -> None:
+    found = findings({"registry": registry})
+    assert set(found) == expected
+    assert all(f.severity is Severity.BLOCKER for f in found.values())
+
+
+def test_drain_on_a_session_host_is_called_deliberate() -> None:
+    found = findings({"registry": {g.TS: {"TSServerDrainMode": 1}}, "terminalServerMode": 1})
+    drain = found["rdp-drain-mode"]
+    assert drain.details["sessionHost"] is True
+    assert "deliberate" in drain.evidence and "azrdp repair" not in drain.recommendation
+
+
+def test_udp_rule_is_information_only() -> None:
+    found = findings({"firewall": {"rules": {"RemoteDesktop-UserMode-In-UDP": {"enabled": False}}}})
+    assert set(found) == {"firewall-udp-rule-disabled"}
+    assert found["firewall-udp-rule-disabled"].severity is Severity.INFO
+
+
+def test_azrdp_port_rule_admits_a_moved_port() -> None:
+    moved = {g.RDPTCP: {"PortNumber": 3390}}
+    # The built-in rule still covers 3389 only: without azrdp's rule the port is not let in ...
+    assert "firewall-rule-disabled" in findings({"registry": moved}, 3390)
+    # ... with azrdp-RDP-3390 it is, and no false finding remains.
+    rule = {"azrdp-RDP-3390": {"localPorts": "3390"}}
+    assert findings({"registry": moved, "firewall": {"rules": rule}}, 3390) == {}
+    # A disabled azrdp rule does not count.
+    off = {"azrdp-RDP-3390": {"localPorts": "3390", "enabled": False}}
+    assert "firewall-rule-disabled" in findings({"registry": moved, "firewall": {"rules": off}}, 3390)
+
+
+def test_a_rule_for_another_profile_does_not_let_rdp_in() -> None:
+    rules = {"RemoteDesktop-UserMode-In-TCP": {"profile": "Domain, Private"}}
+    found = findings({"firewall": {"rules": rules}})
+    assert set(found) == {"firewall-rule-disabled"}
+    assert "profile" in found["firewall-rule-disabled"].evidence
+    both = {"RemoteDesktop-UserMode-In-TCP": {"profile": "Private, Public"}}
+    assert findings({"firewall": {"rules": both}}) == {}

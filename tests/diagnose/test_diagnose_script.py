@@ -24,6 +24,8 @@ REFERENCE_REGISTRY = {
     r"HKLM:\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services",
     r"HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon",
     r"HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList",
+    # MachineGuid: the reference names the self-signed key file MK\f686aace..._<MachineGuid>.
+    r"HKLM:\SOFTWARE\Microsoft\Cryptography",
     *(
         rf"HKLM:\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols\TLS {v}\Server"
         for v in ("1.0", "1.1", "1.2", "1.3")
@@ -241,3 +243,32 @@ def test_parameters_are_strings() -> None:
         {"name": "Mode", "value": "diagnose"},
         {"name": "RdpPort", "value": "3390"},
     ]
+
+
+def function_body(name: str) -> str:
+    return SCRIPT.split(f"function {name} {{", 1)[1].split("\n}\n", 1)[0]
+
+
+def test_free_text_is_printed_one_byte_per_character() -> None:
+    body = function_body("Limit-Text")
+    # Non-ASCII and the characters 5.1's ConvertTo-Json writes as \u00XX are respelled first.
+    assert "'[^ -~]', '?'" in body
+    for old, new in (('"\'"', "'`'"), ("'\"'", "'`'"), ("'<'", "'('"), ("'>'", "')'"), ("'&'", "'+'")):
+        assert f".Replace({old}, {new})" in body, old
+    assert "[char]'\\'" in body  # a backslash counts two bytes
+
+
+def test_the_self_signed_key_is_located_by_this_machines_guid_only() -> None:
+    body = function_body("Get-KeyFilePath")
+    assert "'MachineGuid'" in body and "$SelfSigned" in body
+    assert "-Filter" not in body  # never "the first file with the prefix" (a cloned image's stale key)
+    assert "-SelfSigned ($item.store -eq 'RD')" in SCRIPT
+
+
+def test_logon_switches_and_rules_are_read() -> None:
+    rdp = function_body("Get-RdpFacts")
+    for name in ("TSUserEnabled", "TSServerDrainMode", "fLogonDisabled", "WinStationsDisabled"):
+        assert f"'{name}'" in rdp
+    assert "TerminalServerMode" in rdp and "Win32_TerminalServiceSetting" in SCRIPT
+    assert "$RdpRuleNames = @('RemoteDesktop-UserMode-In-TCP', 'RemoteDesktop-UserMode-In-UDP')" in SCRIPT
+    assert f"$CustomRulePrefix = '{c.CUSTOM_RULE_PREFIX}'" in SCRIPT

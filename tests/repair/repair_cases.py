@@ -10,6 +10,7 @@ TS = r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server"
 RDPTCP = TS + r"\WinStations\RDP-Tcp"
 TSPOL = r"HKLM\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services"
 TLS12 = r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.2\Server"
+WINLOGON = r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon"
 HARDENED_MK = "O:SYG:SYD:PAI(A;;FA;;;SY)(A;;FA;;;BA)"
 THUMB_OLD = "0F" * 20
 THUMB_MISSING = "AB" * 20
@@ -26,6 +27,30 @@ class Case:
 
 
 CASES: tuple[Case, ...] = (
+    Case(
+        "logons-off",
+        {
+            "registry": {
+                RDPTCP: {"fLogonDisabled": 1},
+                TS: {"TSUserEnabled": 1, "TSServerDrainMode": 2},
+                WINLOGON: {"WinStationsDisabled": "1"},
+            }
+        },
+        ("rdp-logons-disabled", "rdp-drain-mode"),
+        ("rdp-listener",),
+    ),
+    Case(
+        "udp-rule-off",
+        {"firewall": {"rules": {"RemoteDesktop-UserMode-In-UDP": {"enabled": False}}}},
+        ("firewall-udp-rule-disabled",),
+        ("firewall-rdp-rule",),
+    ),
+    Case(
+        "tcp-rule-deleted",
+        {"firewall": {"rules": {"RemoteDesktop-UserMode-In-TCP": None}}},
+        ("firewall-rule-disabled",),
+        ("firewall-rdp-rule",),
+    ),
     Case("rdp-disabled", {"registry": {TS: {"fDenyTSConnections": 1}}}, ("rdp-disabled",), ("rdp-listener",)),
     Case(
         "listener-disabled",
@@ -167,6 +192,12 @@ REFUSED: tuple[Case, ...] = (
         {"registry": {RDPTCP: {"SSLCertificateSHA1Hash": "hex:" + THUMB_MISSING.lower()}}, "pinType": 2},
         ("rdp-cert-binding-stale",),
         ("rdp-cert-renew",),
+    ),
+    Case(
+        "session-host-drained",
+        {"registry": {TS: {"TSServerDrainMode": 1}}, "terminalServerMode": 1},
+        ("rdp-drain-mode",),
+        ("rdp-listener",),
     ),
     Case(
         "security-by-gpo",

@@ -29,8 +29,10 @@ REPAIRED = {
     "rdp-cert-missing-private-key": ("rdp-cert-renew",),
     "rdp-cert-binding-stale": ("rdp-cert-renew",),
     "machinekeys-acl-corrupt": ("machinekeys-acl",),
-    "tls12-server-disabled": ("tls12-server",),
     "firewall-rule-disabled": ("firewall-rdp-rule",),
+    "firewall-udp-rule-disabled": ("firewall-rdp-rule",),
+    "rdp-logons-disabled": ("rdp-listener",),
+    "rdp-drain-mode": ("rdp-listener",),
     "firewall-blocks-all-inbound": ("firewall-rdp-rule",),
     "nla-or-security-downgraded": ("rdp-security-restore",),
 }
@@ -40,7 +42,10 @@ REFUSED = {
     "rdp-disabled-by-policy": "rdp-listener",
     "port-mismatch": "rdp-port",
     "port-owned-by-other-process": "rdp-port",
+    "port-moved-with-azrdp-rule": "rdp-port",
 }
+# Applied, but only a reboot makes it real: never reported as verified.
+REBOOT = {"tls12-server-disabled": ("tls12-server",)}
 # Warnings azrdp never "fixes" (compliance choices, patching, disk space).
 LEFT_ALONE = ("fips-policy-enabled", "credssp-oracle-mismatch", "low-disk-space")
 
@@ -122,6 +127,26 @@ def test_each_failure_is_repaired_verified_and_undone(name: str, start: Callable
     assert undone["guest"]["restored"] == list(reversed(REPAIRED[name]))
     assert set(entry.expected) <= {f["id"] for f in undone["findings"]}
     assert guest_of(emu) == original
+
+
+@pytest.mark.parametrize("name", sorted(REBOOT))
+def test_a_change_that_needs_a_reboot_is_applied_not_verified(
+    name: str, start: Callable[..., Emulator]
+) -> None:
+    emu = start(scenario(name).scenario_name)
+    # The plan (dry run) says so before anything changes.
+    _, planned = repair("--dry-run")
+    assert any("after the VM restarts" in n for r in planned["plan"] for n in r["notes"])
+    result, vm = repair("--yes")
+    assert result.exit_code == 5, result.stderr  # applied, not verified
+    assert vm["status"] == "notVerified" and vm["applied"] is True
+    assert vm["verified"] is False and vm["rebootRequired"] is True
+    (step,) = [r for r in vm["repairs"] if r["applied"]]
+    assert step["id"] == REBOOT[name][0]
+    assert step["verified"] is None and step["rebootRequired"] is True
+    assert any("reboot" in n.lower() or "restart" in n.lower() for n in step["notes"])
+    assert any("az vm restart -g rg-rdp -n vm-rdp01" in n for n in vm["notes"])
+    assert len(run_commands(emu)) == 2
 
 
 def test_healthy_vm_plans_nothing_and_changes_nothing(start: Callable[..., Emulator]) -> None:

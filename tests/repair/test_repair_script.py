@@ -167,3 +167,57 @@ def test_parameters_are_validated_before_sending() -> None:
     ):
         with pytest.raises(UsageError):
             bad()
+
+
+def function_body(source: str, name: str) -> str:
+    return source.split(f"function {name} {{", 1)[1].split("\n}\n", 1)[0]
+
+
+def test_undo_trusts_only_backup_folders_owned_by_system_or_administrators() -> None:
+    # Any user can create folders in C:\ProgramData; a planted manifest would make SYSTEM write
+    # whatever it says. The owner is checked before a manifest is read or written.
+    check = function_body(REPAIR, "Test-AzrdpBackupRoot")
+    assert "GetOwner(" in check and "'S-1-5-18', 'S-1-5-32-544'" in check and "throw" in check
+    assert "Split-Path -Path $K.BackupRoot -Parent" in check  # the parent folder too
+    undo = function_body(REPAIR, "Invoke-AzrdpUndo")
+    assert undo.index("Test-AzrdpBackupRoot") < undo.index("Read-AzrdpManifest")
+    assert "Test-AzrdpBackupRoot" in function_body(REPAIR, "Get-AzrdpHistory")
+    assert "Test-AzrdpBackupRoot -K $K -Create $true" in function_body(REPAIR, "Initialize-AzrdpBackupDir")
+
+
+def test_manifests_are_utf8_and_native_tools_go_through_one_helper() -> None:
+    code = code_without_comments(REPAIR)
+    assert "Encoding]::ASCII" not in code and "UTF8Encoding $false" in code
+    for tool in ("reg.exe", "icacls.exe", "takeown.exe", "certutil.exe"):
+        assert not re.search(rf"&\s*{re.escape(tool)}", code), tool
+    native = function_body(REPAIR, "Invoke-AzrdpNative")
+    assert "$ErrorActionPreference = 'Continue'" in native and "$LASTEXITCODE" in native
+
+
+def test_a_pinned_certificates_key_keeps_its_other_entries() -> None:
+    body = function_body(REPAIR, "Repair-AzrdpMachineKeys")
+    self_signed, other = body.split("if ($listener.s -eq 'RD') {", 1)[1].split("else {", 1)
+    assert "SetSecurityDescriptorSddlForm" in self_signed  # TSSecKeySet1 back to its default
+    assert "SetSecurityDescriptorSddlForm" not in other.split("[System.IO.File]::SetAccessControl")[0]
+    assert "RemoveAccessRuleSpecific" in other and "'S-1-5-20'" in other
+    assert "-SelfSigned ($listener.s -eq 'RD')" in body
+
+
+def test_undo_restarts_termservice_only_when_it_restored_something() -> None:
+    undo = function_body(REPAIR, "Invoke-AzrdpUndo")
+    assert "if ($results.Count -gt 0) { Restart-AzrdpRdpServices -Names @('TermService') }" in undo
+
+
+def test_reboot_and_new_checks_mirror_python() -> None:
+    reboot = re.search(r"RebootRequired = @\((.*?)\)", REPAIR)
+    assert reboot is not None and set(re.findall(r"'([\w-]+)'", reboot.group(1))) == set(rg.REBOOT_REQUIRED)
+    assert "rb = ($K.RebootRequired -contains $id)" in REPAIR
+    trigger = function_body(REPAIR, "Get-AzrdpTriggerListener")
+    for name in ("fLogonDisabled", "TSUserEnabled", "TSServerDrainMode", "WinStationsDisabled"):
+        assert f"-Target '{name}'" in trigger
+    assert "$rdp.tsm -eq 1" in trigger  # a Session Host's drain is flagged, never ended
+    listener = function_body(REPAIR, "Repair-AzrdpListener")
+    assert "-Name 'WinStationsDisabled' -Value '0' -Type 'String'" in listener  # REG_SZ, not a DWORD
+    firewall = function_body(REPAIR, "Repair-AzrdpFirewall")
+    assert "-Group" not in firewall  # azrdp's rule never poses as the built-in one
+    assert "($CustomRulePrefix + $port)" in function_body(REPAIR, "Get-AzrdpTriggerFirewall")

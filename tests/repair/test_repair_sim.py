@@ -191,3 +191,35 @@ def test_every_trigger_is_backed_by_a_finding() -> None:
             if rg.evaluate(repair_id, d, NOW, case.port):
                 spec = get_repair(repair_id)
                 assert spec is not None and present & set(spec.fixes), (case.name, repair_id)
+
+
+def test_a_deleted_tcp_rule_is_replaced_by_azrdps_own_rule_not_a_fake_builtin() -> None:
+    vm: dict[str, Any] = {"guest": {"firewall": {"rules": {"RemoteDesktop-UserMode-In-TCP": None}}}}
+    report = guest_repair.repair(vm, state_of(vm), params(RUN_A), NOW)
+    assert report.repair is not None and [s.status for s in report.repair.steps] == [APPLIED]
+    names = [r.name for r in state_of(vm).firewall_rules]
+    assert "azrdp-RDP-3389" in names and "RemoteDesktop-UserMode-In-TCP" not in names
+    assert report.diagnosis is not None
+    assert "firewall-rule-disabled" not in {f.id for f in findings_of(report.diagnosis, 3389)}
+
+
+def test_tls_step_says_it_needs_a_reboot() -> None:
+    vm: dict[str, Any] = {"guest": {"registry": {rg_tls(): {"Enabled": 0}}}}
+    report = guest_repair.repair(vm, state_of(vm), params(RUN_A), NOW)
+    assert report.repair is not None
+    (step,) = report.repair.steps
+    assert (step.id, step.status, step.reboot) == ("tls12-server", APPLIED, True)
+    undo = guest_repair.undo(vm, state_of(vm), {"mode": "undo", "runid": RUN_A}, NOW)
+    assert undo.repair is not None and [s.reboot for s in undo.repair.steps] == [True]
+
+
+def rg_tls() -> str:
+    return guest_sim.TLS_SERVER["1.2"]
+
+
+def test_guest_change_texts_fit_one_byte_per_character() -> None:
+    vm: dict[str, Any] = {"guest": {"registry": {guest_sim.TS: {"fDenyTSConnections": 1}}}}
+    report = guest_repair.repair(vm, state_of(vm), params(RUN_A, dryrun="1"), NOW)
+    assert report.repair is not None
+    (text,) = report.repair.steps[0].changes
+    assert text == "Terminal Server fDenyTSConnections: 1 to 0"

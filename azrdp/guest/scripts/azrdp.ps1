@@ -25,13 +25,13 @@ $ImplementedModes = @('diagnose')
 
 # Output caps keep the marker line under 3,500 bytes on a VM where everything is broken.
 $Limits = @{
-    text = 24
+    text = 23
     account = 28
-    sddl = 120
-    message = 40
-    errors = 4
+    sddl = 100
+    message = 36
+    errors = 3
     certs = 2
-    blocks = 2
+    blocks = 1
     fatal = 160
     events = 9999
 }
@@ -41,6 +41,9 @@ $Limits = @{
 $RegTS = 'HKLM:\SYSTEM\CurrentControlSet\Control\Terminal Server'
 $RegRdpTcp = 'HKLM:\SYSTEM\CurrentControlSet\Control\Terminal Server\WinStations\RDP-Tcp'
 $RegTSPolicy = 'HKLM:\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services'
+$RegWinlogon = 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon'
+# MachineGuid names the self-signed listener key file (TSSecKeySet1).
+$RegCryptography = 'HKLM:\SOFTWARE\Microsoft\Cryptography'
 $RegTls = [ordered]@{
     t10 = 'HKLM:\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.0\Server'
     t11 = 'HKLM:\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.1\Server'
@@ -59,7 +62,10 @@ $RegFirewallProfile = @{
 $MachineKeysPath = 'C:\ProgramData\Microsoft\Crypto\RSA\MachineKeys'
 $CngKeysPath = 'C:\ProgramData\Microsoft\Crypto\Keys'
 $SelfSignedKeyPrefix = 'f686aace6942fb7f7ceb231212eef4a4_'
-$RdpRuleNames = @('RemoteDesktop-UserMode-In-TCP')
+# The built-in rules by name (never the localized display name or group), then the rule azrdp adds
+# when it moves RDP to another port: azrdp-RDP-<port>.
+$RdpRuleNames = @('RemoteDesktop-UserMode-In-TCP', 'RemoteDesktop-UserMode-In-UDP')
+$CustomRulePrefix = 'azrdp-RDP-'
 $RdpRuleGroup = '@FirewallAPI.dll,-28752'
 $ServiceNames = @('TermService', 'UmRdpService', 'SessionEnv', 'KeyIso', 'CryptSvc', 'CertPropSvc',
     'MpsSvc', 'BFE', 'RdAgent', 'WindowsAzureGuestAgent')
@@ -79,9 +85,19 @@ $TimeFormat = "yyyy'-'MM'-'dd'T'HH':'mm':'ss'Z'"
 function Limit-Text {
     param([object]$Value, [int]$Limit)
     if ($null -eq $Value) { return $null }
-    $text = [string]$Value
-    if ($text.Length -le $Limit) { return $text }
-    return $text.Substring(0, $Limit - 3) + '...'
+    # Free text (messages, names) is printed one byte per character: the 5.1 JSON writer would
+    # spell ' < > & as six-byte \u00XX escapes, and non-ASCII depends on the console code page.
+    # A backslash is printed as two bytes, so it counts two.
+    $text = [regex]::Replace([string]$Value, '[^ -~]', '?').Replace("'", '`').Replace('"', '`').Replace('<', '(').Replace('>', ')').Replace('&', '+')
+    if ($text.Length + $text.Split('\').Count - 1 -le $Limit) { return $text }
+    $head = New-Object System.Text.StringBuilder
+    $width = 0
+    foreach ($ch in $text.ToCharArray()) {
+        $width += 1 + [int]($ch -eq [char]'\')
+        if ($width -gt $Limit - 3) { break }
+        [void]$head.Append($ch)
+    }
+    return $head.ToString() + '...'
 }
 
 function Format-UtcTime {
@@ -148,11 +164,16 @@ function Get-OsFacts {
 }
 
 function Get-RdpFacts {
-    param($TsGeneral)
+    param($TsGeneral, $TsSetting)
     $facts = [ordered]@{
         deny = Get-RegInt -Path $RegTS -Name 'fDenyTSConnections'
         denyP = Get-RegInt -Path $RegTSPolicy -Name 'fDenyTSConnections'
         tse = Get-RegInt -Path $RegTS -Name 'TSEnabled'
+        tsu = Get-RegInt -Path $RegTS -Name 'TSUserEnabled'
+        drn = Get-RegInt -Path $RegTS -Name 'TSServerDrainMode'
+        ld = Get-RegInt -Path $RegRdpTcp -Name 'fLogonDisabled'
+        # REG_SZ "0" or "1" (remote logons disabled, e.g. by change logon /disable).
+        wsd = Get-RegInt -Path $RegWinlogon -Name 'WinStationsDisabled'
         ws = Get-RegInt -Path $RegRdpTcp -Name 'fEnableWinStation'
         port = Get-RegInt -Path $RegRdpTcp -Name 'PortNumber'
         sl = Get-RegInt -Path $RegRdpTcp -Name 'SecurityLayer'
@@ -165,6 +186,11 @@ function Get-RdpFacts {
         srcSl = $null
         srcUa = $null
         srcMel = $null
+        tsm = $null
+    }
+    if ($null -ne $TsSetting) {
+        # 1 = the Remote Desktop Session Host role: a drain there is usually deliberate.
+        $facts.tsm = [int]$TsSetting.TerminalServerMode
     }
     if ($null -ne $TsGeneral) {
         $facts.srcSl = [int]$TsGeneral.PolicySourceSecurityLayer
@@ -225,7 +251,7 @@ function Get-ServiceFacts {
 }
 
 function Get-KeyFilePath {
-    param($Certificate)
+    param($Certificate, [bool]$SelfSigned)
     # Returns @{ path; opens }: where the private key lives and whether it could be opened.
     $result = @{ path = $null; opens = $null }
     if (-not $Certificate.HasPrivateKey) { return $result }
@@ -244,10 +270,13 @@ function Get-KeyFilePath {
         # "Keyset does not exist" and friends: the key is unreadable even for SYSTEM.
         $result.opens = $false
     }
-    if ($null -eq $result.path) {
-        # The self-signed listener key is the CAPI container TSSecKeySet1, named by a fixed prefix.
-        $match = @(Get-ChildItem -LiteralPath $MachineKeysPath -Filter ($SelfSignedKeyPrefix + '*') -ErrorAction SilentlyContinue)
-        if ($match.Count -gt 0) { $result.path = $match[0].FullName }
+    $guid = [string](Get-RegValue -Path $RegCryptography -Name 'MachineGuid')
+    if ($null -eq $result.path -and $SelfSigned -and $guid -ne '') {
+        # The key would not open: the self-signed listener key is the CAPI container TSSecKeySet1,
+        # whose file name ends with this machine's GUID (never a stale one left by a cloned image).
+        # A certificate from another store has its own key, which cannot be located this way.
+        $file = Join-Path -Path $MachineKeysPath -ChildPath ($SelfSignedKeyPrefix + $guid)
+        if (Test-Path -LiteralPath $file) { $result.path = $file }
     }
     return $result
 }
@@ -287,7 +316,7 @@ function Get-CertFacts {
     $entries = New-Object 'System.Collections.Generic.List[object]'
     $listenerKey = $null
     foreach ($item in $chosen) {
-        $key = Get-KeyFilePath -Certificate $item.cert
+        $key = Get-KeyFilePath -Certificate $item.cert -SelfSigned ($item.store -eq 'RD')
         if ($null -ne $listener -and $item.cert.Thumbprint -eq $listener.Thumbprint) { $listenerKey = $key }
         $entries.Add([ordered]@{
             tp = [string]$item.cert.Thumbprint
@@ -388,10 +417,14 @@ function Test-PortInFilter {
 function Get-FirewallFacts {
     param([int]$Port)
     $rules = New-Object 'System.Collections.Generic.List[object]'
-    foreach ($name in $RdpRuleNames) {
+    $custom = $CustomRulePrefix + $Port
+    foreach ($name in @($RdpRuleNames) + @($custom)) {
         $rule = @(Get-NetFirewallRule -Name $name -PolicyStore ActiveStore -ErrorAction SilentlyContinue) | Select-Object -First 1
         if ($null -eq $rule) {
-            $rules.Add([ordered]@{ n = $name; ex = $false; en = $null; act = $null; prof = $null; lp = $null; grp = $null })
+            # azrdp's own rule is listed only when it exists (the output budget is tight).
+            if ($name -ne $custom) {
+                $rules.Add([ordered]@{ n = $name; ex = $false; en = $null; act = $null; prof = $null; lp = $null; grp = $null })
+            }
             continue
         }
         $filter = $rule | Get-NetFirewallPortFilter
@@ -474,7 +507,10 @@ function Get-AzrdpDiagnosis {
     }
     $d = [ordered]@{}
     $d.os = Invoke-Section -Name 'os' -Errors $errors -Body { Get-OsFacts }
-    $d.rdp = Invoke-Section -Name 'rdp' -Errors $errors -Body { Get-RdpFacts -TsGeneral $tsGeneral }
+    $tsSetting = Invoke-Section -Name 'rdp.tss' -Errors $errors -Body {
+        Get-CimInstance -Namespace 'root\cimv2\TerminalServices' -ClassName Win32_TerminalServiceSetting
+    }
+    $d.rdp = Invoke-Section -Name 'rdp' -Errors $errors -Body { Get-RdpFacts -TsGeneral $tsGeneral -TsSetting $tsSetting }
     $listenerPort = $ExpectedPort
     if ($null -ne $d.rdp -and $null -ne $d.rdp.port) { $listenerPort = [int]$d.rdp.port }
     $ports = @($listenerPort)

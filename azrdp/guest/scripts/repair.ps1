@@ -20,6 +20,8 @@ function Get-AzrdpRepairConstants {
         Order = @('rdp-services', 'machinekeys-acl', 'rdp-cert-renew', 'tls12-server', 'rdp-listener',
             'rdp-port', 'firewall-rdp-rule', 'rdp-security-restore')
         SecurityPrerequisites = @('machinekeys-acl', 'rdp-cert-renew', 'tls12-server')
+        # Schannel reads its protocol settings at boot: the re-diagnosis cannot prove these yet.
+        RebootRequired = @('tls12-server')
         Services = [ordered]@{
             TermService = @('Manual', 'NT Authority\NetworkService')
             UmRdpService = @('Manual', 'LocalSystem')
@@ -54,22 +56,6 @@ function Test-AzrdpExpired {
     return ($expires -le $Now)
 }
 
-function Test-AzrdpPortIn {
-    param([string]$Ports, [int]$Port)
-    foreach ($part in ([string]$Ports).Split(',')) {
-        $text = $part.Trim()
-        if ($text -eq 'Any') { return $true }
-        $bounds = $text.Split('-')
-        $low = 0
-        $high = 0
-        if (-not [int]::TryParse($bounds[0], [ref]$low)) { continue }
-        $high = $low
-        if ($bounds.Count -gt 1 -and -not [int]::TryParse($bounds[1], [ref]$high)) { continue }
-        if ($Port -ge $low -and $Port -le $high) { return $true }
-    }
-    return $false
-}
-
 function Get-AzrdpListenerCert {
     param($D)
     if ($null -eq $D.cert) { return $null }
@@ -92,6 +78,12 @@ function Get-AzrdpService {
     return $null
 }
 
+function New-AzrdpTrigger {
+    param($Changes, [string]$Refused = $null)
+    if ($Refused -eq '') { $Refused = $null }
+    return @{ changes = $Changes; refused = $Refused }
+}
+
 function New-AzrdpChange {
     param([string]$Target, [object]$Before, [object]$After)
     return [ordered]@{ target = $Target; before = $Before; after = $After }
@@ -108,7 +100,7 @@ function Test-AzrdpKeyAclBroken {
 function Get-AzrdpTriggerMachineKeys {
     param($D, [datetime]$Now, $K)
     $changes = New-Object 'System.Collections.Generic.List[object]'
-    if ($null -eq $D.mk) { return @{ changes = $changes; refused = $null } }
+    if ($null -eq $D.mk) { return (New-AzrdpTrigger $changes) }
     $keyBroken = Test-AzrdpKeyAclBroken -D $D
     $listener = Get-AzrdpListenerCert -D $D
     $certTrouble = ($null -ne $listener -and ($listener.ko -eq $false -or $listener.pk -eq $false))
@@ -122,7 +114,7 @@ function Get-AzrdpTriggerMachineKeys {
     if ($keyBroken) {
         $changes.Add((New-AzrdpChange -Target 'RDP key file ACL' -Before 'unreadable' -After 'default'))
     }
-    return @{ changes = $changes; refused = $null }
+    return (New-AzrdpTrigger $changes)
 }
 
 function Test-AzrdpBadListener {
@@ -158,18 +150,18 @@ function Test-AzrdpStalePin {
 function Get-AzrdpTriggerCert {
     param($D, [datetime]$Now, $K)
     $changes = New-Object 'System.Collections.Generic.List[object]'
-    if ($null -eq $D.cert) { return @{ changes = $changes; refused = $null } }
+    if ($null -eq $D.cert) { return (New-AzrdpTrigger $changes) }
     $pin = Test-AzrdpStalePin -D $D -Now $Now
-    if (-not $pin -and -not (Test-AzrdpBadListener -D $D -Now $Now)) { return @{ changes = $changes; refused = $null } }
+    if (-not $pin -and -not (Test-AzrdpBadListener -D $D -Now $Now)) { return (New-AzrdpTrigger $changes) }
     if ($D.cert.pinT -eq 2) {
-        return @{ changes = $changes; refused = 'Group Policy owns the RDP certificate binding.' }
+        return (New-AzrdpTrigger $changes 'Group Policy owns the RDP certificate binding.')
     }
     foreach ($entry in (Get-AzrdpBadCertificates -D $D -Now $Now)) {
         $changes.Add((New-AzrdpChange -Target ('certificate ' + $entry.tp) -Before 'present' -After 'removed'))
     }
     if ($pin) { $changes.Add((New-AzrdpChange -Target 'SSLCertificateSHA1Hash' -Before $D.cert.pin -After $null)) }
     $changes.Add((New-AzrdpChange -Target 'Remote Desktop certificate' -Before 'none valid' -After 'new'))
-    return @{ changes = $changes; refused = $null }
+    return (New-AzrdpTrigger $changes)
 }
 
 function Get-AzrdpTriggerServices {
@@ -189,23 +181,40 @@ function Get-AzrdpTriggerServices {
             $changes.Add((New-AzrdpChange -Target ('service ' + $name + ' state') -Before $service.st -After 'Running'))
         }
     }
-    return @{ changes = $changes; refused = $null }
+    return (New-AzrdpTrigger $changes)
 }
 
 function Get-AzrdpTriggerListener {
     param($D, [datetime]$Now, $K)
     $changes = New-Object 'System.Collections.Generic.List[object]'
     $rdp = $D.rdp
-    if ($null -eq $rdp) { return @{ changes = $changes; refused = $null } }
+    if ($null -eq $rdp) { return (New-AzrdpTrigger $changes) }
     if ($rdp.denyP -eq 1) {
-        return @{ changes = $changes; refused = 'Group Policy sets fDenyTSConnections=1.' }
+        return (New-AzrdpTrigger $changes 'Group Policy sets fDenyTSConnections=1.')
     }
     if ($rdp.deny -eq 1 -and $null -eq $rdp.denyP) {
         $changes.Add((New-AzrdpChange -Target 'fDenyTSConnections' -Before 1 -After 0))
     }
     if ($rdp.tse -eq 0) { $changes.Add((New-AzrdpChange -Target 'TSEnabled' -Before 0 -After 1)) }
     if ($rdp.ws -eq 0) { $changes.Add((New-AzrdpChange -Target 'fEnableWinStation' -Before 0 -After 1)) }
-    return @{ changes = $changes; refused = $null }
+    if ($rdp.ld -eq 1) { $changes.Add((New-AzrdpChange -Target 'fLogonDisabled' -Before 1 -After 0)) }
+    if ($null -ne $rdp.tsu -and $rdp.tsu -ne 0) { $changes.Add((New-AzrdpChange -Target 'TSUserEnabled' -Before $rdp.tsu -After 0)) }
+    if (Test-AzrdpDrained -Rdp $rdp) {
+        # On a Session Host a drain is usually deliberate: flag it, never end it.
+        if ($rdp.tsm -eq 1) {
+            if ($changes.Count -eq 0) { return (New-AzrdpTrigger $changes 'A drained Session Host: ask its owner.') }
+        }
+        else {
+            if ($null -ne $rdp.drn -and $rdp.drn -ne 0) { $changes.Add((New-AzrdpChange -Target 'TSServerDrainMode' -Before $rdp.drn -After 0)) }
+            if ($rdp.wsd -eq 1) { $changes.Add((New-AzrdpChange -Target 'WinStationsDisabled' -Before '1' -After '0')) }
+        }
+    }
+    return (New-AzrdpTrigger $changes)
+}
+
+function Test-AzrdpDrained {
+    param($Rdp)
+    return (($null -ne $Rdp.drn -and $Rdp.drn -ne 0) -or $Rdp.wsd -eq 1)
 }
 
 function Get-AzrdpForeignOwner {
@@ -227,28 +236,28 @@ function Get-AzrdpRdpRule {
 function Get-AzrdpTriggerPort {
     param($D, [datetime]$Now, $K, [int]$TargetPort)
     $changes = New-Object 'System.Collections.Generic.List[object]'
-    if ($null -eq $D.rdp -or $null -eq $D.rdp.port) { return @{ changes = $changes; refused = $null } }
+    if ($null -eq $D.rdp -or $null -eq $D.rdp.port) { return (New-AzrdpTrigger $changes) }
     $port = [int]$D.rdp.port
     $invalid = ($port -lt 1 -or $port -gt 65535)
     $owner = $null
     if (-not $invalid) { $owner = Get-AzrdpForeignOwner -D $D -Port $port }
     if (-not $invalid -and $null -eq $owner) {
         # A deliberately moved port is left alone: its NSG and firewall rules follow it.
-        if ($port -ne $TargetPort) { return @{ changes = $changes; refused = 'RDP was moved to another port; azrdp leaves it.' } }
-        return @{ changes = $changes; refused = $null }
+        if ($port -ne $TargetPort) { return (New-AzrdpTrigger $changes 'RDP was moved to another port; azrdp leaves it.') }
+        return (New-AzrdpTrigger $changes)
     }
     if ($null -ne $owner -and $port -eq $TargetPort) {
-        return @{ changes = $changes; refused = 'Another process owns the RDP port; azrdp does not stop processes.' }
+        return (New-AzrdpTrigger $changes 'Another process owns the RDP port; azrdp does not stop processes.')
     }
     if ($null -ne (Get-AzrdpForeignOwner -D $D -Port $TargetPort)) {
-        return @{ changes = $changes; refused = 'The target port is owned by another process too.' }
+        return (New-AzrdpTrigger $changes 'The target port is owned by another process too.')
     }
     $changes.Add((New-AzrdpChange -Target 'PortNumber' -Before $port -After $TargetPort))
     $rule = Get-AzrdpRdpRule -D $D -Name 'RemoteDesktop-UserMode-In-TCP'
-    if ($null -ne $rule -and $rule.ex -eq $true -and -not (Test-AzrdpPortIn -Ports $rule.lp -Port $TargetPort)) {
+    if ($null -ne $rule -and $rule.ex -eq $true -and -not (Test-PortInFilter -LocalPorts @([string]$rule.lp) -Port $TargetPort)) {
         $changes.Add((New-AzrdpChange -Target 'RemoteDesktop-UserMode-In-TCP LocalPort' -Before $rule.lp -After $TargetPort))
     }
-    return @{ changes = $changes; refused = $null }
+    return (New-AzrdpTrigger $changes)
 }
 
 function Get-AzrdpActiveProfiles {
@@ -264,14 +273,14 @@ function Get-AzrdpActiveProfiles {
 function Get-AzrdpTriggerFirewall {
     param($D, [datetime]$Now, $K)
     $changes = New-Object 'System.Collections.Generic.List[object]'
-    if ($null -eq $D.fw) { return @{ changes = $changes; refused = $null } }
+    if ($null -eq $D.fw) { return (New-AzrdpTrigger $changes) }
     $profiles = Get-AzrdpActiveProfiles -D $D
-    if ($profiles.Count -eq 0) { return @{ changes = $changes; refused = $null } }
+    if ($profiles.Count -eq 0) { return (New-AzrdpTrigger $changes) }
     $port = 3389
     if ($null -ne $D.rdp -and $null -ne $D.rdp.port) { $port = [int]$D.rdp.port }
     foreach ($profile in $profiles) {
         if ($profile.lr -eq $false) {
-            return @{ changes = $changes; refused = 'Group Policy ignores local firewall rules.' }
+            return (New-AzrdpTrigger $changes 'Group Policy ignores local firewall rules.')
         }
         if ($profile.inb -eq $false) {
             $changes.Add((New-AzrdpChange -Target ('profile ' + $profile.n + ' AllowInboundRules') -Before $false -After 'True'))
@@ -281,29 +290,34 @@ function Get-AzrdpTriggerFirewall {
         }
     }
     $tcp = Get-AzrdpRdpRule -D $D -Name 'RemoteDesktop-UserMode-In-TCP'
-    if ($null -eq $tcp -or $tcp.ex -eq $false) {
-        $changes.Add((New-AzrdpChange -Target 'RemoteDesktop-UserMode-In-TCP' -Before $null -After 'created'))
+    # The rule azrdp adds when it moves RDP (azrdp-RDP-<port>) lets the port in as well.
+    $custom = Get-AzrdpRdpRule -D $D -Name ($CustomRulePrefix + $port)
+    $admitted = ($null -ne $custom -and $custom.en -eq $true -and $custom.act -eq 'Allow' -and (Test-PortInFilter -LocalPorts @([string]$custom.lp) -Port $port))
+    $udp = Get-AzrdpRdpRule -D $D -Name 'RemoteDesktop-UserMode-In-UDP'
+    if ($null -ne $udp -and $udp.ex -eq $true -and $udp.en -eq $false) {
+        $changes.Add((New-AzrdpChange -Target 'RemoteDesktop-UserMode-In-UDP' -Before 'disabled' -After 'enabled'))
+    }
+    if ($admitted) { }
+    elseif ($null -eq $tcp -or $tcp.ex -eq $false) {
+        # Not a copy of the built-in rule: azrdp's own, named for the port, which undo deletes.
+        $changes.Add((New-AzrdpChange -Target ($CustomRulePrefix + $port) -Before $null -After 'created'))
     }
     else {
         if ($tcp.en -eq $false) {
             $changes.Add((New-AzrdpChange -Target 'RemoteDesktop-UserMode-In-TCP' -Before 'disabled' -After 'enabled'))
-            $udp = Get-AzrdpRdpRule -D $D -Name 'RemoteDesktop-UserMode-In-UDP'
-            if ($null -ne $udp -and $udp.ex -eq $true -and $udp.en -eq $false) {
-                $changes.Add((New-AzrdpChange -Target 'RemoteDesktop-UserMode-In-UDP' -Before 'disabled' -After 'enabled'))
-            }
         }
         if ($null -ne $tcp.act -and $tcp.act -ne 'Allow') {
             $changes.Add((New-AzrdpChange -Target 'RemoteDesktop-UserMode-In-TCP action' -Before $tcp.act -After 'Allow'))
         }
         # An invalid listener port is rdp-port's to fix; the rule must not follow it there.
-        if ($port -ge 1 -and $port -le 65535 -and -not (Test-AzrdpPortIn -Ports $tcp.lp -Port $port)) {
+        if ($port -ge 1 -and $port -le 65535 -and -not (Test-PortInFilter -LocalPorts @([string]$tcp.lp) -Port $port)) {
             $changes.Add((New-AzrdpChange -Target 'RemoteDesktop-UserMode-In-TCP LocalPort' -Before $tcp.lp -After $port))
         }
     }
     if (@($D.fw.blk).Count -gt 0 -and $changes.Count -eq 0) {
-        return @{ changes = $changes; refused = 'Inbound Block rules cover the RDP port; azrdp never removes them.' }
+        return (New-AzrdpTrigger $changes 'Inbound Block rules cover the RDP port; azrdp never removes them.')
     }
-    return @{ changes = $changes; refused = $null }
+    return (New-AzrdpTrigger $changes)
 }
 
 function Get-AzrdpTriggerTls {
@@ -311,11 +325,11 @@ function Get-AzrdpTriggerTls {
     $changes = New-Object 'System.Collections.Generic.List[object]'
     $t12 = $null
     if ($null -ne $D.tls) { $t12 = $D.tls.t12 }
-    if ($null -eq $t12 -or -not ($t12.e -eq 0 -or $t12.d -eq 1)) { return @{ changes = $changes; refused = $null } }
+    if ($null -eq $t12 -or -not ($t12.e -eq 0 -or $t12.d -eq 1)) { return (New-AzrdpTrigger $changes) }
     if ($t12.e -eq 0) { $changes.Add((New-AzrdpChange -Target 'TLS 1.2 Server Enabled' -Before 0 -After 1)) }
     if ($t12.d -eq 1) { $changes.Add((New-AzrdpChange -Target 'TLS 1.2 Server DisabledByDefault' -Before 1 -After 0)) }
     if ($D.tls.fn -eq 0) { $changes.Add((New-AzrdpChange -Target 'cipher policy Functions' -Before 'empty' -After $null)) }
-    return @{ changes = $changes; refused = $null }
+    return (New-AzrdpTrigger $changes)
 }
 
 function Get-AzrdpEffective {
@@ -328,10 +342,10 @@ function Get-AzrdpTriggerSecurity {
     param($D, [datetime]$Now, $K)
     $changes = New-Object 'System.Collections.Generic.List[object]'
     $rdp = $D.rdp
-    if ($null -eq $rdp) { return @{ changes = $changes; refused = $null } }
+    if ($null -eq $rdp) { return (New-AzrdpTrigger $changes) }
     $sl = Get-AzrdpEffective -Local $rdp.sl -Policy $rdp.slP
     $ua = Get-AzrdpEffective -Local $rdp.ua -Policy $rdp.uaP
-    if ($sl -ne 0 -and $ua -ne 0) { return @{ changes = $changes; refused = $null } }
+    if ($sl -ne 0 -and $ua -ne 0) { return (New-AzrdpTrigger $changes) }
     $owned = 0
     if ($sl -eq 0) {
         if ($null -ne $rdp.slP -or $rdp.srcSl -eq 1) { $owned++ }
@@ -348,9 +362,9 @@ function Get-AzrdpTriggerSecurity {
         else { $changes.Add((New-AzrdpChange -Target 'UserAuthentication' -Before 0 -After 1)) }
     }
     if ($owned -gt 0 -and $changes.Count -eq 0) {
-        return @{ changes = $changes; refused = 'Group Policy owns the insecure value.' }
+        return (New-AzrdpTrigger $changes 'Group Policy owns the insecure value.')
     }
-    return @{ changes = $changes; refused = $null }
+    return (New-AzrdpTrigger $changes)
 }
 
 function Get-AzrdpTrigger {
@@ -370,21 +384,43 @@ function Get-AzrdpTrigger {
 
 # --- backups and the manifest --------------------------------------------------------------------
 
-function Initialize-AzrdpBackupDir {
-    param($Run, $K)
-    if (-not (Test-Path -LiteralPath $K.BackupRoot)) {
-        New-Item -ItemType Directory -Path $K.BackupRoot -Force | Out-Null
+function Test-AzrdpBackupRoot {
+    # Any user may create folders in C:\ProgramData, and undo writes what a manifest says as SYSTEM:
+    # azrdp's folders are trusted only when SYSTEM or Administrators own them, and are kept private.
+    param($K, [bool]$Create)
+    foreach ($dir in @((Split-Path -Path $K.BackupRoot -Parent), $K.BackupRoot)) {
+        if (-not (Test-Path -LiteralPath $dir)) {
+            if (-not $Create) { return $false }
+            New-Item -ItemType Directory -Path $dir -Force | Out-Null
+        }
+        $sid = [System.Security.Principal.SecurityIdentifier]
+        $owner = [System.IO.Directory]::GetAccessControl($dir, 'Owner').GetOwner($sid).Value
+        if (@('S-1-5-18', 'S-1-5-32-544') -notcontains $owner) {
+            throw ($dir + ' is owned by ' + $owner + ', not SYSTEM or Administrators; azrdp will not use it.')
+        }
         $security = New-Object System.Security.AccessControl.DirectorySecurity
         $security.SetSecurityDescriptorSddlForm($K.BackupSddl)
-        [System.IO.Directory]::SetAccessControl($K.BackupRoot, $security)
+        [System.IO.Directory]::SetAccessControl($dir, $security)
     }
+    return $true
+}
+
+function Initialize-AzrdpBackupDir {
+    param($Run, $K)
+    [void](Test-AzrdpBackupRoot -K $K -Create $true)
     New-Item -ItemType Directory -Path $Run.dir -Force | Out-Null
 }
 
 function Save-AzrdpManifest {
     param($Run)
-    $json = ConvertTo-Json -InputObject $Run.manifest -Depth 8 -Compress
-    [System.IO.File]::WriteAllText((Join-Path -Path $Run.dir -ChildPath 'manifest.json'), $json, [System.Text.Encoding]::ASCII)
+    Write-AzrdpManifest -Dir $Run.dir -Manifest $Run.manifest
+}
+
+function Write-AzrdpManifest {
+    # UTF-8: a backed-up value is restored exactly, whatever its characters.
+    param([string]$Dir, $Manifest)
+    $json = ConvertTo-Json -InputObject $Manifest -Depth 8 -Compress
+    [System.IO.File]::WriteAllText((Join-Path -Path $Dir -ChildPath 'manifest.json'), $json, (New-Object System.Text.UTF8Encoding $false))
 }
 
 function Read-AzrdpManifest {
@@ -420,20 +456,16 @@ function Backup-AzrdpRegValue {
     }
     $file = Join-Path -Path $Run.dir -ChildPath ('reg-' + $Step.items.Count + '.reg')
     if (Test-Path -LiteralPath $Path) {
-        $native = $Path.Replace('HKLM:\', 'HKLM\')
-        $previous = $ErrorActionPreference
-        $ErrorActionPreference = 'Continue'
-        & reg.exe export $native $file /y 2>&1 | Out-Null
-        $ErrorActionPreference = $previous
+        [void](Invoke-AzrdpNative -Exe 'reg.exe' -Arguments @('export', $Path.Replace('HKLM:\', 'HKLM\'), $file, '/y'))
     }
     Add-AzrdpItem -Run $Run -Step $Step -Item ([ordered]@{ t = 'reg'; k = $Path; n = $Name; kind = $kind; old = $old; file = $file })
 }
 
 function Set-AzrdpRegDword {
-    param($Run, $Step, [string]$Path, [string]$Name, [int]$Value)
+    param($Run, $Step, [string]$Path, [string]$Name, [object]$Value, [string]$Type = 'DWord')
     Backup-AzrdpRegValue -Run $Run -Step $Step -Path $Path -Name $Name
     if (-not (Test-Path -LiteralPath $Path)) { New-Item -Path $Path -Force | Out-Null }
-    Set-ItemProperty -LiteralPath $Path -Name $Name -Value $Value -Type DWord -Force
+    Set-ItemProperty -LiteralPath $Path -Name $Name -Value $Value -Type $Type -Force
 }
 
 function Remove-AzrdpRegValue {
@@ -447,10 +479,9 @@ function Backup-AzrdpServiceConfig {
     $path = 'HKLM:\SYSTEM\CurrentControlSet\Services\' + $Name
     $service = Get-CimInstance -ClassName Win32_Service -Filter ("Name='" + $Name + "'")
     $qc = Join-Path -Path $Run.dir -ChildPath ('sc-' + $Name + '.txt')
-    $previous = $ErrorActionPreference
     $ErrorActionPreference = 'Continue'
     & sc.exe qc $Name 2>&1 | Out-File -FilePath $qc -Encoding ascii
-    $ErrorActionPreference = $previous
+    $ErrorActionPreference = 'Stop'
     Add-AzrdpItem -Run $Run -Step $Step -Item ([ordered]@{
         t = 'svc'; n = $Name
         start = Get-RegInt -Path $path -Name 'Start'
@@ -460,19 +491,29 @@ function Backup-AzrdpServiceConfig {
     })
 }
 
+function Invoke-AzrdpNative {
+    # Native tools never throw; in 5.1 their StdErr under 'Stop' would. Returns the exit code.
+    param([string]$Exe, [string[]]$Arguments)
+    $ErrorActionPreference = 'Continue'
+    & $Exe @Arguments 2>&1 | Out-Null
+    return $LASTEXITCODE
+}
+
 function Invoke-AzrdpSc {
     param([string[]]$Arguments)
-    $previous = $ErrorActionPreference
-    $ErrorActionPreference = 'Continue'
-    $output = & sc.exe @Arguments 2>&1
-    $code = $LASTEXITCODE
-    $ErrorActionPreference = $previous
-    if ($code -ne 0) { throw ('sc.exe ' + $Arguments[0] + ' ' + $Arguments[1] + ' failed with ' + $code + ': ' + (@($output) -join ' ')) }
+    $code = Invoke-AzrdpNative -Exe 'sc.exe' -Arguments $Arguments
+    if ($code -ne 0) { throw ('sc.exe ' + $Arguments[0] + ' ' + $Arguments[1] + ' failed with ' + $code) }
 }
 
 function Get-AzrdpStartWord {
     param($Start)
-    switch ([int]$Start) { 2 { return 'auto' } 3 { return 'demand' } 4 { return 'disabled' } 0 { return 'boot' } 1 { return 'system' } }
+    switch ([int]$Start) {
+        0 { return 'boot' }
+        1 { return 'system' }
+        2 { return 'auto' }
+        3 { return 'demand' }
+        4 { return 'disabled' }
+    }
     return 'demand'
 }
 
@@ -516,10 +557,7 @@ function Restore-AzrdpItem {
         'cert' {
             Import-Certificate -FilePath $Item.file -CertStoreLocation 'Cert:\LocalMachine\Remote Desktop' | Out-Null
             # Re-links the private key if its container is still there (it was never deleted).
-            $previous = $ErrorActionPreference
-            $ErrorActionPreference = 'Continue'
-            & certutil.exe -repairstore 'Remote Desktop' $Item.tp 2>&1 | Out-Null
-            $ErrorActionPreference = $previous
+            [void](Invoke-AzrdpNative -Exe 'certutil.exe' -Arguments @('-repairstore', 'Remote Desktop', $Item.tp))
         }
         'certnew' {
             Remove-Item -LiteralPath ('Cert:\LocalMachine\Remote Desktop\' + $Item.tp) -Force -ErrorAction SilentlyContinue
@@ -589,10 +627,7 @@ function Repair-AzrdpMachineKeys {
         if ($change.target -eq 'MachineKeys folder SDDL') {
             $folder = [System.IO.Directory]::GetAccessControl($MachineKeysPath, $sections)
             $saved = Join-Path -Path $Run.dir -ChildPath 'machinekeys-folder.icacls'
-            $previous = $ErrorActionPreference
-            $ErrorActionPreference = 'Continue'
-            & icacls.exe $MachineKeysPath /save $saved 2>&1 | Out-Null
-            $ErrorActionPreference = $previous
+            [void](Invoke-AzrdpNative -Exe 'icacls.exe' -Arguments @($MachineKeysPath, '/save', $saved))
             Add-AzrdpItem -Run $Run -Step $Step -Item ([ordered]@{ t = 'sddl'; kind = 'dir'; p = $MachineKeysPath; old = $folder.GetSecurityDescriptorSddlForm($sections); file = $saved })
             # Not inheritable: the key files keep their own ACLs.
             $security = New-Object System.Security.AccessControl.DirectorySecurity
@@ -605,7 +640,7 @@ function Repair-AzrdpMachineKeys {
             if ($null -ne $listener) {
                 $cert = Get-Item -LiteralPath ('Cert:\LocalMachine\Remote Desktop\' + $listener.tp) -ErrorAction SilentlyContinue
                 if ($null -eq $cert) { $cert = Get-Item -LiteralPath ('Cert:\LocalMachine\My\' + $listener.tp) -ErrorAction SilentlyContinue }
-                if ($null -ne $cert) { $path = (Get-KeyFilePath -Certificate $cert).path }
+                if ($null -ne $cert) { $path = (Get-KeyFilePath -Certificate $cert -SelfSigned ($listener.s -eq 'RD')).path }
             }
             if ($null -eq $path) { throw 'The listener key file was not found.' }
             $fileSections = [System.Security.AccessControl.AccessControlSections]'Access, Owner'
@@ -613,22 +648,32 @@ function Repair-AzrdpMachineKeys {
             try { $before = [System.IO.File]::GetAccessControl($path, $fileSections).GetSecurityDescriptorSddlForm($fileSections) }
             catch {
                 # SYSTEM is locked out of this one file: take ownership of it alone (no /a, no /r).
-                $previous = $ErrorActionPreference
-                $ErrorActionPreference = 'Continue'
-                & takeown.exe /f $path 2>&1 | Out-Null
-                $ErrorActionPreference = $previous
+                [void](Invoke-AzrdpNative -Exe 'takeown.exe' -Arguments @('/f', $path))
                 $before = [System.IO.File]::GetAccessControl($path, $fileSections).GetSecurityDescriptorSddlForm($fileSections)
             }
             $saved = Join-Path -Path $Run.dir -ChildPath 'machinekeys-key.icacls'
-            $previous = $ErrorActionPreference
-            $ErrorActionPreference = 'Continue'
-            & icacls.exe $path /save $saved 2>&1 | Out-Null
-            $ErrorActionPreference = $previous
+            [void](Invoke-AzrdpNative -Exe 'icacls.exe' -Arguments @($path, '/save', $saved))
             Add-AzrdpItem -Run $Run -Step $Step -Item ([ordered]@{ t = 'sddl'; kind = 'file'; p = $path; old = $before; file = $saved })
-            $third = '(A;;0x120089;;;BA)'
-            if ($null -ne $D.os -and [int]$D.os.bld -ge 17763) { $third = '(A;;FA;;;' + $K.SessionEnvSid + ')' }
-            $security = New-Object System.Security.AccessControl.FileSecurity
-            $security.SetSecurityDescriptorSddlForm('O:SYD:P(A;;FA;;;SY)(A;;0x120089;;;NS)' + $third)
+            if ($listener.s -eq 'RD') {
+                # The self-signed key (TSSecKeySet1) goes back to its measured default.
+                $third = '(A;;0x120089;;;BA)'
+                if ($null -ne $D.os -and [int]$D.os.bld -ge 17763) { $third = '(A;;FA;;;' + $K.SessionEnvSid + ')' }
+                $security = New-Object System.Security.AccessControl.FileSecurity
+                $security.SetSecurityDescriptorSddlForm('O:SYD:P(A;;FA;;;SY)(A;;0x120089;;;NS)' + $third)
+            }
+            else {
+                # A pinned certificate's key may serve other services too: keep its other entries,
+                # drop only the Deny entries for the readers and let NETWORK SERVICE read.
+                $security = [System.IO.File]::GetAccessControl($path)
+                $sid = [System.Security.Principal.SecurityIdentifier]
+                foreach ($rule in @($security.GetAccessRules($true, $false, $sid))) {
+                    if ([string]$rule.AccessControlType -eq 'Deny' -and $KeyReaderSids -contains $rule.IdentityReference.Value) {
+                        [void]$security.RemoveAccessRuleSpecific($rule)
+                    }
+                }
+                $read = New-Object System.Security.AccessControl.FileSystemAccessRule((New-Object System.Security.Principal.SecurityIdentifier 'S-1-5-20'), 'Read', 'Allow')
+                $security.AddAccessRule($read)
+            }
             [System.IO.File]::SetAccessControl($path, $security)
         }
     }
@@ -678,10 +723,21 @@ function Repair-AzrdpCertificate {
 
 function Repair-AzrdpListener {
     param($Run, $Step, $D)
-    if ($D.rdp.deny -eq 1) { Set-AzrdpRegDword -Run $Run -Step $Step -Path $RegTS -Name 'fDenyTSConnections' -Value 0 }
-    if ($D.rdp.tse -eq 0) { Set-AzrdpRegDword -Run $Run -Step $Step -Path $RegTS -Name 'TSEnabled' -Value 1 }
-    if ($D.rdp.ws -eq 0) { Set-AzrdpRegDword -Run $Run -Step $Step -Path $RegRdpTcp -Name 'fEnableWinStation' -Value 1 }
-    if ($null -eq (Get-NetTCPConnection -State Listen -LocalPort ([int]$D.rdp.port) -ErrorAction SilentlyContinue)) {
+    $rdp = $D.rdp
+    if ($rdp.deny -eq 1) { Set-AzrdpRegDword -Run $Run -Step $Step -Path $RegTS -Name 'fDenyTSConnections' -Value 0 }
+    if ($rdp.tse -eq 0) { Set-AzrdpRegDword -Run $Run -Step $Step -Path $RegTS -Name 'TSEnabled' -Value 1 }
+    if ($rdp.ws -eq 0) { Set-AzrdpRegDword -Run $Run -Step $Step -Path $RegRdpTcp -Name 'fEnableWinStation' -Value 1 }
+    $logons = ($rdp.ld -eq 1 -or ($null -ne $rdp.tsu -and $rdp.tsu -ne 0) -or ((Test-AzrdpDrained -Rdp $rdp) -and $rdp.tsm -ne 1))
+    if ($rdp.ld -eq 1) { Set-AzrdpRegDword -Run $Run -Step $Step -Path $RegRdpTcp -Name 'fLogonDisabled' -Value 0 }
+    if ($null -ne $rdp.tsu -and $rdp.tsu -ne 0) { Set-AzrdpRegDword -Run $Run -Step $Step -Path $RegTS -Name 'TSUserEnabled' -Value 0 }
+    if ($rdp.tsm -ne 1) {
+        if ($null -ne $rdp.drn -and $rdp.drn -ne 0) { Set-AzrdpRegDword -Run $Run -Step $Step -Path $RegTS -Name 'TSServerDrainMode' -Value 0 }
+        if ($rdp.wsd -eq 1) { Set-AzrdpRegDword -Run $Run -Step $Step -Path $RegWinlogon -Name 'WinStationsDisabled' -Value '0' -Type 'String' }
+    }
+    $port = 3389
+    if ($null -ne $rdp.port) { $port = [int]$rdp.port }
+    # TermService reads the logon switches when it starts (the plan says sessions are disconnected).
+    if ($logons -or $null -eq (Get-NetTCPConnection -State Listen -LocalPort $port -ErrorAction SilentlyContinue)) {
         Restart-AzrdpRdpServices -Names @('TermService')
     }
 }
@@ -727,9 +783,9 @@ function Repair-AzrdpFirewall {
             $name = $target.Split(' ')[1]
             Remove-AzrdpRegValue -Run $Run -Step $Step -Path $RegFirewallProfile[$name] -Name 'DoNotAllowExceptions'
         }
-        elseif ($target -eq 'RemoteDesktop-UserMode-In-TCP' -and $change.after -eq 'created') {
+        elseif ($change.after -eq 'created') {
             Backup-AzrdpFirewallRule -Run $Run -Step $Step -Name $target -Created $true
-            New-NetFirewallRule -Name $target -DisplayName 'Remote Desktop - User Mode (TCP-In)' -Group $RdpRuleGroup -Direction Inbound -Protocol TCP -LocalPort $port -Action Allow -Service 'TermService' -Profile Any | Out-Null
+            New-NetFirewallRule -Name $target -DisplayName $target -Direction Inbound -Protocol TCP -LocalPort $port -Action Allow -Service 'TermService' -Profile Any | Out-Null
         }
         else {
             $name = $target.Split(' ')[0]
@@ -799,7 +855,8 @@ function ConvertTo-AzrdpChangeText {
     $after = 'absent'
     if ($null -ne $Change.before) { $before = [string]$Change.before }
     if ($null -ne $Change.after) { $after = [string]$Change.after }
-    return (Limit-Text -Value ($Change.target + ': ' + $before + ' -> ' + $after) -Limit $K.ChangeText)
+    # 'to', not an arrow: Limit-Text respells '>' (the 5.1 JSON writer would make it six bytes).
+    return (Limit-Text -Value ($Change.target + ': ' + $before + ' to ' + $after) -Limit $K.ChangeText)
 }
 
 function Split-AzrdpIdList {
@@ -813,11 +870,10 @@ function Invoke-AzrdpRepair {
     # Mode repair: diagnose, apply the triggered repairs (or only plan them with -DryRun), diagnose
     # again. Returns @{ d = diagnosis after; r = what was done }.
     param([string]$RunId, [string]$Only, [string]$Skip, [bool]$DryRun, [int]$ExpectedPort)
+    # Invoke-AzrdpRepairMode validated every parameter.
     $K = Get-AzrdpRepairConstants
-    if ($RunId -notmatch '^[0-9a-f]{12}$') { throw 'RunId must be 12 lower-case hex characters.' }
     $only = Split-AzrdpIdList -Text $Only
     $skip = Split-AzrdpIdList -Text $Skip
-    foreach ($id in @($only) + @($skip)) { if ($K.Order -notcontains $id) { throw ('Unknown repair id ' + $id) } }
     $before = Get-AzrdpDiagnosis -ExpectedPort $ExpectedPort
     $now = (Get-Date).ToUniversalTime()
     $run = @{
@@ -840,7 +896,7 @@ function Invoke-AzrdpRepair {
         foreach ($change in $trigger.changes) {
             if ($text.Count -lt $K.ChangesPerStep) { $text.Add((ConvertTo-AzrdpChangeText -Change $change -K $K)) }
         }
-        $entry = [ordered]@{ id = $id; s = 'planned'; ch = $text; e = $null }
+        $entry = [ordered]@{ id = $id; s = 'planned'; ch = $text; e = $null; rb = ($K.RebootRequired -contains $id) }
         if ($null -ne $trigger.refused) {
             $entry.s = 'refused'
             $entry.e = Limit-Text -Value $trigger.refused -Limit $Limits.message
@@ -901,9 +957,9 @@ function Invoke-AzrdpUndo {
     # Mode undo: restore every backed-up item of a run, newest first. Undoing twice changes nothing.
     param([string]$RunId, [int]$ExpectedPort)
     $K = Get-AzrdpRepairConstants
-    if ($RunId -notmatch '^[0-9a-f]{12}$') { throw 'RunId must be 12 lower-case hex characters.' }
     $dir = Join-Path -Path $K.BackupRoot -ChildPath $RunId
-    $manifest = Read-AzrdpManifest -Dir $dir
+    $manifest = $null
+    if (Test-AzrdpBackupRoot -K $K -Create $false) { $manifest = Read-AzrdpManifest -Dir $dir }
     if ($null -eq $manifest) { throw ('No backup of run ' + $RunId + ' in this guest.') }
     $results = New-Object 'System.Collections.Generic.List[object]'
     if ($manifest.state -ne 'undone') {
@@ -915,12 +971,12 @@ function Invoke-AzrdpUndo {
             $status = 'restored'
             if ($failed -gt 0) { $status = 'failed' }
             $step.s = 'undone'
-            $results.Add([ordered]@{ id = [string]$step.id; s = $status; ch = @(); e = $null })
+            $results.Add([ordered]@{ id = [string]$step.id; s = $status; ch = @(); e = $null; rb = (@($K.RebootRequired) -contains [string]$step.id) })
         }
         $manifest.state = 'undone'
-        $json = ConvertTo-Json -InputObject $manifest -Depth 8 -Compress
-        [System.IO.File]::WriteAllText((Join-Path -Path $dir -ChildPath 'manifest.json'), $json, [System.Text.Encoding]::ASCII)
-        Restart-AzrdpRdpServices -Names @('TermService')
+        Write-AzrdpManifest -Dir $dir -Manifest $manifest
+        # The listener reads the restored settings; this disconnects RDP sessions (docs/repair.md).
+        if ($results.Count -gt 0) { Restart-AzrdpRdpServices -Names @('TermService') }
     }
     $after = Get-AzrdpDiagnosis -ExpectedPort $ExpectedPort
     return @{ d = $after; r = [ordered]@{ id = $RunId; dir = $dir; dry = $false; st = $results } }
@@ -930,7 +986,7 @@ function Get-AzrdpHistory {
     # Mode history: the runs whose manifests are in this guest, newest first (at most 10).
     $K = Get-AzrdpRepairConstants
     $runs = New-Object 'System.Collections.Generic.List[object]'
-    if (-not (Test-Path -LiteralPath $K.BackupRoot)) { return , $runs }
+    if (-not (Test-AzrdpBackupRoot -K $K -Create $false)) { return , $runs }
     $dirs = @(Get-ChildItem -LiteralPath $K.BackupRoot -Directory | Sort-Object -Property CreationTimeUtc -Descending)
     foreach ($dir in $dirs) {
         if ($runs.Count -ge 10) { break }
