@@ -183,9 +183,10 @@ def translate_errors(what: str) -> Iterator[None]:
                 message or "The subscription was not found.",
                 fix="Check `az account list -o table`, or pass --subscription.",
             ) from None
+        # Our own words: ARM's message names the provider type and ends in a help link.
         raise NotFoundError(
-            message or f"{what[:1].upper()}{what[1:]} was not found.",
-            fix="Check the name and resource group, or pass --subscription.",
+            f"{what[:1].upper()}{what[1:]} was not found.",
+            fix="Check the name and resource group (`az vm list -g GROUP -o table`), or pass --subscription.",
         ) from None
     except ClientAuthenticationError as exc:
         status = getattr(exc, "status_code", None)

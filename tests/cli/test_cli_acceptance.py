@@ -235,3 +235,18 @@ def test_history_rows_carry_the_resource_group(start: Callable[..., Emulator]) -
     header, _, row = result.stdout.splitlines()
     assert header.split() == ["name", "resourceGroup", "runId", "time", "steps", "undone"]
     assert row.split()[:2] == [VM, RG]
+
+
+@pytest.mark.parametrize("command", ["check", "diagnose", "repair", "history"])
+def test_missing_vm_is_named_in_our_words(command: str, start: Callable[..., Emulator]) -> None:
+    start()
+    extra = ["--dry-run"] if command == "repair" else []
+    result = invoke(command, "vm-nope", "-g", RG, *extra)
+    if command == "history":  # reads only the local journal: an unknown VM simply has no runs
+        assert result.exit_code == 0
+        return
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    what, fix = result.stderr.splitlines()
+    assert what == f"error: VM 'vm-nope' in resource group '{RG}' was not found."
+    assert "aka.ms" not in what and fix.startswith("fix: Check the name")
