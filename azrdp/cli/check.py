@@ -89,8 +89,8 @@ def human_view(doc: Mapping[str, Any], console: Console) -> None:
             ("blocked", summary.get("blocked", 0)),
             ("could not be read", summary.get("errors", 0)),
             ("healthy", summary.get("healthy", 0)),
-            ("guest step skipped", guest.get("skipped", 0)),
-            ("guest step failed", guest.get("error", 0)),
+            ("with the guest step skipped", guest.get("skipped", 0)),
+            ("with the guest step failed", guest.get("error", 0)),
         ],
     )
     views.print_next(console, next_steps(doc))

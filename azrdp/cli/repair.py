@@ -172,7 +172,7 @@ def _repair_panel(vm: Mapping[str, Any]) -> Any:
     return views.vm_panel(vm, rows, blocks)
 
 
-def human_view(doc: Mapping[str, Any], console: Console) -> None:
+def human_view(doc: Mapping[str, Any], console: Console, *, broken_only: bool = False) -> None:
     """A panel per VM (found, steps, what remains), a table row each for fleets, summary, next steps."""
     from rich.text import Text
 
@@ -192,10 +192,9 @@ def human_view(doc: Mapping[str, Any], console: Console) -> None:
                 return str(vm["error"].get("message", ""))
             return ", ".join(f["id"] for f in vm.get("remainingFindings", []) if f["severity"] != "info")
 
+        last = "Findings" if doc.get("dryRun") else "Still blocking"
         console.print(
-            views.fleet_table(
-                vms, [("Status", views.status_cell), ("Steps", steps), ("Still blocking", remaining)]
-            )
+            views.fleet_table(vms, [("Status", views.status_cell), ("Steps", steps), (last, remaining)])
         )
     summary = doc["summary"]
     dry_run = bool(doc.get("dryRun"))
@@ -213,15 +212,17 @@ def human_view(doc: Mapping[str, Any], console: Console) -> None:
             ("healthy", summary.get("healthy", 0)),
         ],
     )
-    views.print_next(console, next_steps(doc))
+    views.print_next(console, next_steps(doc, broken_only=broken_only))
 
 
-def next_steps(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
+def next_steps(doc: Mapping[str, Any], *, broken_only: bool = False) -> list[tuple[str, str]]:
     from azrdp.cli.views import plural, vm_target
 
     vms = doc.get("vms", [])
     flow = doc.get("flow") or {}
     extra = f" --source-ip {flow['source']}" if flow.get("source") not in (None, "Internet") else ""
+    if flow.get("port") not in (None, 3389):
+        extra += f" --port {flow['port']}"
     steps: list[tuple[str, str]] = []
     planned = [v for v in vms if v.get("status") == "planned"]
     if doc.get("dryRun") and planned:
@@ -229,7 +230,8 @@ def next_steps(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
             target = vm_target(planned[0])
         else:
             groups = sorted({v["resourceGroup"] for v in planned})
-            target = f"-g {groups[0]}" if len(groups) == 1 and len(planned) == len(vms) else "..."
+            fleet = len(groups) == 1 and (broken_only or len(planned) == len(vms))
+            target = f"-g {groups[0]}" + (" --broken-only" if broken_only else "") if fleet else "..."
         if target != "...":
             why = (
                 "apply the plan" if len(planned) == 1 else f"apply the plans of {plural(len(planned), 'VM')}"
@@ -360,7 +362,14 @@ def repair(
         raise
     from azrdp.cli.render import emit
 
-    emit(result.to_doc(), term, output, query, human=human_view, table_rows=table_rows)
+    emit(
+        result.to_doc(),
+        term,
+        output,
+        query,
+        human=lambda doc, console: human_view(doc, console, broken_only=broken_only),
+        table_rows=table_rows,
+    )
     code = int(result.exit_code)
     if code:
         raise typer.Exit(code)

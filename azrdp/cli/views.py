@@ -261,7 +261,8 @@ def rdp_cell(vm: Mapping[str, Any]) -> Text:
 
     net = vm.get("network") or {}
     verdict = net.get("verdict", "")
-    if verdict == "denied" and not net.get("publicIp") and net.get("source") == "Internet":
+    running = vm.get("powerState") == "running"
+    if verdict == "denied" and running and not net.get("publicIp") and net.get("source") == "Internet":
         return Text("private only", style="dim")  # no public IP: reached over VPN or Bastion
     return Text(verdict, style=VERDICT_STYLE.get(verdict, ""))
 
