@@ -116,6 +116,9 @@ def run_demo(runcommand_seconds: float, observer: Any) -> dict[str, Any]:
                 "repairs": [s["id"] for s in fixed.get("repairs", []) if s.get("applied")],
                 "after": _blockers(after_by_vm[vm["name"]]),
                 "warningsAfter": _warnings(after_by_vm[vm["name"]]),
+                # repaired (verified), notVerified (e.g. a reboot is due), ... ; None: nothing to repair
+                "repairStatus": fixed.get("status"),
+                "rebootRequired": any(s.get("rebootRequired") for s in fixed.get("repairs", [])),
                 "runId": fixed.get("runId"),
             }
         )
@@ -127,7 +130,8 @@ def run_demo(runcommand_seconds: float, observer: Any) -> dict[str, Any]:
         "summary": {
             "total": len(rows),
             "blockedBefore": sum(1 for r in rows if r["before"]),
-            "repaired": sum(1 for r in rows if r["before"] and not r["after"]),
+            "repaired": sum(1 for r in rows if r["repairStatus"] == "repaired"),
+            "notVerified": sum(1 for r in rows if r["repairStatus"] == "notVerified"),
             "blockedAfter": sum(1 for r in rows if r["after"]),
             "runCommands": run_commands,
             "requests": request_count,
@@ -153,6 +157,8 @@ def _human(doc: Mapping[str, Any], console: Console) -> None:
         table.add_column(column, overflow="fold")
     for row in doc["vms"]:
         after = ", ".join(row["after"]) or "[green]RDP clear[/green]"
+        if row["rebootRequired"]:
+            after = "[yellow]applied: restart the VM to verify[/yellow]"
         if row["warningsAfter"]:
             after += "\n[yellow]warning: " + ", ".join(row["warningsAfter"]) + "[/yellow]"
         table.add_row(
@@ -165,8 +171,9 @@ def _human(doc: Mapping[str, Any], console: Console) -> None:
     console.print(table)
     s = doc["summary"]
     console.print(
-        f"{s['blockedBefore']} of {s['total']} VMs could not take RDP; {s['repaired']} repaired and "
-        f"verified, {s['blockedAfter']} still blocked. {s['runCommands']} Run Commands, "
+        f"{s['blockedBefore']} of {s['total']} VMs could not take RDP: {s['repaired']} repaired and "
+        f"verified, {s['notVerified']} applied but not verified until a restart, {s['blockedAfter']} "
+        f"still blocked. {s['runCommands']} Run Commands, "
         f"{s['requests']} ARM requests, {s['elapsedSeconds']} s. Every in-guest change was backed up "
         "first: `azrdp undo VM -g rg-demo --run-id ID` restores it (ids in -o json)."
     )
