@@ -250,3 +250,21 @@ def test_missing_vm_is_named_in_our_words(command: str, start: Callable[..., Emu
     what, fix = result.stderr.splitlines()
     assert what == f"error: VM 'vm-nope' in resource group '{RG}' was not found."
     assert "aka.ms" not in what and fix.startswith("fix: Check the name")
+
+
+def test_repair_prompt_declined_and_interrupted(
+    start: Callable[..., Emulator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start("guest-rdp-disabled")
+    monkeypatch.setattr(terminal.Terminal, "interactive", property(lambda self: True))
+    declined = invoke("repair", VM, "-g", RG, "-o", "json", input="n\n")
+    assert declined.exit_code == 4
+    assert "Plan (nothing has been changed yet)" in declined.stderr
+    assert "Declined: nothing in the plan was applied." in declined.stderr
+    doc = json.loads(declined.stdout[declined.stdout.index("{") :])
+    assert doc["vms"][0]["declined"] is True and doc["vms"][0]["applied"] is False
+    # EOF at the prompt is what Ctrl-C/Ctrl-D give: exit 130, nothing on stdout.
+    interrupted = invoke("repair", VM, "-g", RG, "-o", "json", input="")
+    assert interrupted.exit_code == 130
+    assert "{" not in interrupted.stdout
+    assert interrupted.stderr.rstrip().splitlines()[-2].startswith("error: Interrupted")
