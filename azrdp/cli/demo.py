@@ -192,6 +192,7 @@ def _table_rows(doc: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
             "repairs": ",".join(r["repairs"]),
             "after": ",".join(r["after"]),
             "warningsAfter": ",".join(r["warningsAfter"]),
+            "repairStatus": r["repairStatus"] or "",
         }
         for r in doc["vms"]
     ]
