@@ -32,6 +32,8 @@ _CLEARED_NAMES = (
 )
 # Discard port on loopback: nothing listens, the connection is refused at once.
 CLOSED_LOOPBACK = "http://127.0.0.1:9"
+# Every non-loopback address a test tried to reach (the guard refused it); a test asserts on it.
+REFUSED_ADDRESSES: list[Any] = []
 
 
 @pytest.fixture(autouse=True)
@@ -68,11 +70,13 @@ def loopback_only() -> Iterator[None]:
 
     def guarded_connect(self: socket.socket, address: Any) -> None:
         if not _allowed(address):
+            REFUSED_ADDRESSES.append(address)
             raise OSError(f"test socket guard: refusing to connect to {address!r} (loopback only)")
         real_connect(self, address)
 
     def guarded_connect_ex(self: socket.socket, address: Any) -> int:
         if not _allowed(address):
+            REFUSED_ADDRESSES.append(address)
             raise OSError(f"test socket guard: refusing to connect to {address!r} (loopback only)")
         return real_connect_ex(self, address)
 
