@@ -67,7 +67,9 @@ class JournalEntry:
     """One change (or one run record) for one VM.
 
     kind: `run` (a repair run: plan, guest backup dir, result), `nsg-rule-created`, `vm-started`,
-    `vm-redeployed`, `vm-reapplied`, `undone` (reverted entry `details.entry`).
+    `vm-redeployed`, `vm-reapplied`, `undone` (reverted entry `details.entry`). An
+    `nsg-rule-created` entry shared by several VMs of one fleet run is written once, under the run
+    that owns the rule, with `details.sharedBy` listing every (vmId, name, runId) it serves.
     """
 
     run_id: str
@@ -139,15 +141,48 @@ def entries(vm_id: str | None = None, run_id: str | None = None) -> Iterator[Jou
             yield entry
 
 
+def shared_by(entry: JournalEntry) -> list[tuple[str, str]]:
+    """(VM id, run id) of every run an entry serves: its own, plus those sharing its NSG rule."""
+    pairs = [(entry.vm_id, entry.run_id)]
+    for member in entry.details.get("sharedBy") or ():
+        if isinstance(member, Mapping) and member.get("vmId") and member.get("runId"):
+            pair = (str(member["vmId"]), str(member["runId"]))
+            if pair[1] != entry.run_id or pair[0].lower() != entry.vm_id.lower():
+                pairs.append(pair)
+    return pairs
+
+
+def _serves(entry: JournalEntry, vm_id: str | None, run_id: str | None) -> bool:
+    return any(
+        (vm_id is None or vm.lower() == vm_id.lower()) and (run_id is None or run == run_id)
+        for vm, run in shared_by(entry)
+    )
+
+
+def run_entries(vm_id: str, run_id: str) -> list[JournalEntry]:
+    """What one run of one VM did, including an NSG rule another VM's run wrote for both of them
+    (one rule per NSG for a fleet run): undo of any run that shares it takes it back."""
+    return [e for e in entries() if _serves(e, vm_id, run_id)]
+
+
 def undone_entry_ids(vm_id: str | None = None) -> set[str]:
+    """Ids of the entries taken back. Without a VM: across VMs (a shared rule undone by another VM's run)."""
     return {str(e.details.get("entry")) for e in entries(vm_id) if e.kind == "undone"}
 
 
 def runs(vm_id: str) -> list[dict[str, Any]]:
-    """One summary per run of this VM, newest first: time, kinds of changes, undone or not."""
+    """One summary per run of this VM, newest first: time, kinds of changes, undone or not.
+
+    A shared NSG rule is listed under every run it serves, with `sharedBy` naming those VMs."""
     by_run: dict[str, dict[str, Any]] = {}
-    undone = undone_entry_ids(vm_id)
-    for entry in entries(vm_id):
+    all_entries = list(entries())
+    undone = {str(e.details.get("entry")) for e in all_entries if e.kind == "undone"}
+    for entry in all_entries:
+        mine = [run for vm, run in shared_by(entry) if vm.lower() == vm_id.lower()]
+        if not mine:
+            continue
+        if mine[0] != entry.run_id or entry.vm_id.lower() != vm_id.lower():
+            entry = JournalEntry(mine[0], vm_id, entry.kind, entry.details, entry.entry_id, entry.time)
         run = by_run.setdefault(
             entry.run_id,
             {"runId": entry.run_id, "time": entry.time, "changes": [], "undone": [], "result": None},
@@ -159,6 +194,10 @@ def runs(vm_id: str) -> list[dict[str, Any]]:
         else:
             run["changes"].append(
                 {"entryId": entry.entry_id, "kind": entry.kind, "undone": entry.entry_id in undone}
-                | {k: v for k, v in entry.details.items() if k in ("nsg", "rule", "priority", "source")}
+                | {
+                    k: v
+                    for k, v in entry.details.items()
+                    if k in ("nsg", "rule", "priority", "source", "sharedBy")
+                }
             )
     return sorted(by_run.values(), key=lambda r: str(r["time"]), reverse=True)

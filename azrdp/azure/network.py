@@ -3,17 +3,21 @@
 The rule body comes from the pure planner (azrdp.repairs.control_plane), which already proved it
 admits exactly one client address on the RDP port. Here it is written, recorded in the local
 journal with the run id, and deleted again by `undo` only if it is still the rule azrdp wrote (a
-rule someone edited since is left alone and reported).
+rule someone edited since is left alone and reported). A rule shared by several VMs of one fleet
+run is written once (`SharedRules`, writes serialised per NSG) and journalled once, under the run
+that owns it, listing every run it serves; undo through any of them deletes it.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from azrdp import journal
 from azrdp.azure.clients import Clients, translate_errors
+from azrdp.errors import AzrdpError
 from azrdp.facts import group_of, name_of
 from azrdp.repairs.control_plane import RULE_PREFIX
 
@@ -39,19 +43,37 @@ class RuleChange:
             f"(priority {self.priority}, {self.source} -> TCP {self.port})"
         )
 
+    def shared_line(self, users: int, wrote: bool) -> str:
+        """What one VM's result says about a rule it shares with other VMs of the run."""
+        if users <= 1:
+            return f"Added {self.line()}"
+        verb = "Added" if wrote else "Uses"
+        return f"{verb} {self.line()}, one rule shared by {users} VMs of this run"
+
+
+def _destinations(planned: Mapping[str, Any]) -> list[str]:
+    listed = [str(d) for d in planned.get("destinations") or ()]
+    return listed or [str(planned.get("destination") or "*")]
+
 
 def _body(run_id: str, planned: Mapping[str, Any]) -> dict[str, Any]:
-    return {
+    destinations = _destinations(planned)
+    body: dict[str, Any] = {
         "protocol": "Tcp",
         "source_address_prefix": str(planned["source"]),
         "source_port_range": "*",
-        "destination_address_prefix": str(planned.get("destination") or "*"),
         "destination_port_range": str(int(planned["port"])),
         "access": "Allow",
         "priority": int(planned["priority"]),
         "direction": "Inbound",
         "description": RULE_DESCRIPTION.format(run_id=run_id),
     }
+    # ARM takes either one prefix or a list, never both.
+    if len(destinations) == 1:
+        body["destination_address_prefix"] = destinations[0]
+    else:
+        body["destination_address_prefixes"] = destinations
+    return body
 
 
 def add_allow_rule(clients: Clients, vm_id: str, run_id: str, planned: Mapping[str, Any]) -> RuleChange:
@@ -59,7 +81,7 @@ def add_allow_rule(clients: Clients, vm_id: str, run_id: str, planned: Mapping[s
     from azure.mgmt.network.models import SecurityRule
 
     nsg_id = str(planned["nsgId"])
-    name = rule_name(run_id)
+    name = str(planned.get("rule") or rule_name(run_id))
     body = _body(run_id, planned)
     if body["source_address_prefix"] in ("*", "Internet", "0.0.0.0/0", "::/0"):
         raise ValueError("refusing to open RDP to the Internet")  # the planner never plans this
@@ -74,7 +96,8 @@ def add_allow_rule(clients: Clients, vm_id: str, run_id: str, planned: Mapping[s
                 "body": body,
                 "priority": body["priority"],
                 "source": body["source_address_prefix"],
-            },
+            }
+            | ({"sharedBy": list(planned["sharedBy"])} if len(planned.get("sharedBy") or ()) > 1 else {}),
         )
     )
     with translate_errors(f"NSG {name_of(nsg_id)}"):
@@ -105,8 +128,40 @@ class UndoOutcome:
     detail: str = ""
 
 
-def remove_rule(clients: Clients, entry: journal.JournalEntry) -> UndoOutcome:
-    """Delete the rule a journal entry created, if it is still exactly what azrdp wrote."""
+def _still_as_written(current: Any, body: Mapping[str, Any]) -> bool:
+    """Every field azrdp set is unchanged: an edited rule (wider source, other port ...) is not ours."""
+    wanted_destinations = sorted(
+        [str(d) for d in body.get("destination_address_prefixes") or ()]
+        or [str(body.get("destination_address_prefix") or "*")]
+    )
+    found_destinations = sorted(
+        [str(d) for d in getattr(current, "destination_address_prefixes", None) or ()]
+        or [str(getattr(current, "destination_address_prefix", None) or "*")]
+    )
+    found_ports = [str(p) for p in getattr(current, "destination_port_ranges", None) or ()] or [
+        str(getattr(current, "destination_port_range", None) or "")
+    ]
+    return (
+        current.priority == body.get("priority")
+        and (current.source_address_prefix or "") == body.get("source_address_prefix")
+        and not (getattr(current, "source_address_prefixes", None) or ())
+        and (current.access or "") == "Allow"
+        and (getattr(current, "direction", None) or "Inbound") == body.get("direction", "Inbound")
+        and (getattr(current, "protocol", None) or "Tcp") == body.get("protocol", "Tcp")
+        and found_ports == [str(body.get("destination_port_range") or "")]
+        and found_destinations == wanted_destinations
+    )
+
+
+def remove_rule(
+    clients: Clients, entry: journal.JournalEntry, *, for_run: tuple[str, str] | None = None
+) -> UndoOutcome:
+    """Delete the rule a journal entry created, if it is still exactly what azrdp wrote.
+
+    `for_run` is the (VM id, run id) whose undo asks for it, when that is not the run that wrote the
+    rule (a rule shared by several VMs of one fleet run): the `undone` record goes to that run, so
+    the writer's own run still shows as not undone until its own undo.
+    """
     from azure.core.exceptions import ResourceNotFoundError
 
     nsg_id = str(entry.details["nsg"])
@@ -122,11 +177,7 @@ def remove_rule(clients: Clients, entry: journal.JournalEntry) -> UndoOutcome:
             current = None
         if current is None:
             outcome = UndoOutcome(entry.entry_id, nsg_id, name, "absent", "The rule is already gone.")
-        elif (
-            current.priority != body.get("priority")
-            or (current.source_address_prefix or "") != body.get("source_address_prefix")
-            or (current.access or "") != "Allow"
-        ):
+        elif not _still_as_written(current, body):
             outcome = UndoOutcome(
                 entry.entry_id,
                 nsg_id,
@@ -139,12 +190,53 @@ def remove_rule(clients: Clients, entry: journal.JournalEntry) -> UndoOutcome:
             ops.begin_delete(rg, nsg, name).result()
             outcome = UndoOutcome(entry.entry_id, nsg_id, name, "deleted")
     if outcome.status != "modified":
+        vm_id, run_id = for_run or (entry.vm_id, entry.run_id)
         journal.record(
             journal.JournalEntry(
-                run_id=entry.run_id,
-                vm_id=entry.vm_id,
+                run_id=run_id,
+                vm_id=vm_id,
                 kind="undone",
                 details={"entry": entry.entry_id, "status": outcome.status, "nsg": nsg_id, "rule": name},
             )
         )
     return outcome
+
+
+class SharedRules:
+    """Writes each planned rule once per run, whichever VM's worker gets to it first.
+
+    Writes to one NSG are serialised: ARM answers a concurrent PUT on the same NSG with a conflict
+    or a retryable error, and two workers must never race to create the same rule. A VM whose rule
+    is already written (or failed) gets that outcome without another PUT.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._nsg_locks: dict[str, threading.Lock] = {}
+        self._done: dict[tuple[str, str, int], RuleChange | AzrdpError] = {}
+
+    def _nsg_lock(self, nsg_id: str) -> threading.Lock:
+        with self._lock:
+            return self._nsg_locks.setdefault(nsg_id.lower(), threading.Lock())
+
+    def ensure(
+        self, clients: Clients, vm_id: str, run_id: str, planned: Mapping[str, Any]
+    ) -> tuple[RuleChange, bool]:
+        """The rule, written now (True) or earlier in this run (False); journalled once, for its owner."""
+        from azrdp.repairs.control_plane import rule_key
+
+        key = rule_key(planned)
+        with self._nsg_lock(str(planned["nsgId"])):
+            found = self._done.get(key)
+            if found is None:
+                owner = (str(planned.get("ownerVmId") or vm_id), str(planned.get("ownerRunId") or run_id))
+                try:
+                    found = add_allow_rule(clients, owner[0], owner[1], planned)
+                except AzrdpError as err:
+                    self._done[key] = err
+                    raise
+                self._done[key] = found
+                return found, True
+        if isinstance(found, AzrdpError):
+            raise found
+        return found, False

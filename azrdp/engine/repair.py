@@ -463,6 +463,9 @@ class Repairer:
         self.lock = threading.Lock()
         # What was changed so far across VMs, for the Ctrl-C listing (appended as it happens).
         self.changed: list[str] = []
+        from azrdp.azure.network import SharedRules
+
+        self.rules = SharedRules()  # one NSG rule per (NSG, source, port) for the whole run
 
     def _changed(self, vm: VmResult, lines: Sequence[str]) -> None:
         with self.lock:
@@ -550,12 +553,10 @@ class Repairer:
         if step.id == "vm-start":
             return _start_vm(clients, vm, run_id)
         if step.id == "nsg-allow-rdp":
-            from azrdp.azure.network import add_allow_rule
-
             done = []
             for rule in step.params.get("rules", ()):
-                change = add_allow_rule(clients, vm.id, run_id, rule)
-                done.append(f"Added {change.line()}")
+                change, wrote = self.rules.ensure(clients, vm.id, run_id, rule)
+                done.append(change.shared_line(len(rule.get("sharedBy") or ()), wrote))
             return done
         if step.id in ("redeploy", "reapply"):
             return _platform_action(clients, vm, run_id, step.id)
@@ -689,6 +690,24 @@ class Repairer:
         )
 
 
+def share_nsg_rules(prepared: Sequence[VmRepair]) -> None:
+    """One `nsg-allow-rdp` rule per (NSG, source, port) across the run, named in every VM's plan.
+
+    Only VMs whose plan will be applied take part (a failed guest diagnosis applies nothing).
+    """
+    from azrdp.repairs.control_plane import RuleUser, share_allow_rules
+
+    users: list[tuple[StepResult, RuleUser]] = [
+        (step, RuleUser(vmr.vm.id, vmr.vm.name, vmr.run_id, step.step))
+        for vmr in prepared
+        if vmr.error_or_guest_error is None
+        for step in vmr.steps
+        if step.step.id == "nsg-allow-rdp" and step.step.actionable and step.step.params.get("rules")
+    ]
+    for (step, _), shared in zip(users, share_allow_rules([user for _, user in users]), strict=True):
+        step.step = shared
+
+
 def _as_diagnose(vm: VmResult) -> DiagnoseVmResult:
     return DiagnoseVmResult(
         vm.id, vm.name, vm.resource_group, vm.flow, vm.facts, vm.control_plane, list(vm.findings), vm.error
@@ -782,6 +801,7 @@ def run_repair(
 
     try:
         prepared = _parallel(prepare, todo, options.concurrency)
+        share_nsg_rules(prepared)
         if not options.dry_run and confirm is not None:
             pending = [v for v in prepared if v.actionable and v.error_or_guest_error is None]
             if pending and not confirm(pending):
@@ -842,17 +862,20 @@ def run_undo(
         _ref_vm(ref, clients),
         options,
     )
-    entries = list(journal.entries(vm.id, run_id))
-    undone = journal.undone_entry_ids(vm.id)
+    entries = journal.run_entries(vm.id, run_id)
+    undone = journal.undone_entry_ids()  # all VMs: a shared rule may be undone through another VM's run
     control: list[dict[str, Any]] = []
     for entry in entries:
         if entry.kind == "nsg-rule-created":
+            shared = _shared_with(entry, vm.id)
             if entry.entry_id in undone:
                 control.append(
                     {"kind": entry.kind, "rule": entry.details.get("rule"), "status": "alreadyUndone"}
+                    | shared
                 )
                 continue
-            outcome = remove_rule(_clients_for(clients, vm), entry)
+            own = entry.run_id == run_id and entry.vm_id.lower() == vm.id.lower()
+            outcome = remove_rule(_clients_for(clients, vm), entry, for_run=None if own else (vm.id, run_id))
             control.append(
                 {
                     "kind": entry.kind,
@@ -861,6 +884,7 @@ def run_undo(
                     "status": outcome.status,
                     "detail": outcome.detail,
                 }
+                | shared
             )
         elif entry.kind in ("vm-started", "vm-redeployed", "vm-reapplied"):
             control.append(
@@ -942,6 +966,25 @@ def run_undo(
             }
         ],
         "summary": {"total": 1, "exitCode": int(code)},
+    }
+
+
+def _shared_with(entry: journal.JournalEntry, vm_id: str) -> dict[str, Any]:
+    """For a rule one fleet run shared between VMs: who else loses it when it is deleted."""
+    others = [
+        {"name": str(m.get("name", "")), "runId": str(m.get("runId", ""))}
+        for m in entry.details.get("sharedBy") or ()
+        if str(m.get("vmId", "")).lower() != vm_id.lower()
+    ]
+    if not others:
+        return {}
+    names = ", ".join(o["name"] for o in others[:5]) + (
+        f" and {len(others) - 5} more" if len(others) > 5 else ""
+    )
+    return {
+        "sharedWith": others,
+        "note": f"One rule shared with {names} (same repair run): deleting it takes their access from "
+        f"{entry.details.get('source')} away too.",
     }
 
 

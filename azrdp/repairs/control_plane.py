@@ -3,14 +3,16 @@
 `nsg-allow-rdp` never opens RDP to the Internet: it needs an explicit single `--source-ip`, adds
 one Allow rule for that address per NSG layer whose rule denies it, at the free priority closest
 above the deciding Deny, and proves with the offline evaluator that the rule is enough before it
-is planned. Every change is journalled with the run id (azrdp.journal) and undoable.
+is planned. Every change is journalled with the run id (azrdp.journal) and undoable. A fleet run
+adds one rule per (NSG, source, port), shared by every VM behind that NSG (`share_allow_rules`).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 from azrdp.facts import NicFacts, Nsg, NsgRule
 from azrdp.repairs import RepairFacts, RepairSpec, RepairStep, Risk, Where, register_repair, spec
@@ -114,7 +116,8 @@ def allow_rule(source_ip: str, port: int, priority: int, destination: str | None
     ),
     changes=(
         "Adds one inbound Allow rule for --source-ip/32 to the RDP port at the free priority just "
-        "above the deciding Deny, in each NSG layer that denies it. Never from * or Internet."
+        "above the deciding Deny, in each NSG layer that denies it; VMs of one run behind the same NSG "
+        "share one rule. Never from * or Internet."
     ),
     backup="Journal entry with the NSG, rule name and rule body.",
     undo="`azrdp undo --run-id` deletes the rule (only if it is still the one azrdp created).",
@@ -269,3 +272,98 @@ def plan_redeploy(facts: RepairFacts) -> RepairStep | None:
 )
 def plan_reapply(facts: RepairFacts) -> RepairStep | None:
     return _named(facts, "reapply", ("agent-not-ready", "vm-provisioning-failed"), "Reapply the VM")
+
+
+# --------------------------------------------------------------------------------------------
+# One rule per NSG for a fleet run
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuleUser:
+    """A VM whose `nsg-allow-rdp` step plans a rule: who it is and the run that repairs it."""
+
+    vm_id: str
+    name: str
+    run_id: str
+    step: RepairStep
+
+
+def rule_key(rule: Mapping[str, Any]) -> tuple[str, str, int]:
+    """What makes two planned rules the same rule: the NSG, the client prefix, the port."""
+    return (str(rule["nsgId"]).lower(), str(rule["source"]), int(rule["port"]))
+
+
+def share_allow_rules(users: Sequence[RuleUser]) -> list[RepairStep]:
+    """The same steps, with one rule per (NSG, source prefix, port) shared by every VM that needs it.
+
+    Many VMs behind one subnet NSG each plan the same Allow (and, planned from the same NSG, at the
+    same priority, which ARM rejects as SecurityRuleConflict). The shared rule admits the client to
+    the private address of every VM that planned it, at the lowest of their planned priorities:
+    each of those was the free priority closest above the Deny that decided that VM's flow, so the
+    lowest is free and above every one of those Denies, and no rule between it and a VM's Deny can
+    match that VM's flow (the Deny would not have decided it otherwise). The first VM of a group
+    owns the rule (its run id names it); the others list it as shared.
+    """
+    groups: dict[tuple[str, str, int], list[tuple[RuleUser, Mapping[str, Any]]]] = {}
+    for user in users:
+        for rule in user.step.params.get("rules", ()):
+            groups.setdefault(rule_key(rule), []).append((user, rule))
+    shared: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for key, members in groups.items():
+        owner, first = members[0]
+        users_of_rule = list({u.vm_id.lower(): u for u, _ in members}.values())
+        destinations = [str(r.get("destination") or "*") for _, r in members]
+        wide = "*" in destinations  # a VM without a known private address planned "any destination"
+        shared[key] = {
+            "nsgId": first["nsgId"],
+            "nsg": first["nsg"],
+            "source": first["source"],
+            "port": int(first["port"]),
+            "priority": min(int(r["priority"]) for _, r in members),
+            "destinations": ["*"] if wide else sorted(set(destinations), key=_address_order),
+            "rule": f"{RULE_PREFIX}{owner.run_id}",
+            "ownerVmId": owner.vm_id,
+            "ownerRunId": owner.run_id,
+            "sharedBy": [{"vmId": u.vm_id, "name": u.name, "runId": u.run_id} for u in users_of_rule],
+        }
+    out = []
+    for user in users:
+        rules = user.step.params.get("rules", ())
+        if not rules:
+            out.append(user.step)
+            continue
+        mine: list[dict[str, Any]] = []
+        changes: list[str] = []
+        for rule in rules:
+            key = rule_key(rule)
+            if any(rule_key(m) == key for m in mine):
+                continue  # the same NSG on the subnet and the NIC: one rule serves both layers
+            merged = dict(rule) | shared[key]
+            merged["destination"] = merged["destinations"][0] if len(merged["destinations"]) == 1 else None
+            mine.append(merged)
+            changes.append(_shared_change(user, rule, merged))
+        out.append(
+            replace(user.step, changes=tuple(changes), params=dict(user.step.params) | {"rules": mine})
+        )
+    return out
+
+
+def _address_order(text: str) -> tuple[int, int, str]:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return (9, 0, text)
+    return (address.version, int(address), text)
+
+
+def _shared_change(user: RuleUser, planned: Mapping[str, Any], shared: Mapping[str, Any]) -> str:
+    line = (
+        f"NSG {shared['nsg']} ({planned['layer']}): add Allow TCP {shared['port']} from {shared['source']} "
+        f"at priority {shared['priority']}, above {planned['deniedBy']} ({planned['deniedByPriority']})"
+    )
+    others = [m["name"] for m in shared["sharedBy"] if m["vmId"] != user.vm_id]
+    if not others:
+        return line
+    shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+    return f"{line}; one rule {shared['rule']} shared with {shown}"
