@@ -463,13 +463,23 @@ class Repairer:
         self.lock = threading.Lock()
         # What was changed so far across VMs, for the Ctrl-C listing (appended as it happens).
         self.changed: list[str] = []
+        self.touched: dict[str, TouchedRun] = {}  # VM id -> the run that changed it, in order
         from azrdp.azure.network import SharedRules
 
         self.rules = SharedRules()  # one NSG rule per (NSG, source, port) for the whole run
 
-    def _changed(self, vm: VmResult, lines: Sequence[str]) -> None:
+    def _changed(
+        self, vm: VmResult, run_id: str, lines: Sequence[str], *, guest_running: bool = False
+    ) -> None:
+        if not lines:
+            return
         with self.lock:
             self.changed.extend(f"{vm.name}: {line}" for line in lines)
+            key = vm.id.lower()
+            before = self.touched.get(key)
+            self.touched[key] = TouchedRun(
+                vm.name, vm.resource_group, run_id, guest_running or bool(before and before.guest_running)
+            )
 
     # phase 1 -----------------------------------------------------------------------------------
 
@@ -527,7 +537,7 @@ class Repairer:
             try:
                 step.done = self._apply_control_plane(clients, vm, step.step, vmr.run_id)
                 step.status = APPLIED
-                self._changed(vm, step.done)
+                self._changed(vm, vmr.run_id, step.done)
                 cp_changed = True
             except Interrupted:
                 raise
@@ -603,10 +613,13 @@ class Repairer:
         except Interrupted:
             self._changed(
                 vm,
+                vmr.run_id,
                 [
                     f"the in-guest repair (run {vmr.run_id}: {', '.join(only) or 'evidence-triggered'}) was "
-                    "running and cannot be cancelled; see `azrdp history --guest`"
+                    f"running and cannot be cancelled; see `azrdp history {vm.name} -g {vm.resource_group} "
+                    "--guest`"
                 ],
+                guest_running=True,
             )
             raise
         vmr.run_commands += 1
@@ -632,7 +645,7 @@ class Repairer:
                 )
             elif step.status == ROLLED_BACK:
                 vmr.notes.append(f"{step.step.id} failed in the guest and was rolled back: {entry.error}")
-        self._changed(vm, [line for s in guest_steps for line in s.done])
+        self._changed(vm, vmr.run_id, [line for s in guest_steps for line in s.done])
         for step in guest_steps:
             if step.status == PLANNED:
                 step.status = NOT_RUN  # the guest found its trigger gone: nothing to do any more
@@ -744,18 +757,54 @@ def _parallel(fn: Callable[[Any], VmRepair], items: Sequence[Any], workers: int)
         pool.shutdown(wait=not interrupted, cancel_futures=True)
 
 
-class RepairInterrupted(Interrupted):
-    """Ctrl-C during a repair: `changed` lists what had already been changed."""
+@dataclass(frozen=True)
+class TouchedRun:
+    """A VM the run had changed (or was changing in the guest) when it was interrupted."""
 
-    def __init__(self, changed: Sequence[str]) -> None:
+    name: str
+    resource_group: str
+    run_id: str
+    guest_running: bool = False  # its in-guest repair was in flight: it may still finish
+
+    @property
+    def undo(self) -> str:
+        return f"azrdp undo {self.name} -g {self.resource_group} --run-id {self.run_id}"
+
+    @property
+    def history(self) -> str:
+        return f"azrdp history {self.name} -g {self.resource_group} --guest"
+
+
+class RepairInterrupted(Interrupted):
+    """Ctrl-C during a repair: `changed` lists what had already been changed, `runs` by whom."""
+
+    SHOWN = 3  # undo commands named in the fix line; the rest are counted
+
+    def __init__(self, changed: Sequence[str], runs: Sequence[TouchedRun] = ()) -> None:
         super().__init__(
             "Interrupted during the repair.",
             f"{len(changed)} change(s) were already made (listed above)."
             if changed
             else "Nothing was changed.",
-            "Rerun `azrdp repair` to finish, or `azrdp undo VM -g RG --run-id ID` to take the changes back.",
+            self._fix(runs),
         )
         self.changed = list(changed)
+        self.runs = list(runs)
+
+    @classmethod
+    def _fix(cls, runs: Sequence[TouchedRun]) -> str:
+        if not runs:
+            return "Rerun `azrdp repair` to finish."
+        undo = ", ".join(f"`{r.undo}`" for r in runs[: cls.SHOWN])
+        if len(runs) > cls.SHOWN:
+            undo += f" and {len(runs) - cls.SHOWN} more (one per VM listed above)"
+        text = f"Rerun `azrdp repair` to finish, or take the changes back with {undo}."
+        running = [r for r in runs if r.guest_running]
+        if running:
+            text += f" `{running[0].history}` shows whether the in-guest repair that was running finished" + (
+                f" (likewise for {len(running) - 1} more VM(s))." if len(running) > 1 else "."
+            )
+        return text
 
 
 def run_repair(
@@ -820,7 +869,7 @@ def run_repair(
 
         done = _parallel(apply, prepared, options.concurrency)
     except (KeyboardInterrupt, Interrupted):
-        raise RepairInterrupted(list(repairer.changed)) from None
+        raise RepairInterrupted(list(repairer.changed), list(repairer.touched.values())) from None
     for vm in skipped:
         vmr = VmRepair(_as_diagnose(vm), "", options.dry_run)
         vmr.notes.append("Skipped: the control-plane check found nothing broken (--broken-only).")

@@ -352,8 +352,13 @@ def test_ctrl_c_lists_what_was_already_changed(
     changed = [line for line in result.stderr.splitlines() if line.startswith("changed: ")]
     assert len(changed) == 2, result.stderr
     assert "azrdp-allow-rdp-" in changed[0] and "cannot be cancelled" in changed[1]
-    assert "azrdp undo" in result.stderr
     assert len(rule_writes(emu, "PUT")) == 1
+    # The hints name this VM, its group and this run, ready to paste.
+    (run_id,) = {e.run_id for e in journal.entries() if e.kind == "nsg-rule-created"}
+    stderr = " ".join(result.stderr.split())
+    assert f"azrdp undo {VM} -g {RG} --run-id {run_id}" in stderr, result.stderr
+    assert f"azrdp history {VM} -g {RG} --guest" in stderr
+    assert "VM -g RG" not in stderr and "--run-id ID" not in stderr
 
 
 def test_history_lists_journal_and_guest_backups(start: Callable[..., Emulator]) -> None:

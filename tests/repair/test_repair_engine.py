@@ -128,3 +128,17 @@ def test_stopped_vm_interactive_asks_again_once_the_guest_is_diagnosed(
     assert result.exit_code == 0
     assert len(run_commands(emu)) == 2  # diagnose after the start, then repair + verify
     assert guest_deny(emu) == 0
+
+
+def test_interrupt_hint_names_each_changed_vm_and_its_run() -> None:
+    from azrdp.engine.repair import TouchedRun
+
+    runs = [TouchedRun(f"web{i}", "rg-web", f"{i:012x}", guest_running=i == 2) for i in range(5)]
+    err = RepairInterrupted(["web0: Added NSG ..."], runs)
+    assert err.exit_code == 130
+    assert "`azrdp undo web0 -g rg-web --run-id 000000000000`" in err.fix
+    assert "`azrdp undo web2 -g rg-web --run-id 000000000002`" in err.fix
+    assert "web3" not in err.fix and "2 more" in err.fix
+    assert "`azrdp history web2 -g rg-web --guest`" in err.fix
+    nothing = RepairInterrupted([])
+    assert "undo" not in nothing.fix and nothing.why == "Nothing was changed."
