@@ -210,6 +210,7 @@ def human_view(doc: Mapping[str, Any], console: Console, *, broken_only: bool = 
             ("not verified", summary.get("notVerified", 0)),
             ("could not be repaired (error)", summary.get("errors", 0)),
             ("healthy", summary.get("healthy", 0)),
+            ("skipped (--broken-only: nothing broken)", summary.get("skipped", 0)),
         ],
     )
     views.print_next(console, next_steps(doc, broken_only=broken_only))

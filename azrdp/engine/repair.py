@@ -142,6 +142,7 @@ class VmRepair:
     notes: list[str] = field(default_factory=list)
     guest_after: ro.RepairReport | None = None  # the repair run's report (diagnosis after)
     guest_blocked: str = ""  # why in-guest repairs could not run (agent not Ready ...)
+    skipped: str = ""  # why the VM was left out of the run (--broken-only and nothing broken)
 
     @property
     def actionable(self) -> list[StepResult]:
@@ -239,6 +240,8 @@ class VmRepair:
 
 
 def _status(vmr: VmRepair, err: AzrdpError | None) -> str:
+    if vmr.skipped:
+        return "skipped"
     code = vmr.exit_code
     if code == ExitCode.OK:
         return "repaired" if vmr.applied else "healthy"
@@ -267,18 +270,21 @@ class RepairResult:
             "schemaVersion": SCHEMA_VERSION,
             "command": "repair",
             "target": self.target,
-            "context": dict(self.context) | {"dryRun": self.options.dry_run},
+            "context": dict(self.context)
+            | {"dryRun": self.options.dry_run, "brokenOnly": self.options.broken_only},
             "flow": {
                 "port": self.options.port,
                 "protocol": "Tcp",
                 "source": self.options.source_ip or "Internet",
             },
             "dryRun": self.options.dry_run,
+            "brokenOnly": self.options.broken_only,
             "vms": vms,
             "summary": {
                 "total": len(vms),
                 **{
-                    s: statuses.count(s) for s in ("repaired", "healthy", "planned", "blocked", "notVerified")
+                    s: statuses.count(s)
+                    for s in ("repaired", "healthy", "planned", "blocked", "notVerified", "skipped")
                 },
                 "errors": statuses.count("error"),
                 "runCommands": sum(vm.run_commands for vm in self.vms),
@@ -871,8 +877,12 @@ def run_repair(
     except (KeyboardInterrupt, Interrupted):
         raise RepairInterrupted(list(repairer.changed), list(repairer.touched.values())) from None
     for vm in skipped:
-        vmr = VmRepair(_as_diagnose(vm), "", options.dry_run)
+        reason = "--broken-only: the control-plane check found nothing broken, so the VM was left out."
+        vmr = VmRepair(
+            replace(_as_diagnose(vm), guest=GuestOutcome("skipped", reason=reason)), "", options.dry_run
+        )
         vmr.notes.append("Skipped: the control-plane check found nothing broken (--broken-only).")
+        vmr.skipped = reason
         done.append(vmr)
     observer(Progress("done", f"Repaired {len(done)} VM(s)", len(done), len(done)))
     return RepairResult(done, dict(checked.context), checked.target, options)

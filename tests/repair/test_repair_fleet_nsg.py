@@ -262,3 +262,40 @@ def test_share_one_nsg_on_subnet_and_nic_is_one_rule() -> None:
     )
     (only,) = step.params["rules"]
     assert only["priority"] == 4095 and only["destination"] == "10.0.0.5"
+
+
+def test_broken_only_is_recorded_and_skipped_vms_have_their_own_count(start: Callable[..., Emulator]) -> None:
+    import io
+
+    from rich.console import Console
+
+    from azrdp.cli.repair import human_view
+
+    emu = start("fleet:12:1")
+    out = CliRunner().invoke(app, ["repair", "-g", GROUP, "--broken-only", "--dry-run", "-o", "json"])
+    doc = json.loads(out.stdout)
+    assert doc["context"]["brokenOnly"] is True and doc["brokenOnly"] is True
+    statuses = Counter(v["status"] for v in doc["vms"])
+    summary = doc["summary"]
+    assert statuses["skipped"] > 0 and summary["skipped"] == statuses["skipped"]
+    assert summary["planned"] == statuses["planned"]
+    assert (
+        sum(summary[s] for s in ("repaired", "healthy", "planned", "blocked", "notVerified", "skipped"))
+        + summary["errors"]
+        == summary["total"]
+    )
+    for vm in doc["vms"]:
+        if vm["status"] == "planned":
+            assert any(s["status"] == "planned" for s in vm["plan"]), vm["name"]
+        if vm["status"] == "skipped":
+            assert vm["plan"] == [] and vm["runCommands"] == 0 and vm["guest"]["status"] == "skipped"
+    assert summary["runCommands"] == len(
+        [r for r in emu.requests if r.method == "POST" and r.path.lower().endswith("/runcommand")]
+    )
+    text = io.StringIO()
+    human_view(doc, Console(file=text, width=200, no_color=True), broken_only=True)
+    assert f"{statuses['skipped']} skipped (--broken-only" in text.getvalue()
+    assert f"{statuses['planned']} with steps planned" in text.getvalue()
+
+    plain = json.loads(CliRunner().invoke(app, ["repair", "-g", GROUP, "--dry-run", "-o", "json"]).stdout)
+    assert plain["context"]["brokenOnly"] is False and plain["summary"]["skipped"] == 0
