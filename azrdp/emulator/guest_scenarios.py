@@ -202,13 +202,25 @@ GUEST_SCENARIOS: tuple[GuestScenario, ...] = (
 )
 
 
+# Words that are capitalised only because they start the description; anything else (RDP, TLS,
+# TermService, Remote Desktop, Group Policy, Windows) keeps its case after "in the guest:".
+_SENTENCE_STARTERS = frozenset({"a", "an", "another", "the", "what", "one", "some"})
+
+
+def continued(description: str) -> str:
+    """The description as the continuation of a sentence: "The FIPS ..." -> "the FIPS ..."."""
+    first, _, rest = description.partition(" ")
+    if first.lower() in _SENTENCE_STARTERS:
+        return first.lower() + (f" {rest}" if rest else "")
+    return description
+
+
 def scenario_document(entry: GuestScenario) -> dict[str, Any]:
     """The healthy scenario with this guest on its VM."""
     base = json.loads((builtin_dir() / f"{BASE_SCENARIO}.json").read_text(encoding="utf-8"))
     doc: dict[str, Any] = copy.deepcopy(base)
     doc["name"] = entry.scenario_name
-    what = entry.description[:1].lower() + entry.description[1:]
-    doc["description"] = f"vm-rdp01 (rg-rdp), reachable on 3389; in the guest: {what}"
+    doc["description"] = f"vm-rdp01 (rg-rdp), reachable on 3389; in the guest: {continued(entry.description)}"
     for resource in doc["resources"]:
         if resource["type"].lower() == "microsoft.compute/virtualmachines":
             resource["guest"] = copy.deepcopy(entry.guest)
