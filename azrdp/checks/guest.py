@@ -891,3 +891,30 @@ def low_disk_space(facts: GuestFacts) -> list[Finding]:
             {"drive": disk.drive, "freeBytes": disk.free_bytes, "sizeBytes": disk.size_bytes},
         )
     ]
+
+
+# --- repairs waiting for a restart --------------------------------------------------------------
+
+
+@_register(
+    "reboot-pending",
+    "A repair is waiting for a restart",
+    Severity.WARNING,
+    "The marker azrdp repair leaves in its backup folder (reboot-pending.json) and LastBootUpTime",
+)
+def reboot_pending(facts: GuestFacts) -> list[Finding]:
+    if facts.diagnosis.reboot_pending != 1:
+        return []
+    return [
+        _finding(
+            facts,
+            "reboot-pending",
+            Severity.WARNING,
+            "A repair is waiting for a restart",
+            "azrdp repair changed a setting Windows reads only at boot (SCHANNEL TLS 1.2 for servers) "
+            "during this boot: the registry already reads repaired, but the RDP listener still runs with "
+            "the old setting, so the TLS checks above cannot vouch for it yet.",
+            "Restart the VM (az vm restart), then run `azrdp diagnose` again to verify.",
+            {"rebootPending": True},
+        )
+    ]

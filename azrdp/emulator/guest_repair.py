@@ -443,6 +443,9 @@ def repair(vm: dict[str, Any], state: sim.GuestState, params: dict[str, str], no
         manifest["state"] = "applied"
         manifest["items"] = sum(len(s["items"]) for s in manifest["steps"])
         backup_dir = f"{BACKUP_ROOT}\\{run_id}"
+        if any(r.status == APPLIED and r.id in rg.REBOOT_REQUIRED for r in results):
+            runs = sim.pending_reboot_runs(state)
+            state.pending_reboot = {"boot": sim.boot_stamp(state), "runs": [*runs, run_id]}
         vm["guest"] = sim.dump_state(state)
         after = sim.collect(state, port, now)
     outcome = RepairOutcome(run_id, backup_dir, dry, tuple(results))
@@ -482,6 +485,10 @@ def undo(vm: dict[str, Any], state: sim.GuestState, params: dict[str, str], now:
             record["s"] = "undone"
             results.append(StepOutcome(record["id"], RESTORED, reboot=record["id"] in rg.REBOOT_REQUIRED))
         manifest["state"] = "undone"
+        # As Set-AzrdpPendingReboot: this run no longer waits (its settings are back to what the
+        # listener runs with), and a marker from an earlier boot goes.
+        rest = [r for r in sim.pending_reboot_runs(state) if r != run_id]
+        state.pending_reboot = {"boot": sim.boot_stamp(state), "runs": rest} if rest else None
         vm["guest"] = sim.dump_state(state)
     outcome = RepairOutcome(run_id, f"{BACKUP_ROOT}\\{run_id}", False, tuple(results))
     return RepairReport(c.SCHEMA_VERSION, "undo", stamp, sim.collect(state, port, now), repair=outcome)

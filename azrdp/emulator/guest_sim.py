@@ -120,6 +120,10 @@ class GuestState:
     fault: str | None = None
     failing_sections: list[str] = field(default_factory=list)
     latency_s: float | None = None
+    # LastBootUpTime: from the VM's boot count (a start or restart is a new boot); None outside a VM.
+    boot_time: datetime | None = None
+    # The script's reboot-pending.json: {"boot": LastBootUpTime then, "runs": [run ids]}.
+    pending_reboot: dict[str, Any] | None = None
 
     # -- registry helpers (case-insensitive like the real one) --
 
@@ -356,6 +360,7 @@ _TOP_KEYS = {
     "fault",
     "failingSections",
     "latencySeconds",
+    "pendingReboot",
 }
 
 
@@ -417,6 +422,13 @@ def load_state(guest: Mapping[str, Any] | None, now: datetime | None = None) -> 
     state.failing_sections = [str(s) for s in guest.get("failingSections", [])]
     if guest.get("latencySeconds") is not None:
         state.latency_s = float(guest["latencySeconds"])
+    marker = guest.get("pendingReboot")
+    if marker is not None:
+        marker = _obj(marker, "guest.pendingReboot")
+        state.pending_reboot = {
+            "boot": str(marker.get("boot", "")),
+            "runs": [str(r) for r in marker.get("runs", [])],
+        }
     return state
 
 
@@ -550,6 +562,7 @@ def dump_state(state: GuestState) -> dict[str, Any]:
         "fault": state.fault,
         "failingSections": list(state.failing_sections),
         "latencySeconds": state.latency_s,
+        "pendingReboot": copy.deepcopy(state.pending_reboot),
     }
 
 
@@ -590,7 +603,25 @@ def collect(state: GuestState, expected_port: int, now: datetime) -> c.Diagnosis
         events=section("evt", lambda: _events(state)),
         disk=section("disk", lambda: c.DiskInfo(state.drive, state.disk_free, state.disk_size)),
         errors=tuple(errors),
+        reboot_pending=section("rb", lambda: 1 if pending_reboot_runs(state) else None),
     )
+
+
+def boot_stamp(state: GuestState) -> str:
+    return c.format_time(state.boot_time) if state.boot_time is not None else ""
+
+
+def pending_reboot_runs(state: GuestState) -> list[str]:
+    """The runs of the marker when it was written during this boot (as Read-PendingReboot)."""
+    marker = state.pending_reboot
+    if not marker:
+        return []
+    then, now = c.parse_time(marker.get("boot")), state.boot_time
+    if (then is None) != (now is None):
+        return []
+    if then is not None and now is not None and abs((now - then).total_seconds()) > c.SAME_BOOT_SECONDS:
+        return []
+    return list(marker.get("runs") or [])
 
 
 def _rdp(state: GuestState) -> c.RdpSettings:
@@ -809,6 +840,16 @@ def guest_epoch(vm: dict[str, Any], now: datetime) -> datetime:
     return epoch
 
 
+def boot_time(vm: dict[str, Any], now: datetime) -> datetime:
+    """The simulated LastBootUpTime: an hour before the guest epoch, ten minutes later per boot.
+
+    The emulator counts boots in the VM's bookkeeping (`boots`, raised by start and restart), so a
+    restart gives a boot time far outside SAME_BOOT_SECONDS of the one before.
+    """
+    boots = int((vm.get("_emulator") or {}).get("boots", 0))
+    return guest_epoch(vm, now) - timedelta(hours=1) + timedelta(minutes=10 * boots)
+
+
 def handle_run_command(
     vm: dict[str, Any], body: Mapping[str, Any], now: datetime | None = None
 ) -> RunCommandOutput:
@@ -825,6 +866,7 @@ def handle_run_command(
         state = load_state(vm.get("guest"), guest_epoch(vm, now))
     except (GuestScenarioError, ValueError, TypeError) as exc:
         return RunCommandOutput("", f"The simulated guest's scenario is malformed: {exc}")
+    state.boot_time = boot_time(vm, now)
     duration = state.latency_s
     params = c.parameters_dict(body.get("parameters"))
     unknown = [name for name in params if name not in _PARAMETERS]

@@ -134,6 +134,8 @@ def set_power_state(vm: Resource, power: str) -> None:
     statuses.append({"code": f"PowerState/{power}", "level": "Info", "displayStatus": POWER_STATES[power]})
     view["statuses"] = statuses
     state = emulator_state(vm)
+    if power == "starting":  # start, restart, redeploy: a new boot (the simulated guest's boot time)
+        state["boots"] = int(state.get("boots", 0)) + 1
     if power == "running":
         set_agent(vm, str(state.get("agent", "ready")))
     elif power in ("deallocated", "deallocating"):

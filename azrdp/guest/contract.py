@@ -78,6 +78,11 @@ RDP_TCP_RULE = "RemoteDesktop-UserMode-In-TCP"
 RDP_UDP_RULE = "RemoteDesktop-UserMode-In-UDP"
 RDP_FIREWALL_RULES = (RDP_TCP_RULE, RDP_UDP_RULE)
 RDP_FIREWALL_GROUP = "@FirewallAPI.dll,-28752"
+# What a repair that takes effect at boot leaves for diagnose: the boot time it ran in and its run
+# ids. Same boot: LastBootUpTime within SAME_BOOT_SECONDS (it moves by a clock correction, while a
+# restart moves it by far more than that).
+PENDING_REBOOT_PATH = "C:\\ProgramData\\azrdp\\backups\\reboot-pending.json"
+SAME_BOOT_SECONDS = 20
 # The rule azrdp adds for RDP on a moved port; reported only when it exists.
 CUSTOM_RULE_PREFIX = "azrdp-RDP-"
 
@@ -360,6 +365,9 @@ class Diagnosis:
     events: EventCounts | None = dataclasses.field(default=None, metadata={"wire": "evt"})
     disk: DiskInfo | None = dataclasses.field(default=None, metadata={"wire": "disk"})
     errors: tuple[SectionError, ...] = wire_list("err")
+    # 1: a repair Windows applies only at boot (SCHANNEL) ran during this boot, so the registry
+    # reads repaired while the listener still runs with the old setting; null otherwise.
+    reboot_pending: int | None = wire("rb")
 
     def service(self, name: str) -> ServiceInfo | None:
         return next((s for s in self.services or () if (s.name or "").lower() == name.lower()), None)

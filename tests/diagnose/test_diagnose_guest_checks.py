@@ -20,7 +20,7 @@ GUEST_IDS = {
     "rdp-cert-missing-private-key", "rdp-cert-binding-stale", "machinekeys-acl-corrupt",
     "tls12-server-disabled", "fips-policy-enabled", "credssp-oracle-mismatch", "firewall-rule-disabled",
     "firewall-blocks-all-inbound", "nla-or-security-downgraded", "low-disk-space",
-    "rdp-logons-disabled", "rdp-drain-mode", "firewall-udp-rule-disabled",
+    "rdp-logons-disabled", "rdp-drain-mode", "firewall-udp-rule-disabled", "reboot-pending",
 }  # fmt: skip
 
 

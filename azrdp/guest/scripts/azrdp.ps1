@@ -81,6 +81,10 @@ $EventQueries = @(
 )
 $Invariant = [System.Globalization.CultureInfo]::InvariantCulture
 $TimeFormat = "yyyy'-'MM'-'dd'T'HH':'mm':'ss'Z'"
+# Left by a repair that Windows applies only at boot: {boot = LastBootUpTime; runs = run ids}.
+$PendingRebootPath = 'C:\ProgramData\azrdp\backups\reboot-pending.json'
+# LastBootUpTime moves by the size of a clock correction; a restart moves it by far more.
+$SameBootSeconds = 20
 
 function Limit-Text {
     param([object]$Value, [int]$Limit)
@@ -498,6 +502,23 @@ function Get-DiskFacts {
     return [ordered]@{ drv = $drive; free = [long]$disk.FreeSpace; size = [long]$disk.Size }
 }
 
+function Get-BootTime {
+    return Format-UtcTime -Value (Get-CimInstance -ClassName Win32_OperatingSystem).LastBootUpTime
+}
+
+function Read-PendingReboot {
+    # The marker, when SYSTEM or Administrators own it (anyone may write under C:\ProgramData),
+    # it names a run and it was written during this boot; $null otherwise.
+    $path = $PendingRebootPath
+    if (-not (Test-Path -LiteralPath $path)) { return $null }
+    $owner = [System.IO.File]::GetAccessControl($path, 'Owner').GetOwner([System.Security.Principal.SecurityIdentifier]).Value
+    $marker = [System.IO.File]::ReadAllText($path) | ConvertFrom-Json
+    # Both sides in local time: the cast reads the trailing Z and converts, as CIM does for boot time.
+    $span = (Get-CimInstance -ClassName Win32_OperatingSystem).LastBootUpTime - [datetime][string]$marker.boot
+    if (@('S-1-5-18', 'S-1-5-32-544') -notcontains $owner -or [math]::Abs($span.TotalSeconds) -gt $SameBootSeconds -or @($marker.runs).Count -eq 0) { return $null }
+    return $marker
+}
+
 function Get-AzrdpDiagnosis {
     # Read-only collection, reusable by later modes (diagnose -> repair -> verify in one run).
     param([int]$ExpectedPort)
@@ -530,6 +551,7 @@ function Get-AzrdpDiagnosis {
     $d.evt = Invoke-Section -Name 'evt' -Errors $errors -Body { Get-EventFacts }
     $d.disk = Invoke-Section -Name 'disk' -Errors $errors -Body { Get-DiskFacts }
     $d.err = $errors
+    $d.rb = Invoke-Section -Name 'rb' -Errors $errors -Body { if ($null -ne (Read-PendingReboot)) { 1 } }
     return $d
 }
 

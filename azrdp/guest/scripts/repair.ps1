@@ -430,6 +430,22 @@ function Read-AzrdpManifest {
     return ([System.IO.File]::ReadAllText($path) | ConvertFrom-Json)
 }
 
+function Set-AzrdpPendingReboot {
+    # Windows reads SCHANNEL settings at boot: until the next one, diagnose would read the registry
+    # as repaired while the listener still runs with the old setting. -Add records a run; without
+    # it the run is taken out (undo put back what the listener still uses). No run left, no marker.
+    param([string]$RunId, [bool]$Add)
+    $runs = @()
+    $marker = Read-PendingReboot
+    if ($null -ne $marker) { $runs = @(@($marker.runs) | Where-Object { [string]$_ -ne $RunId }) }
+    if ($Add) { $runs += $RunId }
+    if ($runs.Count -gt 0) {
+        $json = ConvertTo-Json -InputObject ([ordered]@{ boot = (Get-BootTime); runs = $runs }) -Compress
+        [System.IO.File]::WriteAllText($PendingRebootPath, $json, (New-Object System.Text.UTF8Encoding $false))
+    }
+    elseif (Test-Path -LiteralPath $PendingRebootPath) { Remove-Item -LiteralPath $PendingRebootPath -Force }
+}
+
 function Add-AzrdpItem {
     param($Run, $Step, $Item)
     # Recorded and written to disk before the change it backs up is made.
@@ -929,6 +945,9 @@ function Invoke-AzrdpRepair {
         $run.manifest.state = 'applied'
         Save-AzrdpManifest -Run $run
         $dir = $run.dir
+        $atBoot = $false
+        foreach ($done in $results) { if ($done.s -eq 'applied' -and $K.RebootRequired -contains $done.id) { $atBoot = $true } }
+        if ($atBoot) { Set-AzrdpPendingReboot -RunId $RunId -Add $true }
     }
     $after = $before
     if ($prepared) { $after = Get-AzrdpDiagnosis -ExpectedPort $ExpectedPort }
@@ -975,6 +994,7 @@ function Invoke-AzrdpUndo {
         }
         $manifest.state = 'undone'
         Write-AzrdpManifest -Dir $dir -Manifest $manifest
+        Set-AzrdpPendingReboot -RunId $RunId -Add $false
         # The listener reads the restored settings; this disconnects RDP sessions (docs/repair.md).
         if ($results.Count -gt 0) { Restart-AzrdpRdpServices -Names @('TermService') }
     }
