@@ -480,6 +480,8 @@ def _undo_view(doc: Mapping[str, Any], console: Console) -> None:
             rows.append(
                 ("NSG rule", Text(f"{change['kind']} {change.get('rule') or ''}: {change['status']}"))
             )
+            if change.get("note"):  # a rule one fleet run shared with other VMs
+                rows.append(("Shared", Text(change["note"])))
         guest = vm["guest"]
         restored = ", ".join(guest.get("restored", [])) or guest.get("reason", "")
         rows.append(("Guest", Text(f"{guest['status']} {restored}".rstrip())))

@@ -299,3 +299,36 @@ def test_broken_only_is_recorded_and_skipped_vms_have_their_own_count(start: Cal
 
     plain = json.loads(CliRunner().invoke(app, ["repair", "-g", GROUP, "--dry-run", "-o", "json"]).stdout)
     assert plain["context"]["brokenOnly"] is False and plain["summary"]["skipped"] == 0
+
+
+def test_undo_view_says_who_else_loses_a_shared_rule() -> None:
+    import io
+
+    from rich.console import Console
+
+    from azrdp.cli.repair import _undo_view
+
+    doc = {
+        "vms": [
+            {
+                "name": "vm-00002",
+                "resourceGroup": GROUP,
+                "runId": "bbbbbbbbbbbb",
+                "controlPlane": [
+                    {
+                        "kind": "nsg-rule-created",
+                        "rule": f"{RULE_PREFIX}aaaaaaaaaaaa",
+                        "status": "deleted",
+                        "sharedWith": [{"name": "vm-00001", "runId": "aaaaaaaaaaaa"}],
+                        "note": "One rule shared with vm-00001 (same repair run): deleting it takes their "
+                        f"access from {MY_IP}/32 away too.",
+                    }
+                ],
+                "guest": {"status": "skipped", "reason": "The run changed nothing in the guest."},
+                "findings": [],
+            }
+        ]
+    }
+    out = io.StringIO()
+    _undo_view(doc, Console(file=out, width=200, no_color=True))
+    assert "shared with vm-00001" in out.getvalue()
