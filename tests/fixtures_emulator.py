@@ -117,3 +117,29 @@ def arm_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[Emulator], dict[str, s
         return exports
 
     return apply
+
+
+@pytest.fixture
+def live_emulator(
+    make_emulator: Callable[..., Emulator],
+    arm_env: Callable[[Emulator], dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[..., Emulator]:
+    """`live_emulator(scenario, **kw)`: a started emulator that azrdp's own gateway talks to.
+
+    Run Commands take 20 ms and azrdp polls every 10 ms, so guest tests stay fast.
+    """
+
+    def start(scenario: Any = "guest-healthy", **kwargs: Any) -> Emulator:
+        kwargs.setdefault("runcommand_seconds", 0.02)
+        emu = make_emulator(scenario, **kwargs)
+        arm_env(emu)
+        monkeypatch.setenv("AZRDP_POLLING_INTERVAL", "0.01")
+        return emu
+
+    return start
+
+
+def run_commands(emu: Emulator) -> list[Any]:
+    """The action Run Command POSTs in the emulator's request log."""
+    return [r for r in emu.requests if r.method == "POST" and r.path.lower().endswith("/runcommand")]

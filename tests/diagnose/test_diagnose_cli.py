@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from fixtures_emulator import run_commands
 from typer.testing import CliRunner
 
 from azrdp.cli.app import app
@@ -18,27 +19,16 @@ RG, VM = "rg-rdp", "vm-rdp01"
 
 
 @pytest.fixture
-def start(
-    make_emulator: Callable[..., Emulator],
-    arm_env: Callable[[Emulator], dict[str, str]],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Callable[..., Emulator]:
+def start(live_emulator: Callable[..., Emulator]) -> Callable[..., Emulator]:
     def go(scenario: Any = "guest-healthy", **kwargs: Any) -> Emulator:
         kwargs.setdefault("runcommand_seconds", 0.05)
-        emu = make_emulator(scenario, **kwargs)
-        arm_env(emu)
-        monkeypatch.setenv("AZRDP_POLLING_INTERVAL", "0.02")
-        return emu
+        return live_emulator(scenario, **kwargs)
 
     return go
 
 
 def invoke(*args: str) -> Any:
     return CliRunner().invoke(app, list(args))
-
-
-def run_commands(emu: Emulator) -> list[Any]:
-    return [r for r in emu.requests if r.method == "POST" and r.path.lower().endswith("/runcommand")]
 
 
 def set_guest(emu: Emulator, guest: dict[str, Any]) -> None:

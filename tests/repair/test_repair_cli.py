@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from fixtures_emulator import run_commands
 from typer.testing import CliRunner
 
 from azrdp import journal
@@ -55,16 +56,9 @@ def scenario(name: str) -> GuestScenario:
 
 
 @pytest.fixture
-def start(
-    make_emulator: Callable[..., Emulator],
-    arm_env: Callable[[Emulator], dict[str, str]],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Callable[..., Emulator]:
+def start(live_emulator: Callable[..., Emulator]) -> Callable[..., Emulator]:
     def go(name: Any = "guest-healthy", **kwargs: Any) -> Emulator:
-        kwargs.setdefault("runcommand_seconds", 0.02)
-        emu = make_emulator(name, **kwargs)
-        arm_env(emu)
-        monkeypatch.setenv("AZRDP_POLLING_INTERVAL", "0.01")
+        emu = live_emulator(name, **kwargs)
         # Fix relative times ("-12d") once, so states read at different moments compare equal.
         with emu.store.lock:
             vm = emu.vm(RG, VM)
@@ -88,10 +82,6 @@ def guest_of(emu: Emulator, name: str = VM) -> dict[str, Any]:
         vm = emu.vm(RG, name)
         assert vm is not None
         return json.loads(json.dumps(guest_sim.dump_state(guest_sim.load_state(vm["guest"], now()))))
-
-
-def run_commands(emu: Emulator) -> list[Any]:
-    return [r for r in emu.requests if r.method == "POST" and r.path.lower().endswith("/runcommand")]
 
 
 def rule_writes(emu: Emulator, method: str) -> list[Any]:

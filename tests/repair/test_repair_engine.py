@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
+from fixtures_emulator import run_commands
 
 from azrdp.emulator import Emulator, guest_sim
 from azrdp.engine.repair import RepairInterrupted, RepairOptions, VmRepair, run_repair
@@ -17,23 +18,12 @@ TS = r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server"
 
 
 @pytest.fixture
-def start(
-    make_emulator: Callable[..., Emulator],
-    arm_env: Callable[[Emulator], dict[str, str]],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Callable[..., Emulator]:
+def start(live_emulator: Callable[..., Emulator]) -> Callable[..., Emulator]:
     def go(name: Any = "guest-healthy", **kwargs: Any) -> Emulator:
         kwargs.setdefault("runcommand_seconds", 0.02)
-        emu = make_emulator(name, **kwargs)
-        arm_env(emu)
-        monkeypatch.setenv("AZRDP_POLLING_INTERVAL", "0.01")
-        return emu
+        return live_emulator(name, **kwargs)
 
     return go
-
-
-def run_commands(emu: Emulator) -> list[Any]:
-    return [r for r in emu.requests if r.method == "POST" and r.path.lower().endswith("/runcommand")]
 
 
 def guest_deny(emu: Emulator, name: str = VM, group: str = RG) -> Any:

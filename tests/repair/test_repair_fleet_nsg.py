@@ -25,17 +25,10 @@ GROUP = "rg-fleet-00"
 
 
 @pytest.fixture
-def start(
-    make_emulator: Callable[..., Emulator],
-    arm_env: Callable[[Emulator], dict[str, str]],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Callable[..., Emulator]:
+def start(live_emulator: Callable[..., Emulator]) -> Callable[..., Emulator]:
     def go(name: Any = "fleet:30", **kwargs: Any) -> Emulator:
         kwargs.setdefault("runcommand_seconds", 0.01)
-        emu = make_emulator(name, **kwargs)
-        arm_env(emu)
-        monkeypatch.setenv("AZRDP_POLLING_INTERVAL", "0.01")
-        return emu
+        return live_emulator(name, **kwargs)
 
     return go
 
