@@ -846,6 +846,7 @@ def run_repair(
     todo = [vm for vm in vms if not (options.broken_only and vm.status == "healthy")]
     skipped = [vm for vm in vms if vm not in todo]
     counter = {"n": 0}
+    verb = "Planned" if options.dry_run else "Repaired"
 
     def prepare(vm: VmResult) -> VmRepair:
         vmr = repairer.prepare(vm, new_run_id())
@@ -870,7 +871,7 @@ def run_repair(
             out = repairer.apply(vmr)
             with progress_lock:
                 counter["n"] += 1
-            note(counter["n"], len(prepared), "Repaired")
+            note(counter["n"], len(prepared), verb)
             return out
 
         done = _parallel(apply, prepared, options.concurrency)
@@ -884,7 +885,7 @@ def run_repair(
         vmr.notes.append("Skipped: the control-plane check found nothing broken (--broken-only).")
         vmr.skipped = reason
         done.append(vmr)
-    observer(Progress("done", f"Repaired {len(done)} VM(s)", len(done), len(done)))
+    observer(Progress("done", f"{verb} {len(done)} VM(s)", len(done), len(done)))
     return RepairResult(done, dict(checked.context), checked.target, options)
 
 
