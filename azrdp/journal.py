@@ -12,6 +12,7 @@ the entry it reverted), so the file is an audit trail as well as the undo source
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
@@ -29,6 +30,8 @@ JOURNAL_FILE = "journal.jsonl"
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{12}$")
 
 _write_lock = threading.Lock()
+_log = logging.getLogger(__name__)
+_reported: set[tuple[str, int]] = set()  # damaged lines already warned about in this process
 
 
 def config_dir() -> Path:
@@ -95,11 +98,16 @@ class JournalEntry:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JournalEntry:
+        if not isinstance(data, Mapping):
+            raise TypeError("not a JSON object")
+        details = data.get("details") or {}
+        if not isinstance(details, Mapping):
+            raise TypeError("details is not an object")
         return cls(
             run_id=str(data["runId"]),
             vm_id=str(data["vmId"]),
             kind=str(data["kind"]),
-            details=dict(data.get("details") or {}),
+            details=dict(details),
             entry_id=str(data["entryId"]),
             time=str(data.get("time", "")),
         )
@@ -121,18 +129,22 @@ def record(entry: JournalEntry) -> JournalEntry:
 
 
 def entries(vm_id: str | None = None, run_id: str | None = None) -> Iterator[JournalEntry]:
-    """Entries in the order written; VM ids compare case-insensitively. Broken lines are skipped:
-    a half-written line from a killed process must not stop undo of every other run."""
+    """Entries in the order written; VM ids compare case-insensitively. A damaged line (a half-written
+    line from a killed process, bytes that are not UTF-8, an edited entry) is skipped with a warning:
+    it must not stop undo of every other run."""
     path = journal_path()
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")
     except FileNotFoundError:
         return
     with handle:
-        for raw in handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
             try:
-                entry = JournalEntry.from_dict(json.loads(raw))
-            except (ValueError, KeyError, TypeError):
+                entry = JournalEntry.from_dict(json.loads(raw.decode("utf-8")))
+            except (ValueError, KeyError, TypeError) as exc:
+                _skipped(path, number, exc)
                 continue
             if vm_id is not None and entry.vm_id.lower() != vm_id.lower():
                 continue
@@ -141,10 +153,19 @@ def entries(vm_id: str | None = None, run_id: str | None = None) -> Iterator[Jou
             yield entry
 
 
+def _skipped(path: Path, number: int, exc: Exception) -> None:
+    if (str(path), number) in _reported:
+        return
+    _reported.add((str(path), number))
+    why = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else "not a journal entry"
+    _log.warning("warning: %s line %d is %s; skipped.", path, number, why)
+
+
 def shared_by(entry: JournalEntry) -> list[tuple[str, str]]:
     """(VM id, run id) of every run an entry serves: its own, plus those sharing its NSG rule."""
     pairs = [(entry.vm_id, entry.run_id)]
-    for member in entry.details.get("sharedBy") or ():
+    members = entry.details.get("sharedBy")
+    for member in members if isinstance(members, list) else ():
         if isinstance(member, Mapping) and member.get("vmId") and member.get("runId"):
             pair = (str(member["vmId"]), str(member["runId"]))
             if pair[1] != entry.run_id or pair[0].lower() != entry.vm_id.lower():

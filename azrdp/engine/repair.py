@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -1031,10 +1031,11 @@ def run_undo(
 
 def _shared_with(entry: journal.JournalEntry, vm_id: str) -> dict[str, Any]:
     """For a rule one fleet run shared between VMs: who else loses it when it is deleted."""
+    members = entry.details.get("sharedBy")
     others = [
         {"name": str(m.get("name", "")), "runId": str(m.get("runId", ""))}
-        for m in entry.details.get("sharedBy") or ()
-        if str(m.get("vmId", "")).lower() != vm_id.lower()
+        for m in (members if isinstance(members, list) else ())
+        if isinstance(m, Mapping) and str(m.get("vmId", "")).lower() != vm_id.lower()
     ]
     if not others:
         return {}
