@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import stat
 import sys
 import threading
 import uuid
@@ -118,9 +119,9 @@ def record(entry: JournalEntry) -> JournalEntry:
     path = journal_path()
     line = entry.to_json() + "\n"
     with _write_lock:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ensure_writable()
         # One write of one line in append mode: concurrent azrdp processes never interleave lines.
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = _open_journal(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
             os.write(fd, line.encode("utf-8"))
         finally:
@@ -128,16 +129,94 @@ def record(entry: JournalEntry) -> JournalEntry:
     return entry
 
 
+# The journal decides what `azrdp undo` deletes in Azure, with the user's credentials: it is trusted
+# only in a directory and a file of the user's own that nobody else can write (POSIX; on Windows the
+# per-user profile folder is already private).
+_TRUST_WHY = "The journal decides what `azrdp undo` deletes in Azure, so azrdp trusts only a private one."
+
+
+def ensure_writable() -> None:
+    """Create the config directory private to the user, or check the existing one (before any change)."""
+    directory = config_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise UsageError(
+            f"Cannot create the azrdp config directory {directory}: {exc.strerror or exc}.",
+            fix="Set AZRDP_CONFIG_DIR to a directory of yours.",
+        ) from None
+    _check_directory(directory)
+
+
+def _check_directory(directory: Path) -> None:
+    if not hasattr(os, "geteuid"):
+        return
+    info = directory.stat()  # a symlink to a private directory of the user's is fine
+    if info.st_uid != os.geteuid():
+        raise UsageError(
+            f"The azrdp config directory {directory} belongs to another user (uid {info.st_uid}).",
+            _TRUST_WHY,
+            fix="Set AZRDP_CONFIG_DIR to a directory of yours.",
+        )
+    if info.st_mode & 0o022:
+        raise UsageError(
+            f"The azrdp config directory {directory} is writable by other users.",
+            _TRUST_WHY,
+            fix=f"chmod 700 {directory} (or set AZRDP_CONFIG_DIR to a private directory of yours).",
+        )
+
+
+def _open_journal(path: Path, flags: int) -> int:
+    """The journal file opened without following a symlink, checked to be the user's own file."""
+    try:
+        fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if path.is_symlink():
+            raise UsageError(
+                f"The azrdp journal {path} cannot be used.",
+                "It is a symbolic link. " + _TRUST_WHY,
+                fix=f"Remove the link {path}; azrdp creates the journal itself.",
+            ) from None
+        raise UsageError(
+            f"Cannot open the azrdp journal {path}: {exc.strerror or exc}.",
+            fix="Fix its permissions, or set AZRDP_CONFIG_DIR to a directory of yours.",
+        ) from None
+    if hasattr(os, "geteuid"):
+        info = os.fstat(fd)
+        problem = (
+            "is not a regular file"
+            if not stat.S_ISREG(info.st_mode)
+            else f"belongs to another user (uid {info.st_uid})"
+            if info.st_uid != os.geteuid()
+            else "is writable by other users"
+            if info.st_mode & 0o022
+            else ""
+        )
+        if problem:
+            os.close(fd)
+            raise UsageError(
+                f"The azrdp journal {path} {problem}.",
+                _TRUST_WHY,
+                fix=f"chmod 600 {path} if it is yours, or move it away; azrdp then starts a new one.",
+            )
+    return fd
+
+
 def entries(vm_id: str | None = None, run_id: str | None = None) -> Iterator[JournalEntry]:
     """Entries in the order written; VM ids compare case-insensitively. A damaged line (a half-written
     line from a killed process, bytes that are not UTF-8, an edited entry) is skipped with a warning:
     it must not stop undo of every other run."""
     path = journal_path()
+    if not path.parent.exists():
+        return
+    _check_directory(path.parent)
     try:
-        handle = path.open("rb")
+        fd = _open_journal(path, os.O_RDONLY)
     except FileNotFoundError:
         return
-    with handle:
+    with os.fdopen(fd, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue

@@ -828,6 +828,8 @@ def run_repair(
 
     options = options or RepairOptions()
     validate_ids(options.only, options.skip)
+    if not options.dry_run:
+        journal.ensure_writable()  # refused before the first change, never after it
     clients = _make_clients(clients, subscription, cloud, targets.ids)
     checked = run_check(targets, options.check_options, observer=observer, clients=clients)
     vms = list(checked.vms)
@@ -915,6 +917,7 @@ def run_undo(
 
     run_id = ro.validate_run_id(run_id)
     ref = _single_vm(targets)
+    journal.ensure_writable()
     clients = _make_clients(clients, subscription, cloud, targets.ids)
     options = options or RepairOptions(port=port)
     vm = _recheck(
