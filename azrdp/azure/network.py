@@ -10,6 +10,7 @@ that owns it, listing every run it serves; undo through any of them deletes it.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 
 from azrdp import journal
 from azrdp.azure.clients import Clients, translate_errors
-from azrdp.errors import AzrdpError
+from azrdp.errors import AzrdpError, UsageError
 from azrdp.facts import group_of, name_of
 from azrdp.repairs.control_plane import RULE_PREFIX
 
@@ -83,8 +84,14 @@ def add_allow_rule(clients: Clients, vm_id: str, run_id: str, planned: Mapping[s
     nsg_id = str(planned["nsgId"])
     name = str(planned.get("rule") or rule_name(run_id))
     body = _body(run_id, planned)
-    if body["source_address_prefix"] in ("*", "Internet", "0.0.0.0/0", "::/0"):
-        raise ValueError("refusing to open RDP to the Internet")  # the planner never plans this
+    source = body["source_address_prefix"]
+    if not is_one_address(source):
+        # The planner never plans this; the last gate before ARM holds whatever planned the rule.
+        raise UsageError(
+            f"Refusing to write NSG rule {name}: its source {source!r} is not one client address.",
+            "azrdp never opens RDP to the Internet, a service tag or an address range.",
+            fix="Pass --source-ip with your own public address.",
+        )
     entry = journal.record(
         journal.JournalEntry(
             run_id=run_id,
@@ -112,6 +119,15 @@ def add_allow_rule(clients: Clients, vm_id: str, run_id: str, planned: Mapping[s
         int(planned["port"]),
         entry.entry_id,
     )
+
+
+def is_one_address(prefix: str) -> bool:
+    """True for exactly one usable address (`a.b.c.d`, `/32`, `/128`): never a tag, a range or `*`."""
+    try:
+        network = ipaddress.ip_network(prefix.strip(), strict=True)
+    except ValueError:
+        return False
+    return network.num_addresses == 1 and not network.network_address.is_unspecified
 
 
 def _subscription(resource_id: str) -> str:
@@ -142,7 +158,8 @@ def _still_as_written(current: Any, body: Mapping[str, Any]) -> bool:
         str(getattr(current, "destination_port_range", None) or "")
     ]
     return (
-        current.priority == body.get("priority")
+        (getattr(current, "description", None) or "") == body.get("description", "")
+        and current.priority == body.get("priority")
         and (current.source_address_prefix or "") == body.get("source_address_prefix")
         and not (getattr(current, "source_address_prefixes", None) or ())
         and (current.access or "") == "Allow"
@@ -172,10 +189,19 @@ def remove_rule(
     outcome: UndoOutcome
     with translate_errors(f"NSG {nsg}"):
         try:
-            current = ops.get(rg, nsg, name)
+            # Only a name azrdp gives its rules: a journal line naming another rule is never obeyed.
+            current = ops.get(rg, nsg, name) if name.startswith(RULE_PREFIX) else False
         except ResourceNotFoundError:
             current = None
-        if current is None:
+        if current is False:
+            outcome = UndoOutcome(
+                entry.entry_id,
+                nsg_id,
+                name,
+                "modified",
+                "azrdp never creates a rule of this name; left in place.",
+            )
+        elif current is None:
             outcome = UndoOutcome(entry.entry_id, nsg_id, name, "absent", "The rule is already gone.")
         elif not _still_as_written(current, body):
             outcome = UndoOutcome(
