@@ -385,13 +385,18 @@ function Get-AzrdpTrigger {
 # --- backups and the manifest --------------------------------------------------------------------
 
 function Test-AzrdpBackupRoot {
-    # Any user may create folders in C:\ProgramData, and undo writes what a manifest says as SYSTEM:
-    # azrdp's folders are trusted only when SYSTEM or Administrators own them, and are kept private.
+    # Any user may create folders and junctions in C:\ProgramData, and undo writes what a manifest
+    # says as SYSTEM: azrdp's folders are trusted only when they are real folders that SYSTEM or
+    # Administrators own, and are kept private.
     param($K, [bool]$Create)
     foreach ($dir in @((Split-Path -Path $K.BackupRoot -Parent), $K.BackupRoot)) {
         if (-not (Test-Path -LiteralPath $dir)) {
             if (-not $Create) { return $false }
             New-Item -ItemType Directory -Path $dir -Force | Out-Null
+        }
+        # A junction would send the owner check and the ACL below to its target folder.
+        if (((Get-Item -LiteralPath $dir -Force).Attributes -band [System.IO.FileAttributes]::ReparsePoint) -ne 0) {
+            throw ($dir + ' is a junction or link, not a folder; azrdp will not use it.')
         }
         $sid = [System.Security.Principal.SecurityIdentifier]
         $owner = [System.IO.Directory]::GetAccessControl($dir, 'Owner').GetOwner($sid).Value
