@@ -232,6 +232,32 @@ def repairs_safety_markdown() -> str:
     return "\n".join(lines)
 
 
+# --- in-guest scripts ----------------------------------------------------------------------------
+
+
+def script_sizes_markdown() -> str:
+    """The guest scripts as packaged and as sent (compacted), against azrdp's own size ceiling."""
+    from azrdp.guest import contract
+    from azrdp.repairs import outcome
+
+    def kib(size: int) -> str:
+        return f"{size:,} bytes"
+
+    lines = ["| Script | Source | Sent |", "|---|---|---|"]
+    for label, text in (
+        ("diagnose (`azrdp.ps1`)", contract.script_text()),
+        ("repair, undo, history (`azrdp.ps1` + `repair.ps1`)", outcome.repair_script_text()),
+    ):
+        sent = len(contract.compact(text).encode("ascii"))
+        lines.append(f"| {label} | {kib(len(text.encode('ascii')))} | {kib(sent)} |")
+    lines.append("")
+    lines.append(
+        f"Measured when this page was built. azrdp refuses to send more than "
+        f"{kib(contract.SCRIPT_LIMIT)} (64 KiB); a test keeps both under {kib(contract.SCRIPT_BUDGET)}."
+    )
+    return "\n".join(lines)
+
+
 # --- RBAC ----------------------------------------------------------------------------------------
 
 
@@ -371,6 +397,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "error-codes": error_codes_markdown,
     "rbac-actions": rbac_actions_markdown,
     "rbac-role": rbac_role_markdown,
+    "script-sizes": script_sizes_markdown,
 }
 
 
