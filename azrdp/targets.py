@@ -246,7 +246,7 @@ def validate_source(value: str | None) -> str | None:
         raise UsageError(
             f"--source-ip {value!r} is not an IP address.",
             "The source is the address your RDP client connects from, as Azure sees it.",
-            fix='Pass your public address, e.g. --source-ip "$(curl -s https://api.ipify.org)".',
+            fix="Pass your public address, e.g. --source-ip 203.0.113.7.",
         ) from None
 
 
