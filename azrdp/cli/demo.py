@@ -175,11 +175,13 @@ def _human(doc: Mapping[str, Any], console: Console) -> None:
         f"verified, {s['notVerified']} applied but not verified until a restart, {s['blockedAfter']} "
         f"still blocked. {s['runCommands']} Run Commands, "
         f"{s['requests']} ARM requests, {s['elapsedSeconds']} s. Every in-guest change was backed up "
-        "first: `azrdp undo VM -g rg-demo --run-id ID` restores it (ids in -o json)."
+        "first and can be undone with `azrdp undo VM -g GROUP --run-id ID` (the demo's emulator is gone "
+        "now; try it on one that stays: see Next)."
     )
     console.print(
-        "Next: `azrdp emulator serve --scenario guest-rdp-cert-expired` to try the commands yourself, "
-        "or `az login` and `azrdp check MyVm -g MyGroup` on a real VM."
+        "Next: `azrdp emulator serve --scenario guest-rdp-cert-expired`, source the exports it prints, then "
+        "`azrdp repair vm-rdp01 -g rg-rdp` and `azrdp undo vm-rdp01 -g rg-rdp`; or `az login` and "
+        "`azrdp check MyVm -g MyGroup` on a real VM."
     )
 
 
