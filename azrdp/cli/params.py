@@ -93,9 +93,13 @@ SubscriptionOpt = Annotated[
     str | None,
     typer.Option(
         "--subscription",
-        envvar="AZURE_SUBSCRIPTION_ID",
         rich_help_panel=TARGET_PANEL,
-        help="Subscription name or ID. Default: the one in --ids, then the az CLI default.",
+        # AZURE_SUBSCRIPTION_ID is read by the resolver itself, so the result can say where the
+        # subscription came from (argument, environment, az profile).
+        help=(
+            "Subscription name or ID. Default: the one in --ids, then AZURE_SUBSCRIPTION_ID, then the "
+            "az CLI default. \\[env var: AZURE_SUBSCRIPTION_ID]"
+        ),
     ),
 ]
 CloudOpt = Annotated[
