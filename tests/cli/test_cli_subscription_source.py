@@ -23,6 +23,9 @@ def test_subscription_source_is_recorded(
         app, ["check", "vm-rdp01", "-g", "rg-rdp", "--subscription", emu.subscription_id, "-o", "json"]
     )
     assert json.loads(from_flag.stdout)["context"]["subscriptionSource"] == "argument"
-    vm_id = f"/subscriptions/{emu.subscription_id}/resourceGroups/rg-rdp/providers/Microsoft.Compute/virtualMachines/vm-rdp01"
+    vm_id = (
+        f"/subscriptions/{emu.subscription_id}/resourceGroups/rg-rdp"
+        "/providers/Microsoft.Compute/virtualMachines/vm-rdp01"
+    )
     from_id = CliRunner().invoke(app, ["check", vm_id, "-o", "json"])
     assert json.loads(from_id.stdout)["context"]["subscriptionSource"] == "ids"
