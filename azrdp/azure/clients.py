@@ -148,6 +148,15 @@ def _one_line(text: str) -> str:
     return " ".join(first.split())
 
 
+def _credential_failure(exc: Any) -> str:
+    """One line from azure-identity's multi-line report: what each credential it tried said."""
+    text = str(getattr(exc, "message", "") or exc)
+    tried = [" ".join(line.split()) for line in text.splitlines() if line.startswith("\t") and ":" in line]
+    if tried:
+        return "no credential worked (" + "; ".join(tried) + ")."
+    return _one_line(text)
+
+
 def _error_parts(exc: Any) -> tuple[str, str]:
     err = getattr(exc, "error", None)
     code = str(getattr(err, "code", "") or "")
@@ -197,7 +206,7 @@ def translate_errors(what: str) -> Iterator[None]:
                 fix="Ask for a role with the RBAC actions listed by `azrdp checks list`.",
             ) from None
         raise AuthenticationError(
-            f"Could not authenticate to Azure while reading {what}: {_one_line(str(exc.message or exc))}",
+            f"Could not authenticate to Azure while reading {what}: {_credential_failure(exc)}",
             fix="Run `az login`, or set AZURE_TOKEN_CREDENTIALS (e.g. managedidentitycredential).",
         ) from None
     except ResourceExistsError as exc:

@@ -8,6 +8,7 @@ emulator are imported inside the command functions, so `azrdp --help` never load
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -16,6 +17,10 @@ import typer
 from typer.core import TyperGroup
 
 from azrdp import __version__
+
+# azure-identity logs its failures as multi-line warnings; azrdp reports them once, as one error
+# line. With --debug the root handler shows them again.
+logging.getLogger("azure").addHandler(logging.NullHandler())
 
 COMMAND_MODULES: tuple[str, ...] = (
     "check",
