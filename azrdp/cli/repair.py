@@ -59,11 +59,23 @@ BrokenOnlyOpt = Annotated[
     bool, typer.Option("--broken-only", help="With -g/--ids: repair only VMs the check finds blocked.")
 ]
 ConcurrencyOpt = Annotated[
-    int, typer.Option("--concurrency", min=1, max=50, help="VMs repaired at once (Run Commands in flight).")
+    int,
+    typer.Option(
+        "--concurrency",
+        envvar="AZRDP_CONCURRENCY",
+        min=1,
+        max=50,
+        help="VMs repaired at once (Run Commands in flight).",
+    ),
 ]
 WaitTimeoutOpt = Annotated[
     float,
-    typer.Option("--wait-timeout", min=0, help="Seconds to wait for another Run Command in progress (409)."),
+    typer.Option(
+        "--wait-timeout",
+        envvar="AZRDP_WAIT_TIMEOUT",
+        min=0,
+        help="Seconds to wait for another Run Command in progress (409).",
+    ),
 ]
 RunIdOpt = Annotated[str, typer.Option("--run-id", help="The run to take back (see `azrdp history`).")]
 GuestOpt = Annotated[
@@ -291,7 +303,8 @@ def repair(
     With --yes the guest is diagnosed, repaired and verified in one Run Command.
 
     Exit codes: 0 repaired and verified (or nothing to do), 4 planned (dry run) or blockers it
-    cannot fix, 5 applied but not verified, 2 refused prompt, 130 interrupted.
+    cannot fix or a declined prompt, 5 applied but not verified, 2 no terminal to confirm on
+    (pass --yes or --dry-run), 130 interrupted.
     """
     from azrdp.cli.targeting import resolve_targets
     from azrdp.engine.repair import RepairInterrupted, RepairOptions, run_repair, validate_ids

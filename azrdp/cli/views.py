@@ -383,6 +383,10 @@ def repair_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
         guest = vm.get("guest") or {}
         if guest.get("status") == "error":
             rows.append(_row(vm, "guest", "ERROR", "", (guest.get("error") or {}).get("message", "")))
-        if not findings and not steps and not vm.get("error"):
+        if vm.get("status") == "skipped":
+            rows.append(
+                _row(vm, "", "SKIP", "", "left out by --broken-only: the control plane found nothing")
+            )
+        elif not findings and not steps and not vm.get("error"):
             rows.append(_row(vm, "", "PASS", "", "nothing to repair"))
     return rows
