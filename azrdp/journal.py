@@ -148,11 +148,16 @@ def ensure_writable() -> None:
     _check_directory(directory)
 
 
+def _trusted_owners() -> tuple[int, ...]:
+    """The user, and root (who can write anything anyway)."""
+    return (os.geteuid(), 0)
+
+
 def _check_directory(directory: Path) -> None:
     if not hasattr(os, "geteuid"):
         return
     info = directory.stat()  # a symlink to a private directory of the user's is fine
-    if info.st_uid != os.geteuid():
+    if info.st_uid not in _trusted_owners():
         raise UsageError(
             f"The azrdp config directory {directory} belongs to another user (uid {info.st_uid}).",
             _TRUST_WHY,
@@ -189,7 +194,7 @@ def _open_journal(path: Path, flags: int) -> int:
             "is not a regular file"
             if not stat.S_ISREG(info.st_mode)
             else f"belongs to another user (uid {info.st_uid})"
-            if info.st_uid != os.geteuid()
+            if info.st_uid not in _trusted_owners()
             else "is writable by other users"
             if info.st_mode & 0o022
             else ""

@@ -3,6 +3,7 @@ file, never one another user prepared, can write, or points a symlink at."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -112,3 +113,22 @@ def test_a_repair_with_an_unsafe_journal_changes_nothing(
     assert run_commands(emu) == []
     # Planning changes nothing and writes no journal: a dry run still works.
     assert run_repair(targets, RepairOptions(dry_run=True)).exit_code == 4
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to chown")
+def test_a_directory_or_journal_of_another_user_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    monkeypatch.setenv("AZRDP_CONFIG_DIR", str(theirs))
+    os.chown(theirs, 12345, 12345)
+    with pytest.raises(UsageError) as info:
+        _good_entry()
+    assert "another user (uid 12345)" in info.value.message
+    os.chown(theirs, 0, 0)
+    _good_entry()
+    os.chown(journal.journal_path(), 12345, 12345)
+    with pytest.raises(UsageError) as info:
+        list(journal.entries())
+    assert "another user (uid 12345)" in info.value.message
