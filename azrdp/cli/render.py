@@ -7,12 +7,13 @@ stdout.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from azrdp.cli.params import OutputFormat
-from azrdp.cli.terminal import Terminal
+from azrdp.cli.terminal import Terminal, printable, printable_doc
 from azrdp.errors import UsageError
 from azrdp.query import apply_query
 
@@ -30,7 +31,15 @@ def _scalar(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
         return json.dumps(value, separators=(",", ":"))
-    return str(value)
+    return printable(str(value))
+
+
+_C1 = re.compile(r"[\x7f-\x9f]")
+
+
+def _escape_c1(text: str) -> str:
+    """JSON escapes C0 controls itself; DEL and C1 (which some terminals obey) get \\u escapes too."""
+    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def generic_rows(data: Any) -> list[dict[str, Any]]:
@@ -74,7 +83,7 @@ def format_document(
     if output is OutputFormat.none:
         return ""
     if output in (OutputFormat.json, OutputFormat.jsonc):
-        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        return _escape_c1(json.dumps(data, indent=2, ensure_ascii=False)) + "\n"
     if output is OutputFormat.yaml:
         try:
             import yaml
@@ -98,13 +107,13 @@ def emit(
     """Write the result document to stdout in the chosen format."""
     if output is None:
         if human is not None and term.stdout_is_tty and not query:
-            human(doc, term.console("stdout"))
+            human(printable_doc(doc), term.console("stdout"))
             return
         output = OutputFormat.json
     if output is OutputFormat.jsonc and term.color:
         from rich.json import JSON
 
-        term.console("stdout").print(JSON.from_data(apply_query(doc, query), indent=2))
+        term.console("stdout").print(JSON.from_data(printable_doc(apply_query(doc, query)), indent=2))
         return
     text = format_document(doc, output, query, table_rows)
     if text:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -23,6 +24,30 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+# C0 controls but tab and newline, DEL and C1: what a terminal would act on instead of showing.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text as the terminal shows it: every control character (escape sequences included) is '?'.
+
+    Run Command output and ARM data are another machine's words: a guest must not be able to
+    retitle the window, write the clipboard or repaint a verdict through azrdp's output.
+    """
+    return _CONTROLS.sub("?", text.replace("\r\n", "\n"))
+
+
+def printable_doc(value: Any) -> Any:
+    """A result document with every string made printable (for views and text formats)."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, Mapping):
+        return {printable_doc(k): printable_doc(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [printable_doc(v) for v in value]
+    return value
 
 
 def _truthy(value: str | None) -> bool:
@@ -102,16 +127,18 @@ class Terminal:
         if self.only_show_errors:
             return
         if self.verbose or self.show_progress:
-            self.err.print(message, markup=False)
+            self.err.print(printable(message), markup=False)
 
     def warn(self, message: str) -> None:
         if not self.only_show_errors:
-            self.err.print(f"warning: {message}", markup=False, style=None if not self.color else "yellow")
+            self.err.print(
+                f"warning: {printable(message)}", markup=False, style=None if not self.color else "yellow"
+            )
 
     def error(self, err: AzrdpError) -> None:
-        self.err.print(f"error: {err.message}", markup=False, style="red" if self.color else None)
+        self.err.print(f"error: {printable(err.message)}", markup=False, style="red" if self.color else None)
         if err.fix:
-            self.err.print(f"fix: {err.fix}", markup=False)
+            self.err.print(f"fix: {printable(err.fix)}", markup=False)
 
     @contextlib.contextmanager
     def status(self, message: str) -> Iterator[Callable[[str], None]]:
@@ -224,7 +251,11 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except Exception as exc:
             if debug:
                 raise
-            term.err.print(f"error: Unexpected {type(exc).__name__}: {exc}", markup=False, highlight=False)
+            term.err.print(
+                f"error: Unexpected {type(exc).__name__}: {printable(str(exc))}",
+                markup=False,
+                highlight=False,
+            )
             term.err.print("fix: Rerun with --debug for the traceback, and report it.", markup=False)
             raise typer.Exit(int(ExitCode.ERROR)) from None
 
