@@ -25,7 +25,7 @@ from azrdp.cli.params import (
     VerboseOpt,
     VmArg,
 )
-from azrdp.cli.terminal import ProgressView, Terminal, handle_errors
+from azrdp.cli.terminal import ProgressView, Terminal, handle_errors, printable
 from azrdp.errors import UsageError
 
 WaitTimeoutOpt = Annotated[
@@ -110,7 +110,7 @@ def run_diagnose_command(
             )
         if debug and guest.get("rawTail"):
             term.err.print(f"{vm_doc['name']}: end of the raw Run Command output:", markup=False)
-            term.err.print(guest["rawTail"], markup=False, highlight=False)
+            term.err.print(printable(guest["rawTail"]), markup=False, highlight=False)
     emit(doc, term, output, query, human=human_view, table_rows=table_rows)
     code = int(result.exit_code)
     if code:

@@ -27,7 +27,7 @@ from azrdp.cli.params import (
     VmArg,
     YesOpt,
 )
-from azrdp.cli.terminal import ProgressView, Terminal, handle_errors
+from azrdp.cli.terminal import ProgressView, Terminal, handle_errors, printable, printable_doc
 from azrdp.cli.views import plural
 from azrdp.errors import ExitCode, UsageError
 
@@ -344,7 +344,7 @@ def repair(
     def ask(vms: Sequence[VmRepair]) -> bool:
         progress.pause()
         docs = [v.to_doc() for v in vms]
-        plan_table(docs, term.err, title="Plan (nothing has been changed yet)")
+        plan_table(printable_doc(docs), term.err, title="Plan (nothing has been changed yet)")
         if any("disconnected" in n for d in docs for s in d["plan"] for n in s["notes"]):
             term.err.print("Logged-on RDP sessions are disconnected when Remote Desktop Services restart.")
         count = sum(len(v.actionable) for v in vms)
@@ -372,7 +372,7 @@ def repair(
             )
     except RepairInterrupted as err:
         for line in err.changed:
-            term.err.print(f"changed: {line}", markup=False)
+            term.err.print(f"changed: {printable(line)}", markup=False)
         raise
     from azrdp.cli.render import emit
 

@@ -70,3 +70,12 @@ def test_coloured_jsonc_is_printable(
     assert "boom" in out
     assert [ch for ch in raw_controls(out) if ch != "\x1b"] == []  # rich's own colour codes are ESC
     assert "\x1b]" not in out and "\x1b[2J" not in out
+
+
+def test_the_debug_raw_tail_is_printable(live_emulator: Callable[..., Emulator]) -> None:
+    emu = live_emulator("guest-healthy")
+    emu.guest_handler = lambda vm, body: RunCommandOutput("no marker " + HOSTILE + "\n", "")
+    result = CliRunner().invoke(app, ["diagnose", "vm-rdp01", "-g", "rg-rdp", "--debug", "-o", "tsv"])
+    assert "end of the raw Run Command output" in result.stderr
+    assert "no marker boom" in result.stderr
+    assert raw_controls(result.stderr) == [] and raw_controls(result.stdout) == []
