@@ -51,6 +51,12 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Pa
     yield home
 
 
+@pytest.fixture
+def refused_addresses() -> list[Any]:
+    """The live list of non-loopback addresses tests tried to reach (the guard refused them)."""
+    return REFUSED_ADDRESSES
+
+
 def _allowed(address: Any) -> bool:
     if not isinstance(address, tuple):
         return True  # AF_UNIX paths

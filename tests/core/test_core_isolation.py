@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
-from conftest import REFUSED_ADDRESSES
 
 
-def test_default_credential_never_leaves_loopback() -> None:
+def test_default_credential_never_leaves_loopback(refused_addresses: list[Any]) -> None:
     """The whole default chain, managed identity included (it retries for about 5 s)."""
     from azure.identity import DefaultAzureCredential
 
-    before = len(REFUSED_ADDRESSES)
+    before = len(refused_addresses)
     credential = DefaultAzureCredential()
     with pytest.raises(ClientAuthenticationError):
         credential.get_token("https://management.azure.com/.default")
-    assert REFUSED_ADDRESSES[before:] == []
+    assert refused_addresses[before:] == []
