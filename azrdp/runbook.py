@@ -15,7 +15,6 @@ IDENTITY_ENDPOINT / IDENTITY_HEADER (set AZURE_CLIENT_ID for a user-assigned ide
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -23,6 +22,7 @@ from typing import Any, NoReturn
 from azrdp import __version__
 from azrdp.errors import AzrdpError, ExitCode, UsageError
 from azrdp.model import SCHEMA_VERSION
+from azrdp.text import json_text, printable
 
 MODES = ("check", "diagnose", "plan", "repair")
 ALL = "*"
@@ -99,14 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         doc, code = run(argv)
     except AzrdpError as err:
         doc, code = {"schemaVersion": SCHEMA_VERSION, "error": err.to_dict()}, int(err.exit_code)
-        print(f"azrdp: {err.message}" + (f" Fix: {err.fix}" if err.fix else ""), file=sys.stderr)
+        print(printable(f"azrdp: {err.message}" + (f" Fix: {err.fix}" if err.fix else "")), file=sys.stderr)
     except KeyboardInterrupt:
         doc, code = {"schemaVersion": SCHEMA_VERSION, "error": {"code": "Interrupted"}}, ExitCode.INTERRUPTED
     except Exception as exc:  # the job must still end with a document and a failing exit code
         message = f"Unexpected {type(exc).__name__}: {' '.join(str(exc).split())}"
         doc, code = {"schemaVersion": SCHEMA_VERSION, "error": {"code": "Unexpected", "message": message}}, 1
-        print(f"azrdp: {message}", file=sys.stderr)
-    print(json.dumps(doc, indent=2, ensure_ascii=False))
+        print(printable(f"azrdp: {message}"), file=sys.stderr)
+    print(json_text(doc))
     sys.stdout.flush()
     return int(code)
 

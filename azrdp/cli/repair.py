@@ -102,8 +102,8 @@ def _describe(targets: Targets) -> str:
 def plan_table(vms: Sequence[Mapping[str, Any]], console: Console, title: str = "Plan") -> None:
     """The plan before the prompt: what each step changes, its risk and its backup."""
     from rich.table import Table
-    from rich.text import Text
 
+    from azrdp.cli.terminal import inert
     from azrdp.cli.views import STEP_STYLE
 
     table = Table(title=title, title_justify="left", show_edge=False, header_style="bold", expand=True)
@@ -117,12 +117,12 @@ def plan_table(vms: Sequence[Mapping[str, Any]], console: Console, title: str = 
             for note in step.get("notes", []):
                 what += f"\nnote: {note}"
             table.add_row(
-                vm["name"],
-                step["id"],
-                Text(what),
-                step["risk"],
-                step["backup"],
-                Text(step["status"], style=STEP_STYLE.get(step["status"], "")),
+                inert(vm["name"]),
+                inert(step["id"]),
+                inert(what),
+                inert(step["risk"]),
+                inert(step["backup"]),
+                inert(step["status"], STEP_STYLE.get(step["status"], "")),
             )
     console.print(table)
 
@@ -439,7 +439,8 @@ def undo(
                 f"Refusing to change {what} without confirmation: stdin is not a terminal.",
                 fix="Pass --yes to undo the run.",
             )
-        if not typer.confirm(question, default=False, err=True):
+        # The run summary comes from the journal: shown like any other foreign text.
+        if not typer.confirm(printable(question), default=False, err=True):
             term.err.print("Declined: nothing was changed.", markup=False)
             raise typer.Exit(int(ExitCode.USAGE))
     with term.status(f"Undoing run {run_id}"):
@@ -564,19 +565,21 @@ def _history_view(doc: Mapping[str, Any], console: Console) -> None:
     from rich.table import Table
 
     from azrdp.cli import views
+    from azrdp.cli.terminal import inert
 
     for vm in doc["vms"]:
-        table = Table(title=f"{vm['name']} ({vm['resourceGroup']})", title_justify="left", show_edge=False)
+        title = inert(f"{vm['name']} ({vm['resourceGroup']})")
+        table = Table(title=title, title_justify="left", show_edge=False)
         for col in ("Run", "Time", "Steps", "Backup", "Undone"):
             table.add_column(col, overflow="fold")
         for run in vm["runs"]:
             result = run.get("result") or {}
             steps = ", ".join(f"{k} {v}" for k, v in (result.get("steps") or {}).items())
             table.add_row(
-                run["runId"],
-                run["time"],
-                steps,
-                str(result.get("backupDir") or ""),
+                inert(run["runId"]),
+                inert(run["time"]),
+                inert(steps),
+                inert(result.get("backupDir") or ""),
                 "yes" if run["undone"] else "",
             )
         if vm["runs"]:

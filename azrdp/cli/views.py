@@ -234,6 +234,8 @@ def fleet_table(
     from rich.table import Table
     from rich.text import Text
 
+    from azrdp.cli.terminal import inert
+
     table = Table(show_edge=False, header_style="bold")
     table.add_column("VM", no_wrap=True)
     table.add_column("Group", overflow="fold")
@@ -241,10 +243,11 @@ def fleet_table(
         table.add_column(header, overflow="fold")
     for vm in vms:
         status = str(vm.get("status", ""))
+        cells = (fn(vm) for _, fn in columns)
         table.add_row(
-            Text(vm["name"], style=VM_STATUS_STYLE.get(status, "").replace("bold ", "")),
-            vm["resourceGroup"],
-            *(fn(vm) for _, fn in columns),
+            inert(vm["name"], VM_STATUS_STYLE.get(status, "").replace("bold ", "")),
+            inert(vm["resourceGroup"]),
+            *(cell if isinstance(cell, Text) else inert(cell) for cell in cells),
         )
     return table
 
