@@ -409,7 +409,7 @@ def run_repair_mode(
         known_ids=[s.id for s in all_repairs(Where.GUEST)],
     )
     stdout, stderr, _ = _run_script(clients, vm, parameters, options, ro.repair_script_lines())
-    report = ro.parse_repair_output(stdout, stderr)
+    report = ro.parse_repair_output(stdout, stderr, run_id=run_id)
     if report.error is not None or report.repair is None:
         raise _guest_error(report)
     return report, stderr.strip()
@@ -977,7 +977,7 @@ def run_undo(
             stdout, stderr, _ = _run_script(
                 _clients_for(clients, vm), vm, parameters, options, ro.repair_script_lines()
             )
-            report = ro.parse_repair_output(stdout, stderr)
+            report = ro.parse_repair_output(stdout, stderr, run_id=run_id)
             if report.error is not None:
                 if not entries:
                     raise NotFoundError(
