@@ -50,8 +50,19 @@ def _parser() -> argparse.ArgumentParser:
 def _targets(args: argparse.Namespace) -> Any:
     from azrdp.targets import parse_targets
 
-    vm = None if args.vm in ("", ALL) else args.vm
-    group = None if args.resource_group in ("", ALL) else args.resource_group
+    # Only `*` means every VM: an empty parameter (left unset in the job) is refused, never a fleet.
+    for label, value, scope in (
+        ("VM", args.vm, "group"),
+        ("RESOURCE_GROUP", args.resource_group, "subscription"),
+    ):
+        if not value.strip():
+            raise UsageError(
+                f"The runbook parameter {label} is empty.",
+                "An empty parameter never stands for every VM.",
+                fix=f"Pass the name, or * for every VM of the {scope}.",
+            )
+    vm = None if args.vm == ALL else args.vm
+    group = None if args.resource_group == ALL else args.resource_group
     if vm and not group:
         raise UsageError("A VM name needs its resource group.", fix="Pass the group, or * for the VM.")
     return parse_targets(vm=vm, resource_group=group, all_vms=group is None)
@@ -60,9 +71,11 @@ def _targets(args: argparse.Namespace) -> Any:
 def run(argv: Sequence[str]) -> tuple[dict[str, Any], int]:
     """Run one job; returns the result document and the exit code. Raises only AzrdpError."""
     from azrdp.engine.check import CheckOptions, run_check
+    from azrdp.query import compile_query
     from azrdp.targets import validate_port, validate_source
 
     args = _parser().parse_args(list(argv))
+    compile_query(args.query)  # before any work: a typo must not cost a repair that already ran
     options = CheckOptions(port=validate_port(args.port), source_ip=validate_source(args.source_ip))
     targets = _targets(args)
     subscription = args.subscription

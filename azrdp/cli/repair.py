@@ -26,6 +26,7 @@ from azrdp.cli.params import (
     VerboseOpt,
     VmArg,
     YesOpt,
+    seconds,
 )
 from azrdp.cli.terminal import ProgressView, Terminal, handle_errors, printable, printable_doc
 from azrdp.cli.views import plural
@@ -73,7 +74,7 @@ WaitTimeoutOpt = Annotated[
     typer.Option(
         "--wait-timeout",
         envvar="AZRDP_WAIT_TIMEOUT",
-        min=0,
+        callback=seconds(zero=True),
         help="Seconds to wait for another Run Command in progress (409).",
     ),
 ]
@@ -83,10 +84,20 @@ GuestOpt = Annotated[
 ]
 
 
-def _split(values: Sequence[str] | None) -> tuple[str, ...]:
+def _split(values: Sequence[str] | None, flag: str) -> tuple[str, ...]:
+    """Repair ids from a repeatable, comma- or space-separated flag. An empty item is refused: an
+    unset variable (`--only "$X"`) must not turn "only these" into "all of them"."""
     out: list[str] = []
     for value in values or ():
-        out.extend(part.strip() for part in value.replace(",", " ").split() if part.strip())
+        for item in value.split(","):
+            if not item.strip():
+                raise UsageError(
+                    f"{flag} {value!r} has an empty repair id.",
+                    "An empty value (often an unset shell variable) names no repair.",
+                    fix=f"Name repairs, e.g. {flag} rdp-services,nsg-allow-rdp (see `azrdp checks list`), "
+                    f"or leave {flag} out.",
+                )
+            out.extend(item.split())
     return tuple(dict.fromkeys(out))
 
 
@@ -314,7 +325,7 @@ def repair(
         no_color=no_color, verbose=verbose, debug=debug, only_show_errors=only_show_errors
     )
     targets = resolve_targets("repair", vm, name, resource_group, ids)
-    only_ids, skip_ids = _split(only), _split(skip)
+    only_ids, skip_ids = _split(only, "--only"), _split(skip, "--skip")
     validate_ids(only_ids, skip_ids)
     options = RepairOptions(
         port=validate_port(port),
