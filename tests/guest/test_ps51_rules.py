@@ -33,8 +33,8 @@ KNOWN_FAILURES = {
     ("azrdp/guest/scripts/repair.ps1", 617, "service-wait"),
     ("azrdp/guest/scripts/repair.ps1", 641, "service-wait"),
     # .Count on a trigger's `changes`, a list the checker cannot see through the hashtable.
-    ("azrdp/guest/scripts/repair.ps1", 917, "count-scalar"),
-    ("azrdp/guest/scripts/repair.ps1", 933, "count-scalar"),
+    ("azrdp/guest/scripts/repair.ps1", 918, "count-scalar"),
+    ("azrdp/guest/scripts/repair.ps1", 934, "count-scalar"),
 }
 
 

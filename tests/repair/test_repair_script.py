@@ -137,9 +137,12 @@ def test_parameters_are_validated_before_sending() -> None:
         {"name": "RdpPort", "value": "3389"},
         {"name": "RunId", "value": "a1b2c3d4e5f6"},
         {"name": "Only", "value": "rdp-listener"},
-        {"name": "Skip", "value": ""},
         {"name": "DryRun", "value": "0"},
     ]
+    # Lists are dot-separated; an empty one is not sent (Run Command cannot carry an empty value).
+    assert ro.build_parameters(
+        "repair", run_id="a1b2c3d4e5f6", skip=["rdp-port", "rdp-listener"], known_ids=known
+    )[3] == {"name": "Skip", "value": "rdp-port.rdp-listener"}
     for bad in (
         lambda: ro.build_parameters("repair", run_id="a1b2c3d4e5f6; rm", known_ids=known),
         lambda: ro.build_parameters("repair", run_id="a1b2c3d4e5f6", only=["x'; Stop"], known_ids=known),

@@ -885,7 +885,8 @@ function ConvertTo-AzrdpChangeText {
 function Split-AzrdpIdList {
     param([string]$Text)
     $list = New-Object 'System.Collections.Generic.List[string]'
-    foreach ($part in ([string]$Text).Split(',')) { if ($part.Trim() -ne '') { $list.Add($part.Trim()) } }
+    # Dot-separated: Run Command passes values unquoted, and a comma would make an array of them.
+    foreach ($part in ([string]$Text).Split('.')) { if ($part.Trim() -ne '') { $list.Add($part.Trim()) } }
     return , $list
 }
 
@@ -1054,7 +1055,7 @@ function Invoke-AzrdpRepairMode {
         $Report.e = 'RunId must be 12 lower-case hex characters.'
         return
     }
-    foreach ($id in (Split-AzrdpIdList -Text ($Only + ',' + $Skip))) {
+    foreach ($id in (Split-AzrdpIdList -Text ($Only + '.' + $Skip))) {
         if ($K.Order -notcontains $id) {
             $Report.ec = 'parameter'
             $Report.e = Limit-Text -Value ('Unknown repair id ' + $id) -Limit $Limits.message

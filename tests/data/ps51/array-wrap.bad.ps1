@@ -3,7 +3,7 @@
 function Split-AzrdpIdList {
     param([string]$Text)
     $list = New-Object 'System.Collections.Generic.List[string]'
-    foreach ($part in ([string]$Text).Split(',')) { if ($part.Trim() -ne '') { $list.Add($part.Trim()) } }
+    foreach ($part in ([string]$Text).Split('.')) { if ($part.Trim() -ne '') { $list.Add($part.Trim()) } }
     return , $list
 }
 function Test-AzrdpIds {

@@ -1,7 +1,7 @@
 function Split-AzrdpIdList {
     param([string]$Text)
     $list = New-Object 'System.Collections.Generic.List[string]'
-    foreach ($part in ([string]$Text).Split(',')) { if ($part.Trim() -ne '') { $list.Add($part.Trim()) } }
+    foreach ($part in ([string]$Text).Split('.')) { if ($part.Trim() -ne '') { $list.Add($part.Trim()) } }
     return , $list
 }
 function Get-AzrdpNames {
@@ -11,7 +11,7 @@ function Get-AzrdpNames {
 }
 function Test-AzrdpIds {
     param([string]$Only, [string]$Skip, $Known)
-    foreach ($id in (Split-AzrdpIdList -Text ($Only + ',' + $Skip))) {
+    foreach ($id in (Split-AzrdpIdList -Text ($Only + '.' + $Skip))) {
         if ($Known -notcontains $id) { return $false }
     }
     $names = @(Get-AzrdpNames)
