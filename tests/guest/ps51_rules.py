@@ -378,7 +378,6 @@ class Unit:
     name: str
     source: bytes
     root: Node
-    top: Scope
 
 
 class Model:
@@ -388,15 +387,13 @@ class Model:
         self.units = units
         self.functions: dict[str, Function] = {}
         self.script = Scope(units[0].root, None)
-        self.scopes: dict[int, Scope] = {}
-        for unit in units:
-            unit.top = self.script
-            if unit.root.child_count:
-                block = next((c for c in named(unit.root) if c.type == "param_block"), None)
-                if block is not None:
-                    self._params(self.script, block)
-            self._collect(unit, unit.root, self.script)
+        self.scopes: dict[int, Scope] = {}  # function_statement node id -> its scope
         self._return_kinds: dict[str, str] = {}
+        for unit in units:
+            block = next((c for c in named(unit.root) if c.type == "param_block"), None)
+            if block is not None:
+                self._params(self.script, block)
+            self._collect(unit, unit.root, self.script)
 
     # collection ----------------------------------------------------------------------------
 
@@ -427,8 +424,12 @@ class Model:
             scope.order.append(param)
         return advanced
 
-    def _collect(self, unit: Unit, node: Node, scope: Scope) -> None:
-        self.scopes[node.id] = scope
+    def _collect(self, unit: Unit, node: Node, scope: Scope, in_block: bool = False) -> None:
+        """Records assignments, loop variables, returns and `& $x` calls of `scope`.
+
+        Nested script blocks count as the same scope (ForEach-Object and Where-Object run them
+        there), but a `return` inside one returns from the block, not from the function.
+        """
         for child in node.children:
             if child.type == "function_statement":
                 self._function(unit, child, scope)
@@ -439,7 +440,11 @@ class Model:
                 var = next((c for c in named(child) if c.type == "variable"), None)
                 if var is not None:
                     scope.loop_vars.add(var_name(var))
-            elif child.type == "flow_control_statement" and text(child).lower().startswith("return"):
+            elif (
+                child.type == "flow_control_statement"
+                and not in_block
+                and text(child).lower().startswith("return")
+            ):
                 fn = self._enclosing(scope)
                 value = next((c for c in named(child) if c.type == "pipeline"), None)
                 if fn is not None and value is not None:
@@ -448,7 +453,7 @@ class Model:
                     fn.returns.append((value, comma))
             elif child.type == "command":
                 self._invocation(child, scope)
-            self._collect(unit, child, scope)
+            self._collect(unit, child, scope, in_block or child.type == "script_block_expression")
 
     def _enclosing(self, scope: Scope) -> Function | None:
         return next((f for f in self.functions.values() if f.scope is scope), None)
@@ -527,17 +532,20 @@ class Model:
         key = fn.name.lower()
         if key in seen:
             return UNKNOWN
-        if key not in self._return_kinds:
-            kinds = []
-            for value, comma in fn.returns:
-                inner = core(value)
-                if comma:
-                    kinds.append(self.kind(named(inner)[-1], fn.scope, seen | {key}))
-                else:
-                    kind = self.kind(value, fn.scope, seen | {key})
-                    kinds.append(kind if kind in (DICT, SCALAR) else UNKNOWN)
-            self._return_kinds[key] = join(kinds)
-        return self._return_kinds[key]
+        if key in self._return_kinds:
+            return self._return_kinds[key]
+        kinds = []
+        for value, comma in fn.returns:
+            if comma:
+                kinds.append(self.kind(named(core(value))[-1], fn.scope, seen | {key}))
+            else:
+                # Hashtables and scalars come out as they are; anything else may be enumerated.
+                kind = self.kind(value, fn.scope, seen | {key})
+                kinds.append(kind if kind in (DICT, SCALAR) else UNKNOWN)
+        result = join(kinds)
+        if not seen:  # a result cut short by recursion is not kept
+            self._return_kinds[key] = result
+        return result
 
     def var_kind(self, name: str, scope: Scope, seen: frozenset[str]) -> str:
         if name in AUTOMATIC_KINDS:
@@ -593,8 +601,7 @@ class Model:
             literal = next((c for c in kids if c.type == "type_literal"), None)
             if literal is None:
                 return UNKNOWN
-            kind = type_kind(type_name(literal))
-            return kind if kind != UNKNOWN else UNKNOWN
+            return type_kind(type_name(literal))
         if node.type == "invokation_expression":
             member = next((c for c in kids if c.type == "member_name"), None)
             method = text(member).lower() if member is not None else ""
@@ -669,7 +676,7 @@ def command_name(node: Node) -> str | None:
     target = core(name)
     if target.type == "command_name":
         return text(target)
-    if target.type == "string_literal":
+    if target.type == "string_literal" and "$" not in text(target):
         return text(target).strip("'\"")
     return None
 
@@ -721,39 +728,6 @@ def parse_call(node: Node, switches: Iterable[str] = ()) -> Call:
                 call.splats.append(inner)
             else:
                 call.positional.append(first)
-        i += 1
-    return call
-    items = [c for c in elements.children if c.type not in ("comment", "redirection")]
-    switch_set = {s.lower() for s in switches}
-    i = 0
-    while i < len(items):
-        item = items[i]
-        if item.type == "command_argument_sep":
-            i += 1
-            continue
-        if item.type == "command_parameter":
-            name = text(item).lstrip("-").rstrip(":")
-            attached = i + 1 < len(items) and text(items[i + 1]) == ":"
-            value = None
-            if attached and i + 2 < len(items):
-                value = items[i + 2]
-                i += 3
-            else:
-                j = i + 1
-                while j < len(items) and items[j].type == "command_argument_sep":
-                    j += 1
-                if name.lower() not in switch_set and j < len(items) and items[j].type != "command_parameter":
-                    value = items[j]
-                    i = j + 1
-                else:
-                    i += 1
-            call.named.append((name, item, value))
-            continue
-        inner = core(item)
-        if inner.type == "variable" and text(inner).startswith("@"):
-            call.splats.append(inner)
-        else:
-            call.positional.append(item)
         i += 1
     return call
 
@@ -943,7 +917,9 @@ class Checker:
             return options[lowered], []
         return None, sorted({v for k, v in options.items() if k.startswith(lowered)})
 
-    def parameter_error(self, unit: Unit, node: Node, command: str, name: str, prefixes: list[str]) -> None:
+    def parameter_error(
+        self, unit: Unit, node: Node, command: str, name: str, prefixes: list[str], fn: Function | None = None
+    ) -> None:
         pair = (command.lower(), name.lower())
         if pair in PS7_PARAMETERS:
             self.add(unit, node, "ps7", f"{command} -{name} is PowerShell {PS7_PARAMETERS[pair]}+")
@@ -954,6 +930,9 @@ class Checker:
                 "parameter",
                 f"-{name} abbreviates {', '.join('-' + p for p in prefixes)} of {command}: write it in full",
             )
+        elif fn is not None:
+            common = "" if fn.advanced else " (common parameters need [CmdletBinding()])"
+            self.add(unit, node, "parameter", f"{command}'s param block has no -{name}{common}")
         else:
             self.add(unit, node, "parameter", f"{command} has no parameter -{name} in Windows PowerShell 5.1")
 
@@ -964,7 +943,7 @@ class Checker:
             if canonical is None:
                 self.parameter_error(unit, node, cmdlet.name, name, prefixes)
         for arg in call.positional + [v for _, _, v in call.named if v is not None]:
-            if "utf8nobom" in text(arg).lower():
+            if core(arg).type in ("generic_token", "string_literal") and "utf8nobom" in text(arg).lower():
                 self.add(unit, arg, "ps7", "the utf8NoBOM encoding is PowerShell 6+")
 
     def check_function_call(self, unit: Unit, node: Node, fn: Function, scope: Scope) -> None:
@@ -980,7 +959,7 @@ class Checker:
         for name, pnode, value in call.named:
             canonical, prefixes = self.resolve(name, options)
             if canonical is None:
-                self.parameter_error(unit, pnode, fn.name, name, prefixes)
+                self.parameter_error(unit, pnode, fn.name, name, prefixes, fn)
                 continue
             bound.add(canonical.lower())
             if canonical.lower() in fn.invoked_params:
@@ -1008,10 +987,16 @@ class Checker:
                 f"{fn.name} takes {len(free)} more positional argument(s), not {len(call.positional)}: "
                 f"the others {where}",
             )
-        self.check_splats(unit, call, scope, fn.name, options)
+        self.check_splats(unit, call, scope, fn.name, options, fn)
 
     def check_splats(
-        self, unit: Unit, call: Call, scope: Scope, command: str, options: Mapping[str, str] | None
+        self,
+        unit: Unit,
+        call: Call,
+        scope: Scope,
+        command: str,
+        options: Mapping[str, str] | None,
+        fn: Function | None = None,
     ) -> None:
         for splat in call.splats:
             name = var_name(splat)
@@ -1026,7 +1011,7 @@ class Checker:
                     for key in (n for n in walk(value) if n.type == "key_expression"):
                         canonical, prefixes = self.resolve(text(key).strip("'\""), allowed)
                         if canonical is None:
-                            self.parameter_error(unit, key, command, text(key).strip("'\""), prefixes)
+                            self.parameter_error(unit, key, command, text(key).strip("'\""), prefixes, fn)
             elif values and all(v.type in ("array_expression", "array_literal_expression") for v in values):
                 continue  # positional arguments
             else:
@@ -1207,7 +1192,7 @@ def display_name(path: Path) -> str:
 def parse_unit(name: str, source: str | bytes) -> Unit:
     data = source.encode("utf-8") if isinstance(source, str) else source
     root = _PARSER.parse(data).root_node
-    return Unit(name, data, root, Scope(root, None))
+    return Unit(name, data, root)
 
 
 def check_source(
