@@ -100,7 +100,7 @@ def build_subset(full: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print(__doc__.strip().splitlines()[2], file=sys.stderr)
+        print("usage: " + __doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
     from ps51_rules import shipped_scripts, used_commands
 

@@ -33,6 +33,11 @@ function, every assignment to a variable (any branch, any nested script block) i
 list, a dictionary, a scalar or unknown, and a variable counts as a collection only when every
 assignment makes one. A function's result is known only when every ``return`` uses the unary
 comma (or returns a hashtable). What the checker cannot prove is reported, never assumed.
+
+The grammar is tree-sitter-powershell's: it reads a one-line `function F { param(...) body }` and
+several `switch` clauses on one line as parse errors, so write them on separate lines. It reads a
+numeric range standing alone (`1..3`) as a command name, and `$x.Method(...)` in a command's
+arguments as two nodes; the checker accounts for both.
 """
 
 from __future__ import annotations
