@@ -228,7 +228,7 @@ def _validate_resource(source: str, where: str, resource: Any) -> None:
     value = resource.get("type")
     if value is not None and (not isinstance(value, str) or value.lower() != parsed.type.lower()):
         raise _fail(source, f"{where}.type", f"{value!r} does not match the id (expected '{parsed.type}').")
-    for name in ("properties", "tags", "guest"):
+    for name in ("properties", "tags", "guest", "platform"):
         if name in resource and not isinstance(resource[name], dict):
             raise _fail(
                 source, f"{where}.{name}", f"expected an object, got {type(resource[name]).__name__}."
@@ -445,6 +445,9 @@ def _link(store: ResourceStore) -> None:
             attached = lookup(ref["id"])
             if attached is not None:
                 attached.setdefault("properties", {}).setdefault("virtualMachine", {"id": vm["id"]})
+    from azrdp.emulator.netpaths import link_paths
+
+    link_paths(store)
 
 
 # ---------------------------------------------------------------------------------------------
