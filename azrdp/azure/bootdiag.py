@@ -71,7 +71,9 @@ def _stream(client: Any, url: str, cap: int, what: str) -> Iterator[bytes]:
         raise BlobError(f"Could not download the {what}: {str(exc).splitlines()[0]}") from None
     try:
         if response.status_code != 200:
-            code = re.search(r"<Code>([^<]{1,80})</Code>", response.text() if response.status_code >= 400 else "")
+            code = re.search(
+                r"<Code>([^<]{1,80})</Code>", response.text() if response.status_code >= 400 else ""
+            )
             raise BlobError(
                 f"The storage host answered {response.status_code}"
                 + (f" {code.group(1)}" if code else "")
@@ -149,7 +151,9 @@ def read_boot_diagnostics(clients: Clients, facts: VmFacts) -> BootDiagnostics:
         while lines and not lines[-1]:
             lines.pop()
         result.update(
-            serial_tail=tuple(lines[-SERIAL_TAIL_LINES:]), serial_bytes=total, serial_truncated=total > SERIAL_CAP
+            serial_tail=tuple(lines[-SERIAL_TAIL_LINES:]),
+            serial_bytes=total,
+            serial_truncated=total > SERIAL_CAP,
         )
     except BlobError as err:
         errors.append(err.message)

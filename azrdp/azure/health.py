@@ -1,8 +1,9 @@
 """Resource Health: the VM's current availability status, one VM at a time or as one listing.
 
 REST (azure-mgmt-resourcehealth 1.0 sends api-version 2025-05-01):
-`GET {vm id}/providers/Microsoft.ResourceHealth/availabilityStatuses/current` (AvailabilityStatuses_GetByResource)
-and `GET /subscriptions/{sub}[/resourceGroups/{rg}]/providers/Microsoft.ResourceHealth/availabilityStatuses`
+`GET {vm id}/providers/Microsoft.ResourceHealth/availabilityStatuses/current`
+(AvailabilityStatuses_GetByResource) and
+`GET /subscriptions/{sub}[/resourceGroups/{rg}]/providers/Microsoft.ResourceHealth/availabilityStatuses`
 (AvailabilityStatuses_ListBySubscriptionId / ListByResourceGroup), whose items are keyed by
 `{resource id}/providers/Microsoft.ResourceHealth/availabilityStatuses/current`. The property
 `occuredTime` is spelt so on the wire.
@@ -72,7 +73,11 @@ def list_health(clients: Clients, resource_group: str | None) -> dict[str, Platf
     try:
         with translate_errors(f"the Resource Health statuses of {scope}"):
             ops = clients.resource_health.availability_statuses
-            pages = ops.list_by_resource_group(resource_group) if resource_group else ops.list_by_subscription_id()
+            pages = (
+                ops.list_by_resource_group(resource_group)
+                if resource_group
+                else ops.list_by_subscription_id()
+            )
             for item in pages:
                 d = item.as_dict()
                 rid = resource_of(str(d.get("id", "")))

@@ -378,8 +378,10 @@ def get_vm_facts(clients: Clients, resource_group: str, name: str) -> VmFacts:
     return complete_vm_facts(clients, vm_json)
 
 
-def complete_vm_facts(clients: Clients, vm_json: Json) -> VmFacts:
-    """Rounds 2 and 3 for a VM model already read."""
+def complete_vm_facts(
+    clients: Clients, vm_json: Json, alongside: Callable[[Sequence[NicFacts]], None] | None = None
+) -> VmFacts:
+    """Rounds 2 and 3 for a VM model already read; `alongside(nics)` runs in parallel with round 3."""
     facts = vm_from_rest(vm_json, clients.subscription_id)
     nic_ids = vm_nic_ids(vm_json)
     lookup = Lookup()
@@ -394,7 +396,10 @@ def complete_vm_facts(clients: Clients, vm_json: Json) -> VmFacts:
     if nics and not any(n.primary for n in nics):
         nics[0] = replace(nics[0], primary=True)
 
-    _fill(clients, lookup, nics, list_groups=True)
+    if alongside is None:
+        _fill(clients, lookup, nics, list_groups=True)
+    else:
+        _parallel([lambda: _fill(clients, lookup, nics, list_groups=True), lambda: alongside(nics)])
     resolved = [lookup.resolve(n) for n in nics]
     if failed_nics:
         # Keep the reason where checks look for it: on a placeholder NIC.

@@ -114,8 +114,14 @@ def load_balancer_from_rest(d: Json) -> LoadBalancer:
         name=str(d.get("name", "")),
         sku=str((sku or {}).get("name") or "Basic"),
         frontends=frontends,
-        rules={str(r.get("id", "")).lower(): r for r in _list(p.get("inboundNatRules")) if isinstance(r, Mapping)},
-        pools={str(b.get("id", "")).lower(): b for b in _list(p.get("backendAddressPools")) if isinstance(b, Mapping)},
+        rules={
+            str(r.get("id", "")).lower(): r for r in _list(p.get("inboundNatRules")) if isinstance(r, Mapping)
+        },
+        pools={
+            str(b.get("id", "")).lower(): b
+            for b in _list(p.get("backendAddressPools"))
+            if isinstance(b, Mapping)
+        },
     )
 
 
@@ -289,7 +295,9 @@ def _parallel(tasks: Sequence[Callable[[], None]]) -> None:
         for task in tasks:
             task()
         return
-    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(tasks)), thread_name_prefix="azrdp-path") as pool:
+    with ThreadPoolExecutor(
+        max_workers=min(MAX_WORKERS, len(tasks)), thread_name_prefix="azrdp-path"
+    ) as pool:
         list(pool.map(lambda t: t(), tasks))
 
 
@@ -320,13 +328,21 @@ class PathReader:
 
         def lbs() -> None:
             with translate_errors(f"the load balancers of {scope}"):
-                pages = network.load_balancers.list(resource_group) if resource_group else network.load_balancers.list_all()
+                pages = (
+                    network.load_balancers.list(resource_group)
+                    if resource_group
+                    else network.load_balancers.list_all()
+                )
                 for item in pages:
                     self._add_lb(item.as_dict())
 
         def tables() -> None:
             with translate_errors(f"the route tables of {scope}"):
-                pages = network.route_tables.list(resource_group) if resource_group else network.route_tables.list_all()
+                pages = (
+                    network.route_tables.list(resource_group)
+                    if resource_group
+                    else network.route_tables.list_all()
+                )
                 for item in pages:
                     self._add_table(item.as_dict())
 
@@ -364,7 +380,11 @@ class PathReader:
         for low, lb_id in sorted(lb_ids.items()):
             if low not in self.lbs and low not in self.failed:
                 tasks.append(lambda i=lb_id: self._get_lb(i))  # type: ignore[misc]
-        tables = {n.subnet.route_table_id.lower(): n.subnet.route_table_id for n in nics if n.subnet and n.subnet.route_table_id}
+        tables = {
+            n.subnet.route_table_id.lower(): n.subnet.route_table_id
+            for n in nics
+            if n.subnet and n.subnet.route_table_id
+        }
         for low, table_id in sorted(tables.items()):
             if low not in self.route_tables and low not in self.failed:
                 tasks.append(lambda i=table_id: self._get_table(i))  # type: ignore[misc]
@@ -396,7 +416,9 @@ class PathReader:
 
         try:
             with translate_errors(f"load balancer '{name_of(lb_id)}'"):
-                self._add_lb(self.clients.network.load_balancers.get(group_of(lb_id), name_of(lb_id)).as_dict())
+                self._add_lb(
+                    self.clients.network.load_balancers.get(group_of(lb_id), name_of(lb_id)).as_dict()
+                )
         except AzrdpError as err:
             self._fail(lb_id, LB_READ, err)
 

@@ -108,4 +108,6 @@ def verify_flow(
             result = poller.result(timeout=120).as_dict()
     except AzrdpError as err:
         return FlowAnswer(None, error=err.message)
-    return FlowAnswer(str(result.get("access") or "") or None, str(result.get("ruleName") or ""), name_of(watcher))
+    return FlowAnswer(
+        str(result.get("access") or "") or None, str(result.get("ruleName") or ""), name_of(watcher)
+    )

@@ -9,6 +9,7 @@ or the step that would let it see.
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 from azrdp.checks import register_check
 from azrdp.checks.control_plane import VM_READ, ControlPlaneFacts, _finding
@@ -225,6 +226,8 @@ def admin_rule_denies_rdp(facts: ControlPlaneFacts) -> list[Finding]:
     if not denying:
         return []
     flow = facts.flow
+    if flow.source is None and not facts.public_endpoints:
+        return []  # nothing on the Internet reaches it anyway (no-public-ip)
     whole = verdict.verdict == DENIED
     who = f"from {flow.source}" if flow.source else "from the Internet"
     rules = "; ".join(
@@ -409,7 +412,7 @@ def vm_not_booted(facts: ControlPlaneFacts) -> list[Finding]:
         f"({vm.last_operation_time}) and its guest agent is {vm.agent_status or 'silent'}: Windows is most "
         "likely stuck before the sign-in screen (applying updates, a stop error, a boot loop)."
     )
-    details: dict[str, object] = {"minutesRunning": round(minutes), "agentStatus": vm.agent_status}
+    details: dict[str, Any] = {"minutesRunning": round(minutes), "agentStatus": vm.agent_status}
     if boot is not None and boot.screenshot_path:
         evidence += f" Screenshot saved to {boot.screenshot_path}."
         details["screenshot"] = boot.screenshot_path
@@ -433,6 +436,7 @@ def vm_not_booted(facts: ControlPlaneFacts) -> list[Finding]:
             f"(`az serial-console connect -g {vm.resource_group} -n {vm.name}`) or an offline repair of "
             "the OS disk (`az vm repair create`). If it shows the sign-in screen, Windows is up and only "
             "the agent is broken: try `azrdp probe`.",
+            Source.CONTROL_PLANE,
             **details,
         )
     ]

@@ -88,6 +88,24 @@ def link_paths(store: ResourceStore) -> None:
             table = store.get(_ref_id((subnet.get("properties") or {}).get("routeTable")) or "")
             if table is not None:
                 _add_ref(_props(table).setdefault("subnets", []), subnet["id"])
+    _network_watchers(store)
+
+
+def _network_watchers(store: ResourceStore) -> None:
+    """Azure enables Network Watcher in a region when a VNet is created there, as
+    NetworkWatcherRG/NetworkWatcher_<region> (learn.microsoft.com/azure/network-watcher/
+    network-watcher-create): one per VNet region, unless the scenario has a watcher there."""
+    from azrdp.emulator.path_builders import network_watcher
+
+    have = {
+        (w["id"].split("/")[2].lower(), str(w.get("location", "")).lower())
+        for w in store.list("Microsoft.Network/networkWatchers")
+    }
+    for vnet in store.list("Microsoft.Network/virtualNetworks"):
+        sub, location = vnet["id"].split("/")[2], str(vnet.get("location", ""))
+        if location and (sub.lower(), location.lower()) not in have:
+            store.put(network_watcher(sub, location))
+            have.add((sub.lower(), location.lower()))
 
 
 def _map_v2_ports(lb: Resource) -> None:
