@@ -43,6 +43,7 @@ from azrdp.nsg import (
     EMPTY,
     RESTRICTED,
     UNKNOWN,
+    AddressSet,
     FlowQuery,
     FlowVerdict,
     evaluate,
@@ -258,8 +259,13 @@ def return_paths_of(
     endpoints: tuple[Endpoint, ...],
     flow: FlowQuery,
     routes: Any,
+    admitted: FlowVerdict | None = None,
 ) -> tuple[ReturnPath, ...]:
-    """Judge the replies' way out for each way in: public (NIC IP or public NAT) and private."""
+    """Judge the replies' way out for each way in: public (NIC IP or public NAT) and private.
+
+    The clients judged are those the NSGs admit (all of the scope when none are), over IPv4: the
+    route tables here hold IPv4 routes.
+    """
     if nic is None:
         return ()
     vnet = nic.vnet.address_space if nic.vnet else (nic.subnet.address_prefixes if nic.subnet else ())
@@ -271,6 +277,9 @@ def return_paths_of(
     public_scope = internet(vnet)
     out: list[ReturnPath] = []
     scope = source_scope(flow, vnet)
+    if admitted is not None and admitted.allowed:
+        scope = admitted.allowed
+    scope = scope & AddressSet.of(["0.0.0.0/0"])
     if any(e.public and e.via != VIA_PRIVATE for e in endpoints):
         wanted = scope & public_scope
         if wanted:
@@ -361,7 +370,7 @@ def assess(
         effective,
         endpoints,
         paths,
-        return_paths_of(nic, paths, endpoints, flow, routes),
+        return_paths_of(nic, paths, endpoints, flow, routes, network),
         routes if isinstance(routes, str) else None,
         readings.health,
         readings.boot,
