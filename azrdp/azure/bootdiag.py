@@ -61,6 +61,11 @@ def _pipeline(ca_bundle: str | None) -> Any:
     )
 
 
+def _failure(exc: Exception) -> str:
+    """What went wrong, without the URL: azure-core's messages quote it, SAS signature included."""
+    return type(exc).__name__
+
+
 def _stream(client: Any, url: str, cap: int, what: str) -> Iterator[bytes]:
     from azure.core.exceptions import AzureError
     from azure.core.rest import HttpRequest
@@ -68,12 +73,17 @@ def _stream(client: Any, url: str, cap: int, what: str) -> Iterator[bytes]:
     try:
         response = client.send_request(HttpRequest("GET", url), stream=True, timeout=DOWNLOAD_TIMEOUT)
     except AzureError as exc:
-        raise BlobError(f"Could not download the {what}: {str(exc).splitlines()[0]}") from None
+        raise BlobError(f"Could not download the {what} ({_failure(exc)}).") from None
     try:
         if response.status_code != 200:
-            code = re.search(
-                r"<Code>([^<]{1,80})</Code>", response.text() if response.status_code >= 400 else ""
-            )
+            # Storage's error body is a small XML document naming the code (never the SAS).
+            body = b""
+            if response.status_code >= 400:
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > 4096:
+                        break
+            code = re.search(r"<Code>([^<]{1,80})</Code>", body.decode("utf-8", "replace"))
             raise BlobError(
                 f"The storage host answered {response.status_code}"
                 + (f" {code.group(1)}" if code else "")
@@ -89,7 +99,7 @@ def _stream(client: Any, url: str, cap: int, what: str) -> Iterator[bytes]:
             if total > cap:
                 break
     except AzureError as exc:
-        raise BlobError(f"The download of the {what} failed: {str(exc).splitlines()[0]}") from None
+        raise BlobError(f"The download of the {what} failed ({_failure(exc)}).") from None
     finally:
         response.close()
 

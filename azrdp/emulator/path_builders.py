@@ -6,10 +6,13 @@ behind a route to an appliance and some under an admin Deny.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azrdp.emulator import builders
 from azrdp.emulator.builders import rg_prefix, stable_guid
+
+if TYPE_CHECKING:
+    from azrdp.emulator.scenario import Scenario
 
 Resource = dict[str, Any]
 NETWORK_WATCHER_GROUP = "NetworkWatcherRG"
@@ -290,7 +293,7 @@ def admin_deny(
     return out
 
 
-def paths_fleet(count: int, *, groups: int | None = None, seed: int = 0) -> Any:
+def paths_fleet(count: int, *, groups: int | None = None, seed: int = 0) -> Scenario:
     """`fleet:N` plus the three ways in or out that NSGs do not show, on known VMs.
 
     Group 00: its `workloads` VMs without a public IP (every fourth) reach RDP through NAT rules of one
