@@ -161,7 +161,7 @@ def _route_findings(facts: ControlPlaneFacts, kind: str) -> list[Finding]:
     severity=Severity.BLOCKER,
     source=Source.CONTROL_PLANE,
     reads="The subnet's route table (UDRs), the system routes; with --effective the NIC's effective routes",
-    rbac=(f"{N}/routeTables/read",),
+    rbac=(f"{N}/routeTables/read", f"{N}/networkInterfaces/effectiveRouteTable/action"),
 )
 def route_asymmetric_return(facts: ControlPlaneFacts) -> list[Finding]:
     nic = facts.vm.primary_nic
