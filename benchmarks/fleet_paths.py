@@ -46,18 +46,20 @@ def run(spec: str, page_size: int, latency_ms: float, runs: int) -> tuple[Counte
                 kinds = Counter(
                     f"{r.method} {r.path.rstrip('/').rsplit('/', 1)[-1]}"
                     if r.method == "POST"
-                    or (r.path.rstrip("/").rsplit("/", 2)[-2].lower() != "providers"
-                    and not r.path.lower().endswith(
-                        (
-                            "virtualmachines",
-                            "networkinterfaces",
-                            "networksecuritygroups",
-                            "virtualnetworks",
-                            "publicipaddresses",
-                            "loadbalancers",
-                            "routetables",
+                    or (
+                        r.path.rstrip("/").rsplit("/", 2)[-2].lower() != "providers"
+                        and not r.path.lower().endswith(
+                            (
+                                "virtualmachines",
+                                "networkinterfaces",
+                                "networksecuritygroups",
+                                "virtualnetworks",
+                                "publicipaddresses",
+                                "loadbalancers",
+                                "routetables",
+                            )
                         )
-                    ))
+                    )
                     else f"{r.method} list {r.path.rstrip('/').rsplit('/', 1)[-1]}"
                     for r in emu.requests
                 )
