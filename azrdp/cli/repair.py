@@ -232,6 +232,7 @@ def human_view(doc: Mapping[str, Any], console: Console, *, broken_only: bool = 
             ("still blocked", summary.get("blocked", 0)),
             ("not verified", summary.get("notVerified", 0)),
             ("could not be repaired (error)", summary.get("errors", 0)),
+            ("unknown (not everything could be read)", summary.get("unknown", 0)),
             ("healthy", summary.get("healthy", 0)),
             ("skipped (--broken-only: nothing broken)", summary.get("skipped", 0)),
         ],
