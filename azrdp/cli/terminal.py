@@ -218,7 +218,17 @@ def enable_http_debug_logging() -> None:
     """
     import logging
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    class PrintableFormatter(logging.Formatter):
+        # Logged URLs and headers carry ARM's text (nextLink, Location): shown like any foreign text.
+        def format(self, record: logging.LogRecord) -> str:
+            return printable(super().format(record))
+
+    root = logging.getLogger()
+    if not root.handlers:  # as logging.basicConfig, with the printable formatter
+        handler = logging.StreamHandler()
+        handler.setFormatter(PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
     logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.DEBUG)
 
 

@@ -386,3 +386,21 @@ def test_every_fragment_is_inert_in_the_fleet_table() -> None:
     assert_inert(out)
     for fragment in MARKUP:
         assert fragment in out
+
+
+def test_the_debug_http_log_is_printable() -> None:
+    """--debug logs URLs and headers, which carry ARM's text (nextLink, Location)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import logging\n"
+        "from azrdp.cli.terminal import enable_http_debug_logging\n"
+        "enable_http_debug_logging()\n"
+        "logging.getLogger('azure.core.pipeline.policies.http_logging_policy').debug("
+        "'Location: %s', 'https://x/\\x1b]52;c;eA==\\x07\\u202e[link=https://evil]y[/link]')\n"
+    )
+    run = [sys.executable, "-c", code]
+    done = subprocess.run(run, capture_output=True, text=True, timeout=60, check=True)
+    assert "Location: https://x/?]52;c;eA==?\\u202e[link=https://evil]y[/link]" in done.stderr
+    assert_inert(done.stderr)
