@@ -404,3 +404,36 @@ def test_the_debug_http_log_is_printable() -> None:
     done = subprocess.run(run, capture_output=True, text=True, timeout=60, check=True)
     assert "Location: https://x/?]52;c;eA==?\\u202e[link=https://evil]y[/link]" in done.stderr
     assert_inert(done.stderr)
+
+
+def test_hostile_text_decoded_from_the_guest_report(
+    live_emulator: Callable[..., Emulator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Strings decoded from the marker line (OS version, a section's error) are foreign text too."""
+    import dataclasses
+
+    from azrdp.emulator.guest_sim import handle_run_command
+    from azrdp.guest import contract as c
+
+    def handler(vm: dict[str, Any], body: dict[str, Any]) -> RunCommandOutput:
+        out = handle_run_command(vm, body)
+        lines = out.stdout.splitlines()
+        for index, line in enumerate(lines):
+            if line.startswith(c.MARKER):
+                data = json.loads(line[len(c.MARKER) :])
+                data["d"]["os"]["ver"] = HOSTILE_STDERR
+                data["d"]["err"] = [{"s": "certificates", "m": HOSTILE_STDERR}]
+                lines[index] = c.MARKER + json.dumps(data)
+        return dataclasses.replace(out, stdout="\n".join(lines) + "\n", stderr=HOSTILE_STDERR)
+
+    emu = live_emulator("guest-rdp-cert-expired")
+    emu.guest_handler = handler
+    monkeypatch.setattr(Terminal, "stdout_is_tty", property(lambda self: True))
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "4000")
+    result = CliRunner().invoke(app, ["diagnose", VM, "-g", RG])
+    assert "Unexpected" not in result.stderr and result.exit_code in (1, 4), result.output
+    assert_inert(result.stdout)
+    assert_inert(result.stderr)
+    assert squeeze(printable(HOSTILE_STDERR)) in squeeze(result.stdout)
