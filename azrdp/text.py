@@ -98,5 +98,13 @@ def json_chunks(data: Any, indent: int | None = 2) -> Iterator[str]:
     """The same text as `json_text`, chunk by chunk, for documents too large to hold twice."""
     encoder = json.JSONEncoder(indent=indent, ensure_ascii=False)
     chunks: Iterable[str] = encoder.iterencode(data)
-    for chunk in chunks:
-        yield json_safe(chunk)
+    batch: list[str] = []
+    size = 0
+    for chunk in chunks:  # the encoder yields tiny pieces: escape them some 64 KB at a time
+        batch.append(chunk)
+        size += len(chunk)
+        if size >= 65536:
+            yield json_safe("".join(batch))
+            batch, size = [], 0
+    if batch:
+        yield json_safe("".join(batch))
