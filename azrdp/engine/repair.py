@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from azrdp import journal
 from azrdp.engine import Observer, Progress, ignore
-from azrdp.engine.check import CheckOptions, VmResult, run_check
+from azrdp.engine.check import UNKNOWN_FINDINGS, CheckOptions, VmResult, run_check
 from azrdp.engine.diagnose import (
     DEFAULT_GUEST_CONCURRENCY,
     DiagnoseVmResult,
@@ -49,6 +49,8 @@ PLANNED, APPLIED, REFUSED, DECLINED = "planned", "applied", "refused", "declined
 ROLLED_BACK, FAILED, NOT_RUN = "rolledBack", "failed", "notRun"
 
 Confirm = Callable[[Sequence["VmRepair"]], bool]
+# What a VM's repair ended as (besides "error"), counted in the summary.
+REPAIR_STATUSES = ("repaired", "healthy", "planned", "blocked", "notVerified", "skipped", "unknown")
 
 
 @dataclass(frozen=True)
@@ -172,10 +174,19 @@ class VmRepair:
 
     @property
     def error_or_guest_error(self) -> AzrdpError | None:
+        """The repair's own error, else the check's (the VM or its NIC could not be read), else
+        the guest diagnosis's."""
         if self.error is not None:
             return self.error
+        if self.vm.error is not None:
+            return self.vm.error
         guest = self.vm.guest
         return guest.error if guest is not None and guest.status == "error" else None
+
+    @property
+    def unknown(self) -> bool:
+        """Not every resource on the RDP path could be read: "repaired" or "healthy" would be a guess."""
+        return any(f.id in UNKNOWN_FINDINGS for f in self.remaining)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -190,7 +201,7 @@ class VmRepair:
             return ExitCode.BLOCKERS
         if self.guest_blocked or any(f.severity is Severity.BLOCKER for f in self.remaining):
             return ExitCode.BLOCKERS
-        return ExitCode.OK
+        return ExitCode.ERROR if self.unknown else ExitCode.OK
 
     @property
     def suggestions(self) -> list[dict[str, Any]]:
@@ -249,7 +260,7 @@ def _status(vmr: VmRepair, err: AzrdpError | None) -> str:
         return "notVerified"
     if code == ExitCode.BLOCKERS:
         return "planned" if (vmr.dry_run or vmr.declined) and vmr.actionable else "blocked"
-    return "error"
+    return "unknown" if err is None and vmr.unknown else "error"
 
 
 @dataclass
@@ -282,10 +293,7 @@ class RepairResult:
             "vms": vms,
             "summary": {
                 "total": len(vms),
-                **{
-                    s: statuses.count(s)
-                    for s in ("repaired", "healthy", "planned", "blocked", "notVerified", "skipped")
-                },
+                **{s: statuses.count(s) for s in REPAIR_STATUSES},
                 "errors": statuses.count("error"),
                 "runCommands": sum(vm.run_commands for vm in self.vms),
                 "exitCode": int(self.exit_code),
@@ -409,7 +417,7 @@ def run_repair_mode(
         known_ids=[s.id for s in all_repairs(Where.GUEST)],
     )
     stdout, stderr, _ = _run_script(clients, vm, parameters, options, ro.repair_script_lines())
-    report = ro.parse_repair_output(stdout, stderr)
+    report = ro.parse_repair_output(stdout, stderr, run_id=run_id)
     if report.error is not None or report.repair is None:
         raise _guest_error(report)
     return report, stderr.strip()
@@ -534,8 +542,8 @@ class Repairer:
         options = self.options
         vm: VmResult = vmr.vm
         clients = _clients_for(self.clients, vm)
-        if vmr.vm.guest is not None and vmr.vm.guest.status == "error":
-            return vmr  # the diagnosis failed: nothing is planned from half the facts
+        if vmr.vm.error is not None or (vmr.vm.guest is not None and vmr.vm.guest.status == "error"):
+            return vmr  # the check or the diagnosis failed: nothing is applied from half the facts
         cp_changed = False
         for step in vmr.steps:
             if step.step.where is not Where.CONTROL_PLANE or not step.step.actionable:
@@ -977,7 +985,7 @@ def run_undo(
             stdout, stderr, _ = _run_script(
                 _clients_for(clients, vm), vm, parameters, options, ro.repair_script_lines()
             )
-            report = ro.parse_repair_output(stdout, stderr)
+            report = ro.parse_repair_output(stdout, stderr, run_id=run_id)
             if report.error is not None:
                 if not entries:
                     raise NotFoundError(

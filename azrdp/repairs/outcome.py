@@ -77,8 +77,43 @@ class RepairReport(c.GuestReport):
     repair: RepairOutcome | None = dataclasses.field(default=None, metadata={"wire": "r"})
 
 
-def parse_repair_output(stdout: str, stderr: str = "") -> RepairReport:
-    """The report of a repair/undo/history run; off-contract output raises ContractError like diagnose."""
+# Where the guest script keeps each run's backups (repair.ps1's BackupRoot; a test keeps them equal).
+BACKUP_ROOT = "C:\\ProgramData\\azrdp\\backups"
+
+
+def _check_identifiers(report: RepairReport, run_id: str | None, tail: str) -> None:
+    """The run id and backup folder a guest reports are stored in the local journal and shown by
+    `history`: they must be exactly what the script writes (`BACKUP_ROOT\\<run id>`, or the root
+    itself for mode history), or the report is refused before anything is recorded."""
+    outcome = report.repair
+    if outcome is None:
+        return
+
+    def refuse(why: str) -> c.ContractError:
+        return c.ContractError(
+            "The in-guest script's repair result does not follow the contract:",
+            why,
+            "Use the same azrdp version for the script and the CLI; if it is the same, the guest's "
+            "output was tampered with.",
+            raw_tail=tail,
+        )
+
+    reported = outcome.run_id
+    if reported is not None and not RUN_ID.match(reported):
+        raise refuse("its run id is not 12 lower-case hex characters.")
+    if run_id is not None and reported != run_id:
+        raise refuse(f"it reports another run than {run_id}.")
+    if outcome.backup_dir is None:
+        return
+    expected = BACKUP_ROOT if report.mode == "history" else f"{BACKUP_ROOT}\\{reported}"
+    if (reported is None and report.mode != "history") or outcome.backup_dir != expected:
+        raise refuse(f"its backup folder is not {expected}.")
+
+
+def parse_repair_output(stdout: str, stderr: str = "", *, run_id: str | None = None) -> RepairReport:
+    """The report of a repair/undo/history run; off-contract output raises ContractError like diagnose.
+
+    `run_id`: the run the script was asked for; a report of another run is refused."""
     base = c.parse_output(stdout, stderr)  # marker, JSON, schema version and the diagnosis
     line = [ln.strip() for ln in stdout.splitlines() if ln.strip().startswith(c.MARKER)][-1]
     data = json.loads(line[len(c.MARKER) :])
@@ -100,6 +135,8 @@ def parse_repair_output(stdout: str, stderr: str = "") -> RepairReport:
             "Use the same azrdp version for the script and the CLI.",
             raw_tail=stdout[-600:],
         )
+    if base.error is None:
+        _check_identifiers(report, run_id, stdout[-600:])
     return report
 
 
