@@ -41,6 +41,57 @@ def _error_parts(exc: Any) -> tuple[str, str]:
     return code, _one_line(message)
 
 
+def forbidden(what: str, exc: Any) -> ForbiddenError:
+    """A 403: the missing RBAC action, where, and the role that grants it."""
+    from azrdp.rbac import grant_hint, parse_denial
+
+    code, message = _error_parts(exc)
+    denied = parse_denial(message)
+    if not denied.action:
+        return ForbiddenError(
+            f"Access to {what} was denied ({code or 'HTTP 403'}): {message}",
+            fix="Ask for a role with the RBAC actions listed by `azrdp checks list` (docs/rbac.md).",
+        )
+    return ForbiddenError(
+        f"Access to {what} was denied: this identity lacks the RBAC action '{denied.action}'"
+        + (f" on {denied.scope}" if denied.scope else "")
+        + f" ({code or 'AuthorizationFailed'}).",
+        fix=grant_hint(denied.action, denied.scope)
+        + " If it was granted in the last minutes, sign in again: role assignments reach tokens late.",
+    )
+
+
+_TOKEN_FIXES = {
+    "InvalidAuthenticationTokenAudience": (
+        "the token was issued for another audience",
+        "Use a token for Azure Resource Manager of the cloud you target (--cloud, AZURE_CLOUD); with "
+        "AZRDP_ARM_ENDPOINT, check it points at the endpoint your credential signs in for.",
+    ),
+    "ExpiredAuthenticationToken": (
+        "the token has expired",
+        "Sign in again (`az login`), and check this machine's clock: ARM compares the token's expiry "
+        "with its own time.",
+    ),
+}
+
+
+def token_refused(what: str, exc: Any) -> AuthenticationError:
+    """A 401 from ARM itself: the credential gave a token, ARM refused it."""
+    code, message = _error_parts(exc)
+    why, fix = _TOKEN_FIXES.get(
+        code,
+        (
+            "the token was refused",
+            "Sign in again (`az login`), or set AZURE_TOKEN_CREDENTIALS to the credential you mean to use.",
+        ),
+    )
+    return AuthenticationError(
+        f"Azure Resource Manager refused the access token while reading {what}: {why} "
+        f"({code or 'HTTP 401'}: {message})",
+        fix=fix,
+    )
+
+
 @contextlib.contextmanager
 def translate_errors(what: str) -> Iterator[None]:
     """Map SDK exceptions to azrdp errors naming `what` was being read or changed."""
@@ -77,11 +128,9 @@ def translate_errors(what: str) -> Iterator[None]:
     except ClientAuthenticationError as exc:
         status = getattr(exc, "status_code", None)
         if status == 403:
-            _, message = _error_parts(exc)
-            raise ForbiddenError(
-                f"Access to {what} was denied: {message}",
-                fix="Ask for a role with the RBAC actions listed by `azrdp checks list`.",
-            ) from None
+            raise forbidden(what, exc) from None
+        if status == 401:
+            raise token_refused(what, exc) from None
         raise AuthenticationError(
             f"Could not authenticate to Azure while reading {what}: {_credential_failure(exc)}",
             fix="Run `az login`, or set AZURE_TOKEN_CREDENTIALS (e.g. managedidentitycredential).",
@@ -89,17 +138,17 @@ def translate_errors(what: str) -> Iterator[None]:
     except ResourceExistsError as exc:
         code, message = _error_parts(exc)
         raise ConflictError(
-            f"Azure refused to change {what}: {message}",
-            fix="Wait for the operation in progress to finish, then retry.",
+            f"Azure refused to change {what}: another operation on it is in progress ({code}: {message})"
+            if code
+            else f"Azure refused to change {what}: {message}",
+            fix="Wait for the operation in progress to finish (the resource's Activity log shows it), "
+            "then retry.",
         ) from None
     except HttpResponseError as exc:
         code, message = _error_parts(exc)
         status = exc.status_code
         if status == 403 or code == "AuthorizationFailed":
-            raise ForbiddenError(
-                f"Access to {what} was denied: {message}",
-                fix="Ask for a role with the RBAC actions listed by `azrdp checks list`.",
-            ) from None
+            raise forbidden(what, exc) from None
         if status == 429:
             raise AzureError(
                 f"Azure throttled the requests for {what}: {message}",

@@ -57,7 +57,10 @@ def serve(
     ] = 100,
     faults: Annotated[
         str | None,
-        typer.Option("--faults", help="Injected faults, e.g. '503:0.05,reset:0.01' or '429@3,500@7'."),
+        typer.Option(
+            "--faults",
+            help="Injected faults: '503:0.05,429@3', a JSON list of fault objects, or @FILE.",
+        ),
     ] = None,
     runcommand_seconds: Annotated[
         float, typer.Option("--runcommand-seconds", min=0, help="How long a Run Command takes.")
