@@ -65,6 +65,15 @@ def serve(
     runcommand_seconds: Annotated[
         float, typer.Option("--runcommand-seconds", min=0, help="How long a Run Command takes.")
     ] = 0.2,
+    lro_seconds: Annotated[
+        float,
+        typer.Option(
+            "--lro-seconds",
+            min=0,
+            help="How long other long-running operations take (0: done at the first poll, "
+            "so clients that poll every 30 s, like the az CLI, never wait).",
+        ),
+    ] = 0.05,
     no_throttle: Annotated[
         bool, typer.Option("--no-throttle", help="Disable the ARM token-bucket throttling.")
     ] = False,
@@ -94,6 +103,7 @@ def serve(
             faults=fault_list,
             request_log=request_log,
             runcommand_seconds=runcommand_seconds,
+            lro_seconds=lro_seconds,
             throttle=not no_throttle,
             seed=seed,
             port=port,
