@@ -511,10 +511,10 @@ def list_vm_models(
 def vm_statuses(
     clients: Clients, models: Sequence[Json], resource_group: str | None, progress: ProgressFn | None = None
 ) -> dict[str, Json]:
-    """The instance view of each listed VM, by lower-cased VM id (a VM Azure did not report is absent).
+    """The instance view of each listed VM of a group, by lower-cased VM id (absent: not reported).
 
-    Few VMs of one group: one instance-view GET each, in parallel. Otherwise the status-only listing
-    of the subscription, read until every wanted VM is found (all of it for `--all`).
+    Few VMs: one instance-view GET each, in parallel. Otherwise the status-only listing of the
+    subscription, read until every wanted VM is found.
     """
     from azrdp.azure.clients import translate_errors
 
@@ -537,18 +537,29 @@ def vm_statuses(
             for m in wanted.values()
         ]
         return {rid: view for rid, view in _parallel(tasks) if view is not None}
+    return all_vm_statuses(clients, progress, wanted=set(wanted))
+
+
+def all_vm_statuses(
+    clients: Clients, progress: ProgressFn | None = None, wanted: set[str] | None = None
+) -> dict[str, Json]:
+    """`list_all(statusOnly=true)`: each VM's instance view by lower-cased id; with `wanted`, only
+    those, and the listing stops as soon as all of them are found."""
+    from azrdp.azure.clients import translate_errors
+
     found: dict[str, Json] = {}
     with translate_errors("the VM status of the subscription"):
         for item in clients.compute.virtual_machines.list_all(status_only="true"):
             d = item.as_dict()
             rid = str(d.get("id", "")).lower()
-            if rid in wanted:
-                view = _props(d).get("instanceView")
-                found[rid] = view if isinstance(view, Mapping) else {}
-                if progress and len(found) % 500 == 0:
-                    progress("VM statuses", len(found))
-                if len(found) == len(wanted):
-                    break  # every VM of the group is known: the remaining pages are not needed
+            if wanted is not None and rid not in wanted:
+                continue
+            view = _props(d).get("instanceView")
+            found[rid] = view if isinstance(view, Mapping) else {}
+            if progress and len(found) % 500 == 0:
+                progress("VM statuses", len(found))
+            if wanted is not None and len(found) == len(wanted):
+                break  # every wanted VM is known: the remaining pages are not needed
     if progress:
         progress("VM statuses", len(found))
     return found
@@ -603,18 +614,20 @@ def list_fleet_facts(
 
         return run
 
-    def vm_listing() -> int:
+    statuses: dict[str, Json] = {}
+
+    def vm_models() -> int:
+        """The models; for a group, then the status of its VMs (it needs their ids)."""
         listed = list_vm_models(clients, resource_group, progress)
-        statuses = vm_statuses(clients, listed, resource_group, progress)
-        for model in listed:
-            status = statuses.get(str(model.get("id", "")).lower())
-            facts = vm_from_rest(with_instance_view(model, status), clients.subscription_id)
-            with lock:
-                vms.append((facts, vm_nic_ids(model)))
-                if status is None:
-                    missing_status.add(facts.id.lower())
+        if resource_group:
+            statuses.update(vm_statuses(clients, listed, resource_group, progress))
         models.extend(listed)
         return len(listed)
+
+    def vm_status_all() -> int:
+        """`--all`: the status listing runs beside the model listing."""
+        statuses.update(all_vm_statuses(clients, progress))
+        return len(statuses)
 
     def listing(what: str, fn: Callable[[], Any], sink: Callable[[Json], None]) -> Callable[[], int]:
         def run() -> int:
@@ -626,7 +639,7 @@ def list_fleet_facts(
     if resource_group:
         rg = resource_group
         tasks = [
-            vm_listing,
+            vm_models,
             listing("network interfaces", lambda: network.network_interfaces.list(rg), add_nic),
             listing("NSGs", lambda: network.network_security_groups.list(rg), locked(lookup.add_nsg)),
             listing("virtual networks", lambda: network.virtual_networks.list(rg), locked(lookup.add_vnet)),
@@ -634,13 +647,20 @@ def list_fleet_facts(
         ]
     else:
         tasks = [
-            vm_listing,
+            vm_models,
+            vm_status_all,
             listing("network interfaces", network.network_interfaces.list_all, add_nic),
             listing("NSGs", network.network_security_groups.list_all, locked(lookup.add_nsg)),
             listing("virtual networks", network.virtual_networks.list_all, locked(lookup.add_vnet)),
             listing("public IPs", network.public_ip_addresses.list_all, locked(lookup.add_pip)),
         ]
     _parallel(tasks)
+    for model in models:  # the join: model and status by VM id
+        status = statuses.get(str(model.get("id", "")).lower())
+        facts = vm_from_rest(with_instance_view(model, status), clients.subscription_id)
+        vms.append((facts, vm_nic_ids(model)))
+        if status is None:
+            missing_status.add(facts.id.lower())
 
     # A model without networkProfile (rare): fall back to the NICs' back-references.
     by_vm: dict[str, list[str]] = {}
