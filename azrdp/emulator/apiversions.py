@@ -67,6 +67,17 @@ PUBLISHED: dict[str, ApiLine] = {
         2024-10-01 2025-01-01 2025-03-01 2025-05-01 2025-07-01 2025-09-01 2026-01-01 2026-03-01
         """,
     ),
+    # Resource Health (availability statuses): specification/resourcehealth/resource-manager/
+    # Microsoft.ResourceHealth/{stable,preview}/<version>.
+    "Microsoft.ResourceHealth": _line(
+        "Microsoft.ResourceHealth",
+        "Azure/azure-rest-api-specs specification/resourcehealth/resource-manager/Microsoft.ResourceHealth/"
+        "{stable,preview}/<version>",
+        """
+        2015-01-01 2017-07-01 2018-07-01 2018-08-01 2020-05-01 2020-05-01-preview 2022-05-01
+        2022-05-01-preview 2022-10-01 2024-02-01 2025-05-01 2026-07-01 2026-08-01-preview
+        """,
+    ),
     # Resource groups and the resources list: specification/resources/resource-manager/
     # Microsoft.Resources/stable/<version>/resources.json, as azure-mgmt-resource 24 ships them.
     "Microsoft.Resources": _line(

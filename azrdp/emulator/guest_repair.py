@@ -25,6 +25,7 @@ from azrdp.repairs import guest as rg
 from azrdp.repairs.outcome import (
     APPLIED,
     FAILED,
+    ID_SEPARATOR,
     PLANNED,
     REFUSED,
     RESTORED,
@@ -367,7 +368,7 @@ APPLY: dict[str, Apply] = {
 
 
 def _split(text: str) -> list[str]:
-    return [part.strip() for part in (text or "").split(",") if part.strip()]
+    return [part.strip() for part in (text or "").split(ID_SEPARATOR) if part.strip()]
 
 
 def _change_texts(trigger: rg.Trigger) -> tuple[str, ...]:

@@ -877,6 +877,15 @@ def handle_run_command(
             f"azrdp.ps1 : A parameter cannot be found that matches parameter name '{unknown[0]}'.",
             duration,
         )
+    empty = [str(p.get("name")) for p in body.get("parameters") or () if str(p.get("value", "")) == ""]
+    if empty:
+        # The handler writes `-Name value` unquoted: an empty value leaves -Name without an argument.
+        return RunCommandOutput(
+            "",
+            f"azrdp.ps1 : Missing an argument for parameter '{empty[0]}'. Specify a parameter of type "
+            "'System.String' and try again.",
+            duration,
+        )
     fault_output = _fault(state, now)
     if fault_output is not None:
         return RunCommandOutput(fault_output[0], fault_output[1], duration)

@@ -662,17 +662,45 @@ def build_parameters(mode: str = "diagnose", rdp_port: int = 3389) -> list[dict[
     return check_parameters([{"name": "Mode", "value": mode}, {"name": "RdpPort", "value": str(rdp_port)}])
 
 
-_PARAMETER_VALUE = re.compile(r"^[A-Za-z0-9,._-]*$")
+# Run Command's handler puts each parameter on the script's command line as `-Name value`, unquoted,
+# through a cmd.exe layer (Azure/azure-powershell#7269, #29880): an empty value leaves `-Name`
+# without its argument, a value starting with `-` reads as another parameter's name, and characters
+# outside this set may be split, stripped or reinterpreted (a comma, for one, makes an array).
+PARAMETER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+PARAMETER_VALUE = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._-]*")
+
+
+def render_command_line(parameters: Sequence[Mapping[str, str]]) -> str:
+    """The parameters as Run Command's handler writes them on the script's command line."""
+    return " ".join(f"-{p['name']} {p['value']}" for p in parameters)
 
 
 def check_parameters(parameters: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Refuse parameters Run Command's command line could mangle (a programming error, not user input)."""
-    length = sum(len(p["name"]) + len(p["value"]) + 3 for p in parameters)
-    bad = [p["name"] for p in parameters if not _PARAMETER_VALUE.match(p["value"])]
-    if bad or length > PARAMETERS_LIMIT:
+    """Refuse what Run Command's command line would mangle, before anything is sent.
+
+    Every value azrdp sends is an id, a port or a flag built by azrdp itself, so a refusal here is
+    a programming error, never user input passed through.
+    """
+    for p in parameters:
+        name, value = p["name"], p["value"]
+        why = ""
+        if not isinstance(value, str) or not value:
+            why = "its value is empty, so the command line would leave -{name} without an argument"
+        elif not PARAMETER_VALUE.fullmatch(value):
+            why = "its value has a character outside [A-Za-z0-9._-] or starts with '-'"
+        elif not PARAMETER_NAME.fullmatch(name):
+            why = "its name is not a PowerShell parameter name"
+        if why:
+            raise UsageError(
+                f"Run Command parameter {name} cannot be sent safely:",
+                why.format(name=name) + ".",
+                fix="Values are ids, ports and flags only; use the options azrdp documents.",
+            )
+    if len(render_command_line(parameters)) > PARAMETERS_LIMIT:
         raise UsageError(
-            f"Run Command parameter {bad[0] if bad else 'list'} cannot be sent safely.",
-            fix="Values are ids, ports and flags only; use the options azrdp documents.",
+            "The Run Command parameters cannot be sent safely:",
+            f"their command line is longer than {PARAMETERS_LIMIT} characters.",
+            fix="Name fewer repairs at once.",
         )
     return parameters
 

@@ -20,6 +20,8 @@ from azrdp.guest.contract import wire, wire_list
 from azrdp.journal import validate_run_id
 
 REPAIR_MODES = ("repair", "undo", "history")
+# Separates repair ids in the Only and Skip parameters (repair.ps1 Split-AzrdpIdList splits on it).
+ID_SEPARATOR = "."
 RUN_ID = re.compile(r"^[0-9a-f]{12}$")
 __all__ = ["validate_run_id"]  # re-exported: the one run-id rule
 # Step statuses the script reports.
@@ -159,11 +161,14 @@ def build_parameters(
     if mode != "history":
         params.append({"name": "RunId", "value": validate_run_id(run_id)})
     if mode == "repair":
-        params += [
-            {"name": "Only", "value": ",".join(only)},
-            {"name": "Skip", "value": ",".join(skip)},
-            {"name": "DryRun", "value": "1" if dry_run else "0"},
-        ]
+        # Lists are dot-separated and sent only when not empty (the script defaults them to ''):
+        # Run Command's command line cannot carry an empty value or a comma (contract.check_parameters).
+        only, skip = list(only), list(skip)
+        if only:
+            params.append({"name": "Only", "value": ID_SEPARATOR.join(only)})
+        if skip:
+            params.append({"name": "Skip", "value": ID_SEPARATOR.join(skip)})
+        params.append({"name": "DryRun", "value": "1" if dry_run else "0"})
     return c.check_parameters(params)
 
 

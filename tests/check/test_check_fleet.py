@@ -50,7 +50,8 @@ def test_all_lists_every_vm_exactly_once_with_list_calls_only(fleet: Callable[..
     assert doc["summary"]["total"] == 60
     assert doc["summary"]["healthy"] + doc["summary"]["blocked"] + doc["summary"]["errors"] == 60
     assert code == (4 if doc["summary"]["blocked"] else 0)
-    # Only collection GETs: nothing addressed to one VM, NIC, NSG, VNet or public IP.
+    # Only collection GETs: nothing addressed to one VM, NIC, NSG, VNet or public IP; and one
+    # admin-rule POST per VNet (the generated fleet has one VNet per resource group).
     kinds = Counter(r.path.rstrip("/").rsplit("/", 1)[-1].lower() for r in emu.requests)
     assert set(kinds) <= {
         "virtualmachines",
@@ -58,6 +59,9 @@ def test_all_lists_every_vm_exactly_once_with_list_calls_only(fleet: Callable[..
         "networksecuritygroups",
         "virtualnetworks",
         "publicipaddresses",
+        "loadbalancers",
+        "routetables",
+        "listnetworkmanagereffectivesecurityadminrules",
     }, kinds
     # ceil(60 / 7) pages of models (list_all) and as many of status (list_all statusOnly=true),
     # joined by id: no list call returns both (statusOnly has neither model nor tags).
@@ -65,7 +69,12 @@ def test_all_lists_every_vm_exactly_once_with_list_calls_only(fleet: Callable[..
     assert sum("statusOnly=true" in r.query for r in vm_pages) == 9
     assert sum("statusOnly" not in r.query for r in vm_pages) == 9
     assert not any("expand" in r.query.lower() for r in vm_pages)
-    assert all(r.method == "GET" for r in emu.requests)
+    vnets = len(emu.store.list("Microsoft.Network/virtualNetworks"))
+    assert kinds["listnetworkmanagereffectivesecurityadminrules"] == vnets
+    assert all(
+        r.method == "GET" or r.path.lower().endswith("/listnetworkmanagereffectivesecurityadminrules")
+        for r in emu.requests
+    )
     # The model facts are there: size and boot diagnostics come from the model, power from the status.
     assert all(vm["vmSize"] == "Standard_B2s" for vm in doc["vms"])
     assert {vm["powerState"] for vm in doc["vms"]} <= {"running", "deallocated", "stopped"}

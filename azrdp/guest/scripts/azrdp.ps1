@@ -114,7 +114,8 @@ function Get-RegValue {
     # Absent key or value -> $null; absent is often the healthy state.
     $key = Get-Item -LiteralPath $Path -ErrorAction SilentlyContinue
     if ($null -eq $key) { return $null }
-    return $key.GetValue($Name, $null)
+    # The comma keeps a REG_BINARY (byte[]) or REG_MULTI_SZ (string[]) value whole on the way out.
+    return , $key.GetValue($Name, $null)
 }
 
 function Get-RegInt {
@@ -137,7 +138,7 @@ function ConvertTo-GpoBool {
 
 function Add-SectionError {
     param($Errors, [string]$Section, [string]$Message)
-    if ($Errors.Count -lt $Limits.errors) {
+    if (@($Errors).Count -lt $Limits.errors) {
         $Errors.Add([ordered]@{ s = $Section; m = (Limit-Text -Value $Message -Limit $Limits.message) })
     }
 }

@@ -79,7 +79,8 @@ function Get-AzrdpService {
 }
 
 function New-AzrdpTrigger {
-    param($Changes, [string]$Refused = $null)
+    # Untyped: a [string] parameter would turn the $null below back into ''.
+    param($Changes, $Refused = $null)
     if ($Refused -eq '') { $Refused = $null }
     return @{ changes = $Changes; refused = $Refused }
 }
@@ -475,7 +476,7 @@ function Backup-AzrdpRegValue {
         elseif ($kind -eq 'MultiString') { $old = @($raw) }
         else { $old = $raw }
     }
-    $file = Join-Path -Path $Run.dir -ChildPath ('reg-' + $Step.items.Count + '.reg')
+    $file = Join-Path -Path $Run.dir -ChildPath ('reg-' + @($Step.items).Count + '.reg')
     if (Test-Path -LiteralPath $Path) {
         [void](Invoke-AzrdpNative -Exe 'reg.exe' -Arguments @('export', $Path.Replace('HKLM:\', 'HKLM\'), $file, '/y'))
     }
@@ -652,7 +653,8 @@ function Repair-AzrdpMachineKeys {
             Add-AzrdpItem -Run $Run -Step $Step -Item ([ordered]@{ t = 'sddl'; kind = 'dir'; p = $MachineKeysPath; old = $folder.GetSecurityDescriptorSddlForm($sections); file = $saved })
             # Not inheritable: the key files keep their own ACLs.
             $security = New-Object System.Security.AccessControl.DirectorySecurity
-            $security.SetSecurityDescriptorSddlForm($K.MachineKeysSddl)
+            # With the sections: the one-argument form also writes (wipes) the folder's SACL.
+            $security.SetSecurityDescriptorSddlForm($K.MachineKeysSddl, $sections)
             [System.IO.Directory]::SetAccessControl($MachineKeysPath, $security)
         }
         elseif ($change.target -eq 'RDP key file ACL') {
@@ -680,7 +682,7 @@ function Repair-AzrdpMachineKeys {
                 $third = '(A;;0x120089;;;BA)'
                 if ($null -ne $D.os -and [int]$D.os.bld -ge 17763) { $third = '(A;;FA;;;' + $K.SessionEnvSid + ')' }
                 $security = New-Object System.Security.AccessControl.FileSecurity
-                $security.SetSecurityDescriptorSddlForm('O:SYD:P(A;;FA;;;SY)(A;;0x120089;;;NS)' + $third)
+                $security.SetSecurityDescriptorSddlForm('O:SYD:P(A;;FA;;;SY)(A;;0x120089;;;NS)' + $third, $fileSections)
             }
             else {
                 # A pinned certificate's key may serve other services too: keep its other entries,
@@ -883,7 +885,8 @@ function ConvertTo-AzrdpChangeText {
 function Split-AzrdpIdList {
     param([string]$Text)
     $list = New-Object 'System.Collections.Generic.List[string]'
-    foreach ($part in ([string]$Text).Split(',')) { if ($part.Trim() -ne '') { $list.Add($part.Trim()) } }
+    # Dot-separated: Run Command passes values unquoted, and a comma would make an array of them.
+    foreach ($part in ([string]$Text).Split('.')) { if ($part.Trim() -ne '') { $list.Add($part.Trim()) } }
     return , $list
 }
 
@@ -893,8 +896,8 @@ function Invoke-AzrdpRepair {
     param([string]$RunId, [string]$Only, [string]$Skip, [bool]$DryRun, [int]$ExpectedPort)
     # Invoke-AzrdpRepairMode validated every parameter.
     $K = Get-AzrdpRepairConstants
-    $only = Split-AzrdpIdList -Text $Only
-    $skip = Split-AzrdpIdList -Text $Skip
+    $onlyIds = Split-AzrdpIdList -Text $Only
+    $skipIds = Split-AzrdpIdList -Text $Skip
     $before = Get-AzrdpDiagnosis -ExpectedPort $ExpectedPort
     $now = (Get-Date).ToUniversalTime()
     $run = @{
@@ -904,8 +907,8 @@ function Invoke-AzrdpRepair {
     if ((-not $DryRun) -and (Test-Path -LiteralPath $run.dir)) { throw ('Run ' + $RunId + ' already exists in this guest.') }
     $selected = New-Object 'System.Collections.Generic.List[string]'
     foreach ($id in $K.Order) {
-        if ($skip -contains $id) { continue }
-        if ($only.Count -gt 0 -and $only -notcontains $id) { continue }
+        if ($skipIds -contains $id) { continue }
+        if ($onlyIds.Count -gt 0 -and $onlyIds -notcontains $id) { continue }
         $selected.Add($id)
     }
     $results = New-Object 'System.Collections.Generic.List[object]'
@@ -1052,7 +1055,7 @@ function Invoke-AzrdpRepairMode {
         $Report.e = 'RunId must be 12 lower-case hex characters.'
         return
     }
-    foreach ($id in @(Split-AzrdpIdList -Text $Only) + @(Split-AzrdpIdList -Text $Skip)) {
+    foreach ($id in (Split-AzrdpIdList -Text ($Only + '.' + $Skip))) {
         if ($K.Order -notcontains $id) {
             $Report.ec = 'parameter'
             $Report.e = Limit-Text -Value ('Unknown repair id ' + $id) -Limit $Limits.message
