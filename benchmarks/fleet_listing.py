@@ -1,7 +1,7 @@
 """Fleet listing by the contract (issue 13): ARM requests and wall time, side by side with before.
 
     python benchmarks/fleet_listing.py [--sizes 1,1000,5000] [--latency-ms 20] [--page-size 100]
-                                       [--runs 3] [--before 52c9a8b]
+                                       [--runs 3] [--before 29d2dfb]
 
 Before, `check --all` read VMs with one `list_all(statusOnly=true)` listing and used it as the model
 too (Azure returns status only there: no tags, size or boot diagnostics), and `check -g` used
@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--before", default="52c9a8b", help="the commit to compare with")
+    parser.add_argument("--before", default="29d2dfb", help="the commit to compare with (main before #13)")
     args = parser.parse_args()
 
     now = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
