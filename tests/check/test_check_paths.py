@@ -353,3 +353,16 @@ def test_fleet_of_240_with_nat_routes_and_admin_deny_stays_o_pages(run: Run) -> 
     ]
     assert singles == [p for p in singles if p.endswith("/lb-rdp-ip")] and len(singles) == 1
     assert len(emu.requests) <= 5 * 4 + 2 + vnets + 1
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["2025-06-02T06:12:44.3829811+00:00", "2025-06-02T06:12:44.38Z", "2025-06-02T06:12:44.382981+00:00"],
+)
+def test_instance_view_times_parse_on_every_python(stamp: str) -> None:
+    """Azure writes 7 fractional digits and an offset; Python 3.10's fromisoformat takes 3 or 6."""
+    from azrdp.checks.paths import _minutes_since
+
+    base = _minutes_since("2025-06-02T06:12:44+00:00", 1_780_000_000.0)
+    minutes = _minutes_since(stamp, 1_780_000_000.0)
+    assert base is not None and minutes is not None and abs(minutes - base) < 0.02
