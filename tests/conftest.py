@@ -1,10 +1,14 @@
-"""Test isolation shared by every test.
+"""Test isolation shared by every test, and the tests whose peers this machine lacks.
 
 * Every AZRDP_*/AZURE_*/identity variable is cleared; HOME and AZURE_CONFIG_DIR point at a temp
   dir, so nothing reads the real ~/.azure.
 * Managed identity is pointed at a closed loopback port, so no credential built in a test can ever
   probe the instance metadata address.
 * A socket guard refuses any connection that is not loopback or a Unix socket.
+* Peers: tests marked `xrdp` need Debian's xrdp on PATH, tests marked `azcli` the official Azure
+  CLI provisioned by tests/azcli/provision.py. Where one is missing its tests are deselected and
+  one summary line says so with the command that adds it; with AZRDP_REQUIRE_PEERS=1 (.ci/run
+  sets it) a missing peer fails the run instead.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import peers
 import pytest
 
 pytest_plugins = ["fixtures_emulator"]
@@ -93,3 +98,28 @@ def loopback_only() -> Iterator[None]:
     finally:
         socket.socket.connect = real_connect  # type: ignore[method-assign]
         socket.socket.connect_ex = real_connect_ex  # type: ignore[method-assign]
+
+
+# --- peers: real third-party programs some tests run against (tests/peers.py) ------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    peers.detect(config)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    peers.deselect_missing(config, items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist: a worker's count of tests it could not run, for the controller's summary line."""
+    counts = getattr(node, "workeroutput", {}).get("azrdpNotRun")
+    if counts:
+        peers.merge_worker_counts(node.config, counts)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    line = peers.summary(config)
+    if line:
+        terminalreporter.write_line(line, yellow=True)

@@ -1,4 +1,4 @@
-"""Credential, cloud and subscription resolution.
+"""Credential, cloud and subscription resolution, and the ARM pipeline options every client shares.
 
 Subscription, first match wins (the source is recorded in `AzureContext.subscription_source`):
 the ID inside --ids or a positional ID, --subscription (an ID, or a name looked up in the az CLI
@@ -10,6 +10,7 @@ Otherwise a usage error.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import uuid
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from azrdp import __version__
+from azrdp.azure.errormap import translate_errors
 from azrdp.errors import UsageError
 
 if TYPE_CHECKING:
@@ -237,8 +240,6 @@ def resolve_context(
 
 
 def _resolve_from_subscription_list(ctx: AzureContext, name: str | None) -> AzureContext:
-    from azrdp.azure.clients import list_subscriptions
-
     subs = list_subscriptions(ctx)
     if name:
         matches = [s for s in subs if name.lower() in (s["name"].lower(), s["id"].lower())]
@@ -262,6 +263,76 @@ def _resolve_from_subscription_list(ctx: AzureContext, name: str | None) -> Azur
         + (f" ({len(subs)} are visible)." if subs else "."),
         fix="Pass --subscription, set AZURE_SUBSCRIPTION_ID, or run `az account set -s <id>`.",
     )
+
+
+# Run Command and power operations take tens of seconds: the SDK default of 30 s between polls
+# would add up to half a minute to each. Override with AZRDP_POLLING_INTERVAL (the emulator does).
+DEFAULT_POLLING_INTERVAL = 2.0
+SUBSCRIPTIONS_API_VERSION = "2022-12-01"
+
+
+def _float_env(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"{name} {raw!r} is not a number.", fix=f"Set {name} to seconds, e.g. 2.") from None
+    if not math.isfinite(value) or value < 0:  # nan passes `< 0`; inf would wait forever
+        raise UsageError(
+            f"{name} {raw!r} is not a finite number of 0 or more.", fix=f"Set {name} to seconds, e.g. 2."
+        )
+    return value
+
+
+def client_kwargs(ctx: AzureContext) -> dict[str, Any]:
+    kw: dict[str, Any] = {
+        "base_url": ctx.arm_endpoint + "/",
+        "credential_scopes": [
+            ctx.cloud.arm_scope if not ctx.emulated else "https://management.azure.com/.default"
+        ],
+        "user_agent": f"azrdp/{__version__}",
+        "polling_interval": _float_env("AZRDP_POLLING_INTERVAL", DEFAULT_POLLING_INTERVAL),
+        # azure-core's RetryPolicy honours Retry-After on 429/5xx; cap the exponential backoff.
+        "retry_total": int(_float_env("AZRDP_RETRY_TOTAL", 6)),
+        "retry_backoff_max": 30,
+    }
+    if ctx.ca_bundle:
+        kw["connection_verify"] = ctx.ca_bundle
+    return kw
+
+
+def list_subscriptions(ctx: AzureContext) -> list[dict[str, str]]:
+    """GET /subscriptions through the ARM pipeline (no extra SDK package needed)."""
+    from azure.core.pipeline.policies import RetryPolicy, UserAgentPolicy
+    from azure.core.rest import HttpRequest
+    from azure.mgmt.core import ARMPipelineClient
+    from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
+
+    kw = client_kwargs(ctx)
+    policies = [
+        UserAgentPolicy(kw["user_agent"]),
+        RetryPolicy(retry_total=kw["retry_total"], retry_backoff_max=kw["retry_backoff_max"]),
+        ARMChallengeAuthenticationPolicy(ctx.credential, *kw["credential_scopes"]),
+    ]
+    subs: list[dict[str, str]] = []
+    url: str | None = f"{ctx.arm_endpoint}/subscriptions?api-version={SUBSCRIPTIONS_API_VERSION}"
+    client: ARMPipelineClient[HttpRequest, Any] = ARMPipelineClient(
+        base_url=ctx.arm_endpoint,
+        policies=policies,
+        connection_verify=kw.get("connection_verify", True),
+    )
+    with translate_errors("the subscription list"), client:
+        while url:
+            response = client.send_request(HttpRequest("GET", url))
+            response.raise_for_status()
+            body = response.json()
+            for item in body.get("value", []):
+                if item.get("state", "Enabled") in ("Enabled", "Warned", "PastDue"):
+                    subs.append({"id": str(item["subscriptionId"]), "name": str(item.get("displayName", ""))})
+            url = body.get("nextLink")
+    return subs
 
 
 def new_run_id() -> str:

@@ -7,9 +7,16 @@ Single VM, at most 3 sequential rounds (7 requests for a one-NIC VM):
      holds the subnet's NSG and, usually, the NIC's) and any NIC NSG living elsewhere.
   A subnet NSG in yet another resource group costs one more GET (a fourth round, rare).
 
-Fleet: VMs (with instance views), NICs, NSGs, VNets and public IPs are listed, type by type in
-parallel, so the request count grows with the number of pages, not of VMs. Scoped to a resource
-group, references to resources in other groups are fetched with GETs afterwards.
+Fleet: VM models, NICs, NSGs, VNets and public IPs are listed, type by type in parallel, so the
+request count grows with the number of pages, not of VMs. No documented list call returns a VM's
+model and its run-time status together (`$expand=instanceView` on a list "can only be specified if
+a valid $filter option is specified", and the only filter is a scale set's id; `statusOnly=true`
+returns status without the model or tags), so the status comes separately and is joined by id:
+  * `--all`: `list_all()` for the models and `list_all(statusOnly=true)` for the status, in parallel;
+  * `-g GROUP`: `list(GROUP)` for the models, then the status: one instance-view GET per VM when the
+    group has at most INSTANCE_VIEW_GETS_MAX VMs (one parallel round), else `list_all(statusOnly=true)`
+    read page by page until every VM of the group is found.
+Scoped to a resource group, references to resources in other groups are fetched with GETs afterwards.
 
 The SDK's RetryPolicy honours Retry-After on 429; there is no second retry loop here. Models are
 read through `as_dict()` (REST JSON), never through enum-typed attributes. Parsers are pure
@@ -24,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from azrdp.errors import AzrdpError
+from azrdp.errors import AzrdpError, AzureError
 from azrdp.facts import NicFacts, Nsg, NsgRule, PublicIp, Subnet, VmFacts, Vnet, group_of, name_of
 
 if TYPE_CHECKING:
@@ -33,6 +40,9 @@ if TYPE_CHECKING:
 Json = Mapping[str, Any]
 T = TypeVar("T")
 MAX_WORKERS = 8
+# Up to this many VMs in a group, their instance views are read one by one (in parallel): fewer
+# requests than paging through the status of the whole subscription.
+INSTANCE_VIEW_GETS_MAX = 3
 
 
 # --------------------------------------------------------------------------------------------
@@ -512,6 +522,93 @@ def _drain(pages: Iterator[Any], sink: Callable[[Json], None], what: str, progre
     return count
 
 
+def list_vm_models(
+    clients: Clients, resource_group: str | None, progress: ProgressFn | None = None
+) -> list[Json]:
+    """The VM models of a group (`list(GROUP)`) or of the subscription (`list_all()`), no status."""
+    from azrdp.azure.clients import translate_errors
+
+    scope = f"resource group '{resource_group}'" if resource_group else "the subscription"
+    compute = clients.compute
+    listed: list[Json] = []
+    with translate_errors(f"the VMs of {scope}"):
+        pages = (
+            compute.virtual_machines.list(resource_group)
+            if resource_group
+            else compute.virtual_machines.list_all()
+        )
+        _drain(iter(pages), listed.append, "VMs", progress)
+    return listed
+
+
+def vm_statuses(
+    clients: Clients, models: Sequence[Json], resource_group: str | None, progress: ProgressFn | None = None
+) -> dict[str, Json]:
+    """The instance view of each listed VM of a group, by lower-cased VM id (absent: not reported).
+
+    Few VMs: one instance-view GET each, in parallel. Otherwise the status-only listing of the
+    subscription, read until every wanted VM is found.
+    """
+    from azrdp.azure.clients import translate_errors
+
+    wanted = {str(m.get("id", "")).lower(): m for m in models if m.get("id")}
+    if not wanted:
+        return {}
+    if resource_group and len(wanted) <= INSTANCE_VIEW_GETS_MAX:
+
+        def one(model: Json) -> tuple[str, Json | None]:
+            rid = str(model["id"])
+            try:
+                with translate_errors(f"the instance view of VM '{name_of(rid)}'"):
+                    view = clients.compute.virtual_machines.instance_view(group_of(rid), name_of(rid))
+                return rid.lower(), view.as_dict()
+            except AzrdpError:
+                return rid.lower(), None
+
+        tasks: list[Callable[[], tuple[str, Json | None]]] = [
+            lambda m=m: one(m)  # type: ignore[misc]
+            for m in wanted.values()
+        ]
+        return {rid: view for rid, view in _parallel(tasks) if view is not None}
+    return all_vm_statuses(clients, progress, wanted=set(wanted))
+
+
+def all_vm_statuses(
+    clients: Clients, progress: ProgressFn | None = None, wanted: set[str] | None = None
+) -> dict[str, Json]:
+    """`list_all(statusOnly=true)`: each VM's instance view by lower-cased id; with `wanted`, only
+    those, and the listing stops as soon as all of them are found."""
+    from azrdp.azure.clients import translate_errors
+
+    found: dict[str, Json] = {}
+    with translate_errors("the VM status of the subscription"):
+        for item in clients.compute.virtual_machines.list_all(status_only="true"):
+            d = item.as_dict()
+            rid = str(d.get("id", "")).lower()
+            if wanted is not None and rid not in wanted:
+                continue
+            view = _props(d).get("instanceView")
+            found[rid] = view if isinstance(view, Mapping) else {}
+            if progress and len(found) % 500 == 0:
+                progress("VM statuses", len(found))
+            if wanted is not None and len(found) == len(wanted):
+                break  # every wanted VM is known: the remaining pages are not needed
+    if progress:
+        progress("VM statuses", len(found))
+    return found
+
+
+def with_instance_view(model: Json, instance_view: Json | None) -> Json:
+    """A VM model with `properties.instanceView`, as a GET with `$expand=instanceView` returns it."""
+    if instance_view is None:
+        return model
+    out = dict(model)
+    props = dict(_props(model))
+    props["instanceView"] = instance_view
+    out["properties"] = props
+    return out
+
+
 def list_fleet_facts(
     clients: Clients,
     resource_group: str | None = None,
@@ -524,18 +621,16 @@ def list_fleet_facts(
     """
     from azrdp.azure.clients import translate_errors
 
-    compute, network = clients.compute, clients.network
+    network = clients.network
     lock = threading.Lock()
     vms: list[tuple[VmFacts, list[str]]] = []
+    missing_status: set[str] = set()
     nics: dict[str, NicFacts] = {}
     nic_owner: dict[str, str] = {}  # NIC id -> VM id, from the NIC's back-reference
     lookup = Lookup()
     scope = f"resource group '{resource_group}'" if resource_group else "the subscription"
 
-    def add_vm(d: Json) -> None:
-        facts = vm_from_rest(d, clients.subscription_id)
-        with lock:
-            vms.append((facts, vm_nic_ids(d)))
+    models: list[Json] = []
 
     def add_nic(d: Json) -> None:
         nic = nic_from_rest(d)
@@ -552,13 +647,20 @@ def list_fleet_facts(
 
         return run
 
-    def vm_pages() -> int:
-        with translate_errors(f"the VMs of {scope}"):
-            if resource_group:
-                pages = compute.virtual_machines.list(resource_group, expand="instanceView")
-            else:
-                pages = compute.virtual_machines.list_all(status_only="true")
-            return _drain(iter(pages), add_vm, "VMs", progress)
+    statuses: dict[str, Json] = {}
+
+    def vm_models() -> int:
+        """The models; for a group, then the status of its VMs (it needs their ids)."""
+        listed = list_vm_models(clients, resource_group, progress)
+        if resource_group:
+            statuses.update(vm_statuses(clients, listed, resource_group, progress))
+        models.extend(listed)
+        return len(listed)
+
+    def vm_status_all() -> int:
+        """`--all`: the status listing runs beside the model listing."""
+        statuses.update(all_vm_statuses(clients, progress))
+        return len(statuses)
 
     def listing(what: str, fn: Callable[[], Any], sink: Callable[[Json], None]) -> Callable[[], int]:
         def run() -> int:
@@ -570,7 +672,7 @@ def list_fleet_facts(
     if resource_group:
         rg = resource_group
         tasks = [
-            vm_pages,
+            vm_models,
             listing("network interfaces", lambda: network.network_interfaces.list(rg), add_nic),
             listing("NSGs", lambda: network.network_security_groups.list(rg), locked(lookup.add_nsg)),
             listing("virtual networks", lambda: network.virtual_networks.list(rg), locked(lookup.add_vnet)),
@@ -578,15 +680,22 @@ def list_fleet_facts(
         ]
     else:
         tasks = [
-            vm_pages,
+            vm_models,
+            vm_status_all,
             listing("network interfaces", network.network_interfaces.list_all, add_nic),
             listing("NSGs", network.network_security_groups.list_all, locked(lookup.add_nsg)),
             listing("virtual networks", network.virtual_networks.list_all, locked(lookup.add_vnet)),
             listing("public IPs", network.public_ip_addresses.list_all, locked(lookup.add_pip)),
         ]
     _parallel(tasks)
+    for model in models:  # the join: model and status by VM id
+        status = statuses.get(str(model.get("id", "")).lower())
+        facts = vm_from_rest(with_instance_view(model, status), clients.subscription_id)
+        vms.append((facts, vm_nic_ids(model)))
+        if status is None:
+            missing_status.add(facts.id.lower())
 
-    # A statusOnly listing may omit networkProfile: fall back to the NICs' back-references.
+    # A model without networkProfile (rare): fall back to the NICs' back-references.
     by_vm: dict[str, list[str]] = {}
     for nic_id, vm_id in nic_owner.items():
         by_vm.setdefault(vm_id, []).append(nic_id)
@@ -610,6 +719,20 @@ def list_fleet_facts(
 
     entries: list[FleetEntry] = []
     for facts, ids in wanted:
+        if facts.id.lower() in missing_status:
+            entries.append(
+                FleetEntry(
+                    facts.id,
+                    facts.name,
+                    facts.resource_group,
+                    error=AzureError(
+                        f"The run-time status of VM '{facts.name}' could not be read: it was listed, but "
+                        "its instance view was not found (deleted or moved while listing?).",
+                        fix="Rerun the check.",
+                    ),
+                )
+            )
+            continue
         if not ids:
             entries.append(FleetEntry(facts.id, facts.name, facts.resource_group, replace(facts, nics=())))
             continue

@@ -18,10 +18,13 @@ from typing import Any
 
 from azrdp import journal
 from azrdp.azure.clients import Clients, translate_errors
+from azrdp.azure.waits import Waiter
 from azrdp.errors import AzrdpError, UsageError
 from azrdp.facts import group_of, name_of
 from azrdp.repairs.control_plane import RULE_PREFIX
 
+# An NSG rule write finishes in seconds; a poller still running after this is reported, not awaited.
+WRITE_TIMEOUT = 300.0
 RULE_DESCRIPTION = "Added by azrdp repair run {run_id}: RDP from one client address. Undo: azrdp undo."
 
 
@@ -107,10 +110,19 @@ def add_allow_rule(clients: Clients, vm_id: str, run_id: str, planned: Mapping[s
             | ({"sharedBy": list(planned["sharedBy"])} if len(planned.get("sharedBy") or ()) > 1 else {}),
         )
     )
-    with translate_errors(f"NSG {name_of(nsg_id)}"):
-        clients.for_subscription(_subscription(nsg_id)).network.security_rules.begin_create_or_update(
-            group_of(nsg_id), name_of(nsg_id), name, SecurityRule(**body)
-        ).result()
+    ops = clients.for_subscription(_subscription(nsg_id)).network.security_rules
+    what = f"NSG {name_of(nsg_id)}"
+    waiter = Waiter()
+    with translate_errors(what):
+        waiter.retry_conflicts(
+            what,
+            lambda: waiter.wait_poller(
+                ops.begin_create_or_update(group_of(nsg_id), name_of(nsg_id), name, SecurityRule(**body)),
+                f"the write of rule {name} on NSG {name_of(nsg_id)}",
+                WRITE_TIMEOUT,
+                _check_rule(nsg_id, name),
+            ),
+        )
     return RuleChange(
         nsg_id,
         name,
@@ -118,6 +130,13 @@ def add_allow_rule(clients: Clients, vm_id: str, run_id: str, planned: Mapping[s
         str(body["source_address_prefix"]),
         int(planned["port"]),
         entry.entry_id,
+    )
+
+
+def _check_rule(nsg_id: str, rule: str) -> str:
+    return (
+        f"Check it with `az network nsg rule show -g {group_of(nsg_id)} --nsg-name {name_of(nsg_id)} "
+        f"-n {rule}` before rerunning."
     )
 
 
@@ -213,7 +232,18 @@ def remove_rule(
                 "Delete it yourself if it is not needed.",
             )
         else:
-            ops.begin_delete(rg, nsg, name).result()
+            # NRP ignores If-Match on rules (Azure/azure-rest-api-specs#6789): the read above and
+            # this delete are last-writer-wins, so the read comes just before the write.
+            waiter = Waiter()
+            waiter.retry_conflicts(
+                f"NSG {nsg}",
+                lambda: waiter.wait_poller(
+                    ops.begin_delete(rg, nsg, name),
+                    f"the deletion of rule {name} from NSG {nsg}",
+                    WRITE_TIMEOUT,
+                    _check_rule(nsg_id, name),
+                ),
+            )
             outcome = UndoOutcome(entry.entry_id, nsg_id, name, "deleted")
     if outcome.status != "modified":
         vm_id, run_id = for_run or (entry.vm_id, entry.run_id)

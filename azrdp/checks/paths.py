@@ -377,9 +377,9 @@ def _minutes_since(stamp: str | None, now: float) -> float | None:
     # Instance view times carry up to 7 fractional digits, more than fromisoformat takes on 3.10.
     if "." in text:
         head, _, rest = text.partition(".")
-        digits = "".join(ch for ch in rest if ch.isdigit())
+        digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]  # the fraction, not the zone's digits
         zone = rest[len(digits) :]
-        text = f"{head}.{digits[:6]}{zone}"
+        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
     try:
         when = datetime.datetime.fromisoformat(text)
     except ValueError:

@@ -66,7 +66,10 @@ def serve(
     ] = 100,
     faults: Annotated[
         str | None,
-        typer.Option("--faults", help="Injected faults, e.g. '503:0.05,reset:0.01' or '429@3,500@7'."),
+        typer.Option(
+            "--faults",
+            help="Injected faults: '503:0.05,429@3', a JSON list of fault objects, or @FILE.",
+        ),
     ] = None,
     runcommand_seconds: Annotated[
         float,
@@ -74,6 +77,15 @@ def serve(
             "--runcommand-seconds", min=0, callback=seconds(zero=True), help="How long a Run Command takes."
         ),
     ] = 0.2,
+    lro_seconds: Annotated[
+        float,
+        typer.Option(
+            "--lro-seconds",
+            min=0,
+            help="How long other long-running operations take (0: done at the first poll, "
+            "so clients that poll every 30 s, like the az CLI, never wait).",
+        ),
+    ] = 0.05,
     no_throttle: Annotated[
         bool, typer.Option("--no-throttle", help="Disable the ARM token-bucket throttling.")
     ] = False,
@@ -103,6 +115,7 @@ def serve(
             faults=fault_list,
             request_log=request_log,
             runcommand_seconds=runcommand_seconds,
+            lro_seconds=lro_seconds,
             throttle=not no_throttle,
             seed=seed,
             port=port,

@@ -411,6 +411,14 @@ def retrieve_boot_diagnostics_data(emu: Emulator, req: Request, m: re.Match[str]
 
 
 def routes() -> list[Route]:
-    from azrdp.emulator.routes_compute import API_VERSIONS, VM
+    from azrdp.emulator.routes_compute import VM
 
-    return [route("POST", VM + r"/retrievebootdiagnosticsdata", retrieve_boot_diagnostics_data, API_VERSIONS)]
+    return [
+        route(
+            "POST",
+            VM + r"/retrievebootdiagnosticsdata",
+            retrieve_boot_diagnostics_data,
+            "Microsoft.Compute",
+            action="Microsoft.Compute/virtualMachines/retrieveBootDiagnosticsData/action",
+        )
+    ]

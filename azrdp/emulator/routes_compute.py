@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from azrdp.emulator.authz import RUN_IN_PROGRESS
 from azrdp.emulator.ids import key
 from azrdp.emulator.lro import Operation, OperationFailed
 from azrdp.emulator.vmstate import (
     INTERNAL_KEYS,
     agent_ready,
+    emulator_state,
     os_type,
     power_state,
+    set_agent,
     set_power_state,
     set_provisioning_state,
 )
@@ -22,14 +25,9 @@ if TYPE_CHECKING:
 
 Resource = dict[str, Any]
 
-API_VERSIONS = frozenset({"2026-04-01", "2025-11-01", "2025-04-01", "2024-11-01", "2024-07-01", "2024-03-01"})
 VM_TYPE = "Microsoft.Compute/virtualMachines"
 VM = PROVIDERS + r"/microsoft\.compute/virtualmachines/(?P<vm>[^/]+)"
 OUTPUT_LIMIT = 4096
-RUN_IN_PROGRESS = (
-    "Run command extension execution is in progress. "
-    "Please wait for completion before invoking a run command."
-)
 NOT_RUNNING = "The operation requires the VM to be running (or set to run)."
 AGENT_UNREACHABLE = (
     "VM '{name}' has not reported status for VM agent or extensions. Verify that the OS is up and healthy, "
@@ -99,18 +97,85 @@ def vm_instance_view(emu: Emulator, req: Request, m: re.Match[str]) -> Response:
     return Response(200, _vm(emu, m).get("instanceView") or {})
 
 
+_VMSS_FILTER = re.compile(r"""^\s*'?virtualMachineScaleSet/id'?\s+eq\s+'(?P<id>[^']+)'\s*$""", re.IGNORECASE)
+
+
+def _list_filter(req: Request) -> str | None:
+    """The scale set id of a valid `$filter`, None without one; 400 for any other filter.
+
+    The contract documents one filter for VM lists, `'virtualMachineScaleSet/id' eq '<id>'`, and
+    `$expand=instanceView` "can only be specified if a valid $filter option is specified"
+    (VirtualMachines_List / _ListAll, Azure/azure-rest-api-specs#42411).
+    """
+    raw = req.query.get("$filter")
+    expand = req.query.get("$expand")
+    scale_set: str | None = None
+    if raw is not None:
+        found = _VMSS_FILTER.match(raw)
+        if found is None:
+            raise ArmError(
+                400,
+                "InvalidParameter",
+                f"The value '{raw}' of parameter '$filter' is not valid. The supported filter is "
+                "'virtualMachineScaleSet/id' eq '<virtual machine scale set id>'.",
+                target="$filter",
+            )
+        scale_set = found["id"]
+    if expand is not None:
+        if expand.lower() != "instanceview":
+            raise ArmError(
+                400,
+                "InvalidParameter",
+                f"The value '{expand}' of parameter '$expand' is not allowed. "
+                "Allowed values are 'instanceView'.",
+                target="$expand",
+            )
+        if scale_set is None:
+            raise ArmError(
+                400,
+                "InvalidParameter",
+                "The value 'instanceView' of parameter '$expand' can only be specified if a valid "
+                "$filter option is specified ('virtualMachineScaleSet/id' eq '<scale set id>').",
+                target="$expand",
+            )
+    return scale_set
+
+
+def _in_scale_set(vm: Resource, scale_set: str | None) -> bool:
+    if scale_set is None:
+        return True
+    ref = (vm.get("properties") or {}).get("virtualMachineScaleSet") or {}
+    return str(ref.get("id", "")).lower() == scale_set.lower()
+
+
+def render_status_only(vm: Resource) -> Resource:
+    """A `statusOnly=true` entry: the run-time status and nothing of the model, not even tags
+    (Azure/azure-sdk-for-go#18565)."""
+    return {
+        "name": vm.get("name"),
+        "id": vm.get("id"),
+        "type": vm.get("type", VM_TYPE),
+        "location": vm.get("location"),
+        "properties": {"instanceView": vm.get("instanceView") or {}},
+    }
+
+
 def vm_list(emu: Emulator, req: Request, m: re.Match[str]) -> Response:
     emu.require_group(m["sub"], m["rg"])
-    expand = req.query.get("$expand", "").lower() == "instanceview"
-    items = emu.store.list(VM_TYPE, m["sub"], m["rg"])
+    scale_set = _list_filter(req)
+    expand = req.query.get("$expand") is not None
+    items = [vm for vm in emu.store.list(VM_TYPE, m["sub"], m["rg"]) if _in_scale_set(vm, scale_set)]
     return page(emu, req, items, lambda vm: render_vm(vm, instance_view=expand))
 
 
 def vm_list_all(emu: Emulator, req: Request, m: re.Match[str]) -> Response:
     status_only = req.query.get("statusOnly", "").lower() == "true"
-    expand = req.query.get("$expand", "").lower() == "instanceview"
-    items = emu.store.list(VM_TYPE, m["sub"])
-    return page(emu, req, items, lambda vm: render_vm(vm, instance_view=status_only or expand))
+    scale_set = _list_filter(req)
+    expand = req.query.get("$expand") is not None
+    items = [vm for vm in emu.store.list(VM_TYPE, m["sub"]) if _in_scale_set(vm, scale_set)]
+    if status_only:
+        return page(emu, req, items, render_status_only)
+    return page(emu, req, items, lambda vm: render_vm(vm, instance_view=expand))
 
 
 def operation_urls(emu: Emulator, op: Operation) -> dict[str, str]:
@@ -144,17 +209,41 @@ def vm_power(emu: Emulator, req: Request, m: re.Match[str]) -> Response:
     if previous is not None:
         previous.on_complete = None  # the newer action decides the final state
 
+    boots = final == "running"
+    slow = emu.faults.behaviour("slow-start", req.path) if boots else None
+    late = emu.faults.behaviour("late-agent", req.path) if boots else None
+
     def complete() -> None:
         if final:
             set_power_state(vm, final)
         set_provisioning_state(vm, "succeeded")
+        if late is not None and late.duration > 0:
+            # The guest is still booting: the agent reports Not Ready until it catches up.
+            mode = str(emulator_state(vm).get("agent", "ready"))
+            set_agent(vm, "notReady")
+            emulator_state(vm)["agent"] = mode
+
+            def agent_catches_up() -> None:
+                if power_state(vm) == "running":
+                    set_agent(vm, mode)
+
+            emu.ops.create(
+                provider="Microsoft.Compute",
+                subscription=m["sub"],
+                location=str(vm.get("location", "")),
+                api_version=req.query["api-version"],
+                seconds=late.duration,
+                on_complete=agent_catches_up,
+                resource_key=key(vm["id"]),
+                kind="agent",
+            )
 
     op = emu.ops.create(
         provider="Microsoft.Compute",
         subscription=m["sub"],
         location=str(vm.get("location", "")),
         api_version=req.query["api-version"],
-        seconds=emu.lro_seconds,
+        seconds=slow.duration if slow is not None else emu.lro_seconds,
         on_complete=complete,
         resource_key=key(vm["id"]),
         kind="power",
@@ -263,18 +352,41 @@ def operation_status(emu: Emulator, req: Request, m: re.Match[str]) -> Response:
 
 
 def routes() -> list[Route]:
-    v = API_VERSIONS
+    c = "Microsoft.Compute"
+    vms = f"{c}/virtualMachines"
     return [
-        route("GET", VM, vm_get, v),
-        route("GET", VM + r"/instanceview", vm_instance_view, v),
-        route("POST", VM + r"/(?P<action>start|poweroff|deallocate|restart|redeploy|reapply)", vm_power, v),
-        route("POST", VM + r"/runcommand", run_command, v),
-        route("GET", PROVIDERS + r"/microsoft\.compute/virtualmachines", vm_list, v),
-        route("GET", SUB + r"/providers/microsoft\.compute/virtualmachines", vm_list_all, v),
+        route("GET", VM, vm_get, c, action=f"{vms}/read"),
+        route("GET", VM + r"/instanceview", vm_instance_view, c, action=f"{vms}/instanceView/read"),
+        route(
+            "POST",
+            VM + r"/(?P<action>start|poweroff|deallocate|restart|redeploy|reapply)",
+            vm_power,
+            c,
+            action=vms + "/{action}/action",
+        ),
+        route("POST", VM + r"/runcommand", run_command, c, action=f"{vms}/runCommand/action"),
+        route(
+            "GET",
+            PROVIDERS + r"/microsoft\.compute/virtualmachines",
+            vm_list,
+            c,
+            action=f"{vms}/read",
+            collection=True,
+        ),
+        route(
+            "GET",
+            SUB + r"/providers/microsoft\.compute/virtualmachines",
+            vm_list_all,
+            c,
+            action=f"{vms}/read",
+            collection=True,
+        ),
         route(
             "GET",
             SUB + r"/providers/microsoft\.compute/locations/(?P<loc>[^/]+)/operations/(?P<op>[^/]+)",
             operation_status,
-            v,
+            c,
+            action=f"{c}/locations/operations/read",
+            resource_type="locations/operations",
         ),
     ]

@@ -23,24 +23,6 @@ from azrdp.emulator.wire import RG, SUB, ArmError, Request, Response, Route, not
 if TYPE_CHECKING:
     from azrdp.emulator.server import Emulator
 
-# The provider's published api-versions (Azure/azure-rest-api-specs, specification/resourcehealth).
-API_VERSIONS = frozenset(
-    {
-        "2015-01-01",
-        "2017-07-01",
-        "2018-07-01",
-        "2018-08-01",
-        "2020-05-01",
-        "2020-05-01-preview",
-        "2022-05-01",
-        "2022-05-01-preview",
-        "2022-10-01",
-        "2024-02-01",
-        "2025-05-01",
-        "2026-07-01",
-        "2026-08-01-preview",
-    }
-)
 VM_TYPE = "Microsoft.Compute/virtualMachines"
 HEALTH = r"/providers/microsoft\.resourcehealth/availabilitystatuses"
 
@@ -77,10 +59,11 @@ def list_group(emu: Emulator, req: Request, m: re.Match[str]) -> Response:
 
 
 def routes() -> list[Route]:
-    v = API_VERSIONS
+    h = "Microsoft.ResourceHealth"
+    read, kind = f"{h}/availabilityStatuses/read", "availabilityStatuses"
     vm = RG + r"/providers/microsoft\.compute/virtualmachines/(?P<vm>[^/]+)"
     return [
-        route("GET", vm + HEALTH + r"/current", get_current, v),
-        route("GET", SUB + HEALTH, list_subscription, v),
-        route("GET", RG + HEALTH, list_group, v),
+        route("GET", vm + HEALTH + r"/current", get_current, h, action=read, resource_type=kind),
+        route("GET", SUB + HEALTH, list_subscription, h, action=read, resource_type=kind, collection=True),
+        route("GET", RG + HEALTH, list_group, h, action=read, resource_type=kind, collection=True),
     ]

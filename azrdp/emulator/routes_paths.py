@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from azrdp.emulator import routes_network
 from azrdp.emulator.flowverify import valid_ip, verify
 from azrdp.emulator.netpaths import effective_admin_rules, effective_routes
 from azrdp.emulator.vmstate import power_state
@@ -57,11 +56,6 @@ _CHILD = (
 )
 # A client port for the packet; IP flow verify takes ports as strings of a single number.
 _PORT = re.compile(r"^[0-9]{1,5}$")
-
-
-def _api_versions() -> frozenset[str]:
-    # The network provider's published versions, whatever table routes_network keeps.
-    return routes_network.API_VERSIONS
 
 
 def _group_id(m: re.Match[str]) -> str:
@@ -283,24 +277,39 @@ def _nic_with_address(emu: Emulator, vm: Resource, body: dict[str, Any]) -> Reso
 
 
 def routes() -> list[Route]:
-    v = _api_versions()
+    n = "Microsoft.Network"
     top = NET + "/" + _TOP
     one = top + r"/(?P<name>[^/]+)"
     child = one + "/" + _CHILD
+    read = n + "/{kind}/read"
+    child_read = n + "/{kind}/{child}/read"
     return [
-        route("GET", one, get_top, v),
-        route("GET", top, list_group, v),
-        route("GET", SUB + r"/providers/microsoft\.network/" + _TOP, list_all, v),
-        route("GET", child + r"/(?P<childname>[^/]+)", get_child, v),
-        route("GET", child, list_children, v),
+        route("GET", one, get_top, n, action=read),
+        route("GET", top, list_group, n, action=read, collection=True),
         route(
-            "POST", NET + r"/networkinterfaces/(?P<name>[^/]+)/effectiveroutetable", effective_route_table, v
+            "GET", SUB + r"/providers/microsoft\.network/" + _TOP, list_all, n, action=read, collection=True
+        ),
+        route("GET", child + r"/(?P<childname>[^/]+)", get_child, n, action=child_read),
+        route("GET", child, list_children, n, action=child_read, collection=True),
+        route(
+            "POST",
+            NET + r"/networkinterfaces/(?P<name>[^/]+)/effectiveroutetable",
+            effective_route_table,
+            n,
+            action=f"{n}/networkInterfaces/effectiveRouteTable/action",
         ),
         route(
             "POST",
             NET + r"/virtualnetworks/(?P<name>[^/]+)/listnetworkmanagereffectivesecurityadminrules",
             list_admin_rules,
-            v,
+            n,
+            action=f"{n}/virtualNetworks/listNetworkManagerEffectiveSecurityAdminRules/action",
         ),
-        route("POST", NET + r"/networkwatchers/(?P<name>[^/]+)/ipflowverify", ip_flow_verify, v),
+        route(
+            "POST",
+            NET + r"/networkwatchers/(?P<name>[^/]+)/ipflowverify",
+            ip_flow_verify,
+            n,
+            action=f"{n}/networkWatchers/ipFlowVerify/action",
+        ),
     ]

@@ -1,8 +1,9 @@
 """The emulator: ARM over HTTPS on 127.0.0.1, plus a managed-identity endpoint.
 
-Request pipeline (each in the connection's own thread): latency -> injected fault -> bearer token ->
-throttle -> settle due LROs -> route (under the store lock) -> record. JSON is rendered under the lock,
-so a body never mixes two states of a resource.
+Request pipeline (each in the connection's own thread): latency -> route -> injected fault -> bearer
+token (audience, expiry) -> api-version -> subscription -> throttle -> settle due LROs -> handler
+(under the store lock) -> record. JSON is rendered under the lock, so a body never mixes two states
+of a resource.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import gc
 import importlib
 import json
 import random
+import re
 import socket
 import ssl
 import struct
@@ -34,20 +36,24 @@ from azrdp.emulator import (
     routes_paths,
     routes_resources,
 )
-from azrdp.emulator.builders import stable_guid
+from azrdp.emulator.apiversions import check_api_version
+from azrdp.emulator.authz import (
+    EMULATOR_CLIENT_ID,
+    EMULATOR_TENANT,
+    ResetConnection,
+    check_token,
+    fault_error,
+)
 from azrdp.emulator.faults import Fault, FaultPlan
 from azrdp.emulator.identity import IdentityServer
-from azrdp.emulator.ids import parse_id
 from azrdp.emulator.lro import OperationBook
 from azrdp.emulator.requestlog import RequestLog, RequestRecord
 from azrdp.emulator.scenario import Scenario, from_document, populate, resolve
 from azrdp.emulator.store import ResourceStore
 from azrdp.emulator.throttle import Throttle, ThrottleConfig
 from azrdp.emulator.tls import tls_material
-from azrdp.emulator.wire import JSON, ArmError, Request, Response, Route, not_found
+from azrdp.emulator.wire import JSON, ArmError, Request, Response, Route
 
-EMULATOR_TENANT = "72f988bf-0000-4000-8000-0000000a2d9e"
-EMULATOR_CLIENT_ID = "5d3c6e1a-0000-4000-8000-0000000a2d9e"
 NO_GUEST_HANDLER = "azrdp emulator: no guest handler knows this script"
 
 
@@ -124,7 +130,7 @@ class Emulator:
         else:
             throttle_config = throttle
         self.throttle = Throttle(throttle_config)
-        self.faults = FaultPlan(faults, seed)
+        self.faults = FaultPlan.of(faults, seed)
         self._log = RequestLog(request_log)
         self._rng = random.Random(seed)  # noqa: S311 (reproducible jitter, not crypto)
         self._rng_lock = threading.Lock()
@@ -307,25 +313,7 @@ class Emulator:
     def record(self, record: RequestRecord) -> None:
         self._log.add(record)
 
-    def handle(self, req: Request) -> Response:
-        """Everything after latency and faults: auth, api-version, subscription, throttle, route."""
-        auth = req.headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            reason = "missing 'Authorization' header" if not auth else "malformed 'Authorization' header"
-            raise ArmError(
-                401,
-                "AuthenticationFailed" if not auth else "InvalidAuthenticationToken",
-                f"Authentication failed. The {reason}."
-                if not auth
-                else "The access token is invalid: expected 'Bearer <token>'.",
-                headers={
-                    "WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/'
-                    f'{EMULATOR_TENANT}", error="invalid_token", '
-                    f'error_description="The authentication failed because of {reason}."'
-                },
-            )
-        matched: Route | None = None
+    def _match(self, req: Request) -> tuple[Route, re.Match[str]]:
         path_matched = False
         for candidate in self._routes:
             match = candidate.pattern.match(req.path)
@@ -333,34 +321,35 @@ class Emulator:
                 continue
             path_matched = True
             if candidate.method == req.method:
-                matched = candidate
-                break
-        if matched is None or match is None:
-            if path_matched:
-                raise ArmError(
-                    405,
-                    "MethodNotAllowed",
-                    f"The requested resource does not support http method '{req.method}'.",
-                )
+                return candidate, match
+        if path_matched:
             raise ArmError(
-                404,
-                "InvalidResourceType" if "/providers/" in req.path.lower() else "NotFound",
-                f"The emulator has no route for {req.method} {req.path}.",
+                405,
+                "MethodNotAllowed",
+                f"The requested resource does not support http method '{req.method}'.",
             )
-        version = req.query.get("api-version")
-        if not version:
-            raise ArmError(
-                400,
-                "MissingApiVersionParameter",
-                "The api-version query parameter (?api-version=) is required for all requests.",
-            )
-        if version not in matched.api_versions:
-            raise ArmError(
-                400,
-                "NoRegisteredProviderFound",
-                f"No registered resource provider found for API version '{version}'. "
-                f"The supported api-versions are '{', '.join(sorted(matched.api_versions, reverse=True))}'.",
-            )
+        raise ArmError(
+            404,
+            "InvalidResourceType" if "/providers/" in req.path.lower() else "NotFound",
+            f"The emulator has no route for {req.method} {req.path}.",
+        )
+
+    def handle(self, req: Request) -> Response:
+        """Route -> injected fault -> bearer token -> api-version -> subscription -> throttle -> handler."""
+        number = self.faults.count()
+        matched, match = self._match(req)
+        action = matched.action_for(match)
+        fault = self.faults.answer(number, req.method, req.path, action)
+        if fault is not None:
+            if fault.kind == "reset":
+                raise ResetConnection()
+            raise fault_error(fault, self, req, matched, action)
+        if not matched.anonymous:
+            check_token(req.headers.get("authorization", ""))
+        resource_type = matched.resource_type or action.split("/")[1]
+        check_api_version(
+            matched.api_line, req.query.get("api-version"), resource_type, self.scenario.location
+        )
         subscription = match.groupdict().get("sub") or ""
         if not subscription:  # tenant-level route (the subscription list): the scenario's bucket
             subscription = self.subscription_id
@@ -426,10 +415,6 @@ class _ArmServer(ThreadingHTTPServer):
         """Client disconnects are normal (pollers, resets); never print tracebacks with request data."""
 
 
-class _ResetConnection(Exception):
-    pass
-
-
 class _ArmHandler(BaseHTTPRequestHandler):
     server: _ArmServer
     protocol_version = "HTTP/1.1"
@@ -455,6 +440,9 @@ class _ArmHandler(BaseHTTPRequestHandler):
         self._serve()
 
     def do_PATCH(self) -> None:
+        self._serve()
+
+    def do_HEAD(self) -> None:
         self._serve()
 
     def _serve(self) -> None:
@@ -486,15 +474,12 @@ class _ArmHandler(BaseHTTPRequestHandler):
                 )
             )
 
-        fault = emu.faults.next(req.method, req.path)
-        if fault == "reset":
+        try:
+            response = emu.handle(req)
+        except ResetConnection:
             record(0)
             self._reset()
             return
-        try:
-            if fault is not None:
-                raise _fault_error(int(fault), emu.subscription_id, req.method, req.path)
-            response = emu.handle(req)
         except ArmError as error:
             response = error.response()
             response.body = json.dumps(response.body).encode()
@@ -532,47 +517,3 @@ class _ArmHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.close()
-
-
-def _fault_error(status: int, subscription: str, method: str = "GET", path: str = "") -> ArmError:
-    parsed = parse_id(path)
-    if status == 403:
-        # ARM's answer to a caller whose roles lack the action (docs: arm-wire.md, "no role").
-        scope = path.rstrip("/")
-        if parsed is None:
-            action = "Microsoft.Resources/subscriptions/resourceGroups/read"
-        else:
-            types = "/".join(parsed.types)
-            verb = {"GET": "read", "PUT": "write", "PATCH": "write", "DELETE": "delete"}.get(method, "action")
-            action = f"{parsed.namespace}/{types}/{verb}"
-        return ArmError(
-            403,
-            "AuthorizationFailed",
-            f"The client '{EMULATOR_CLIENT_ID}' with object id '{stable_guid('oid', EMULATOR_CLIENT_ID)}' "
-            f"does not have authorization to perform action '{action}' over scope '{scope}' or the scope is "
-            "invalid. If access was recently granted, please refresh your credentials.",
-        )
-    if status == 404:
-        if parsed is None:
-            return ArmError(404, "NotFound", f"Resource {path} not found.")
-        kind = f"{parsed.namespace}/{'/'.join(parsed.types)}"
-        return not_found(kind, parsed.names[-1], parsed.resource_group)
-    if status == 429:
-        return ArmError(
-            429,
-            "SubscriptionRequestsThrottled",
-            f"Number of requests for subscription '{subscription}' exceeded. "
-            "Please try again after '1' seconds.",
-            headers={"Retry-After": "1"},
-        )
-    if status == 503:
-        return ArmError(
-            503,
-            "ServiceUnavailable",
-            "The service is temporarily unavailable. Please try again later (injected).",
-        )
-    return ArmError(
-        status,
-        "InternalServerError" if status == 500 else "GatewayError",
-        f"Encountered internal server error (injected fault, HTTP {status}). Tracking id '{uuid.uuid4()}'.",
-    )

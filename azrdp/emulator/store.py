@@ -94,6 +94,22 @@ class ResourceStore:
         with self.lock:
             return {sub for sub, _ in self._groups}
 
+    def resource_groups(self, subscription: str) -> list[dict[str, str]]:
+        """The groups of a subscription, as {name, location}, in the order they became known."""
+        with self.lock:
+            return [dict(g) for (sub, _), g in self._groups.items() if sub == subscription.lower()]
+
+    def top_level(self, subscription: str, resource_group: str | None = None) -> list[Resource]:
+        """Every top-level resource of a subscription (or one of its groups), type by type."""
+        sub = subscription.lower()
+        group = resource_group.lower() if resource_group is not None else None
+        with self.lock:
+            out: list[Resource] = []
+            for (_, s, g), items in self._by_group.items():
+                if s == sub and (group is None or g == group):
+                    out.extend(items.values())
+            return out
+
     # resources -------------------------------------------------------------------------------
 
     def get(self, resource_id: str) -> Resource | None:

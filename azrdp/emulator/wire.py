@@ -84,7 +84,71 @@ class Route:
     method: str
     pattern: re.Pattern[str]
     handler: Handler
-    api_versions: frozenset[str]
+    api_line: str  # key of apiversions.PUBLISHED
+    resource_type: str  # for ARM's messages; "" = the type named in the action
+    action: str  # the RBAC action ARM checks, e.g. "Microsoft.Compute/virtualMachines/read"
+    anonymous: bool = False  # served without a bearer token (ARM's cloud metadata)
+    collection: bool = False  # a list: authorization is checked on the group or subscription
+
+    def action_for(self, match: re.Match[str]) -> str:
+        """The RBAC action, with `{kind}`, `{child}` and `{action}` filled from the path."""
+        if "{" not in self.action:
+            return self.action
+        names = {k: canonical(v) for k, v in match.groupdict().items() if v is not None}
+        return self.action.format_map(_Missing(names))
+
+    def scope_for(self, path: str) -> str:
+        """The scope ARM names in a 403: the resource, or the group/subscription of a list."""
+        trimmed = path.rstrip("/")
+        lowered = trimmed.lower()
+        if self.collection:
+            cut = lowered.find("/providers/")
+            return trimmed[:cut] if cut > 0 else trimmed
+        if self.method == "POST":
+            return trimmed.rsplit("/", 1)[0]
+        return trimmed
+
+
+class _Missing(dict[str, str]):
+    def __missing__(self, name: str) -> str:
+        return "{" + name + "}"
+
+
+# URL segments (lower-cased) -> the casing ARM uses in types and RBAC actions
+_CANONICAL = {
+    name.lower(): name
+    for name in (
+        "virtualMachines",
+        "networkSecurityGroups",
+        "networkInterfaces",
+        "virtualNetworks",
+        "publicIPAddresses",
+        "applicationSecurityGroups",
+        "subnets",
+        "securityRules",
+        "defaultSecurityRules",
+        "ipConfigurations",
+        "loadBalancers",
+        "routeTables",
+        "networkWatchers",
+        "frontendIPConfigurations",
+        "backendAddressPools",
+        "inboundNatRules",
+        "loadBalancingRules",
+        "probes",
+        "routes",
+        "start",
+        "powerOff",
+        "deallocate",
+        "restart",
+        "redeploy",
+        "reapply",
+    )
+}
+
+
+def canonical(segment: str) -> str:
+    return _CANONICAL.get(segment.lower(), segment)
 
 
 SUB = r"/subscriptions/(?P<sub>[^/]+)"
@@ -92,8 +156,28 @@ RG = SUB + r"/resourcegroups/(?P<rg>[^/]+)"
 PROVIDERS = RG + r"/providers"
 
 
-def route(method: str, pattern: str, handler: Handler, api_versions: frozenset[str]) -> Route:
-    return Route(method, re.compile(pattern + r"/?$", re.IGNORECASE), handler, api_versions)
+def route(
+    method: str,
+    pattern: str,
+    handler: Handler,
+    api_line: str,
+    *,
+    action: str,
+    resource_type: str = "",
+    anonymous: bool = False,
+    collection: bool = False,
+) -> Route:
+    """A route served under the published api-versions of `api_line` (see apiversions.py)."""
+    return Route(
+        method,
+        re.compile(pattern + r"/?$", re.IGNORECASE),
+        handler,
+        api_line,
+        resource_type,
+        action,
+        anonymous,
+        collection,
+    )
 
 
 def not_found(resource_type: str, name: str, resource_group: str) -> ArmError:

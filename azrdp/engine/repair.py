@@ -437,24 +437,20 @@ def diagnose_guest(clients: Clients, vm: VmResult, options: RepairOptions) -> Gu
 
 
 def _start_vm(clients: Clients, vm: VmResult, run_id: str) -> list[str]:
-    from azrdp.azure.clients import translate_errors
+    """Start the VM and wait (bounded) for it to run and for its agent to turn Ready."""
+    from azrdp.azure.waits import start_vm
 
     before = vm.facts.power_state if vm.facts else None
     journal.record(journal.JournalEntry(run_id, vm.id, "vm-started", {"powerStateBefore": before}))
-    with translate_errors(f"VM '{vm.name}'"):
-        clients.compute.virtual_machines.begin_start(vm.resource_group, vm.name).result()
-    return [f"Started VM {vm.name} (was {before})"]
+    notes = start_vm(clients, vm.resource_group, vm.name)
+    return [f"Started VM {vm.name} (was {before})", *notes]
 
 
 def _platform_action(clients: Clients, vm: VmResult, run_id: str, action: str) -> list[str]:
-    from azrdp.azure.clients import translate_errors
+    from azrdp.azure.waits import platform_action
 
     journal.record(journal.JournalEntry(run_id, vm.id, f"vm-{action}ed", {}))
-    ops = clients.compute.virtual_machines
-    with translate_errors(f"VM '{vm.name}'"):
-        (ops.begin_redeploy if action == "redeploy" else ops.begin_reapply)(
-            vm.resource_group, vm.name
-        ).result()
+    platform_action(clients, vm.resource_group, vm.name, action)
     return [f"{action.capitalize()}ed VM {vm.name}"]
 
 

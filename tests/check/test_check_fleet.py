@@ -63,13 +63,21 @@ def test_all_lists_every_vm_exactly_once_with_list_calls_only(fleet: Callable[..
         "routetables",
         "listnetworkmanagereffectivesecurityadminrules",
     }, kinds
-    assert kinds["virtualmachines"] == 9  # ceil(60 / 7) pages
+    # ceil(60 / 7) pages of models (list_all) and as many of status (list_all statusOnly=true),
+    # joined by id: no list call returns both (statusOnly has neither model nor tags).
+    vm_pages = [r for r in emu.requests if r.path.lower().endswith("/virtualmachines")]
+    assert sum("statusOnly=true" in r.query for r in vm_pages) == 9
+    assert sum("statusOnly" not in r.query for r in vm_pages) == 9
+    assert not any("expand" in r.query.lower() for r in vm_pages)
     vnets = len(emu.store.list("Microsoft.Network/virtualNetworks"))
     assert kinds["listnetworkmanagereffectivesecurityadminrules"] == vnets
     assert all(
         r.method == "GET" or r.path.lower().endswith("/listnetworkmanagereffectivesecurityadminrules")
         for r in emu.requests
     )
+    # The model facts are there: size and boot diagnostics come from the model, power from the status.
+    assert all(vm["vmSize"] == "Standard_B2s" for vm in doc["vms"])
+    assert {vm["powerState"] for vm in doc["vms"]} <= {"running", "deallocated", "stopped"}
 
 
 def test_fleet_and_single_vm_agree(fleet: Callable[..., Emulator]) -> None:
@@ -169,3 +177,51 @@ def test_verbose_progress_goes_to_stderr_only(fleet: Callable[..., Emulator]) ->
     assert "Listed 12 VMs" in result.stderr
     quiet = runner.invoke(app, ["check", "--all", "-o", "json"])
     assert quiet.stderr == ""
+
+
+def _vm_list_requests(emu: Emulator) -> list[Any]:
+    return [r for r in emu.requests if r.path.lower().endswith("/virtualmachines")]
+
+
+def test_group_reads_status_from_the_status_listing_and_stops_once_all_are_found(
+    fleet: Callable[..., Emulator],
+) -> None:
+    # 60 VMs in 3 groups, 5 per page: rg-fleet-00 (the first 20) is complete after 4 status pages.
+    emu = fleet("fleet:60:3", page_size=5)
+    code, doc, _ = check("-g", "rg-fleet-00")
+    assert doc["summary"]["total"] == 20 and code in (0, 4)
+    listing = _vm_list_requests(emu)
+    group_pages = [r for r in listing if "/resourcegroups/" in r.path.lower()]
+    status_pages = [r for r in listing if "statusOnly=true" in r.query]
+    assert len(group_pages) == 4  # list(GROUP): 20 models, 5 a page, no $expand
+    assert not any("expand" in r.query.lower() for r in listing)
+    assert 4 <= len(status_pages) < 12  # not all 12 pages of the subscription
+    stored = {vm["name"]: vm for vm in stored_vms(emu)}
+    for vm in doc["vms"]:
+        codes = [s["code"] for s in stored[vm["name"]]["instanceView"]["statuses"]]
+        assert f"PowerState/{vm['powerState']}" in codes
+
+
+def test_a_small_group_reads_each_instance_view(fleet: Callable[..., Emulator]) -> None:
+    emu = fleet("healthy")
+    code, doc, _ = check("-g", "rg-rdp", "--source-ip", "203.0.113.7")
+    assert code == 0 and doc["vms"][0]["powerState"] == "running"
+    assert doc["vms"][0]["agent"]["status"] == "Ready"
+    listing = _vm_list_requests(emu)
+    assert len(listing) == 1 and "statusOnly" not in listing[0].query
+    views = [r for r in emu.requests if r.path.lower().endswith("/instanceview")]
+    assert len(views) == 1
+
+
+def test_the_emulator_refuses_the_old_undocumented_listing(fleet: Callable[..., Emulator]) -> None:
+    """What azrdp used to send (`list(rg, expand="instanceView")`, no $filter) is refused as ARM
+    documents it, so no test can pass on that call again."""
+    from azure.core.exceptions import HttpResponseError
+    from fixtures_emulator import sdk_clients
+
+    emu = fleet("healthy")
+    compute, _ = sdk_clients(emu)
+    with pytest.raises(HttpResponseError) as refused:
+        list(compute.virtual_machines.list("rg-rdp", expand="instanceView"))
+    assert refused.value.status_code == 400
+    assert refused.value.error.code == "InvalidParameter" and refused.value.error.target == "$expand"

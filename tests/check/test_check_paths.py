@@ -344,7 +344,7 @@ def test_fleet_of_240_with_nat_routes_and_admin_deny_stays_o_pages(run: Run) -> 
     assert by_group["rg-fleet-02"]["admin-rule-denies-rdp"] > 0
     kinds = Counter(r.path.rstrip("/").rsplit("/", 1)[-1].lower() for r in emu.requests)
     vnets = len(emu.store.list("Microsoft.Network/virtualNetworks"))
-    assert kinds["virtualmachines"] == 5  # ceil(240 / 50)
+    assert kinds["virtualmachines"] == 10  # ceil(240 / 50) pages of models and as many of status
     assert kinds[ADMIN_POST.strip("/")] == vnets
     assert kinds["loadbalancers"] == 1 and kinds["routetables"] == 1
     # One GET beyond the listings: the load balancer's frontend public IP.
@@ -353,3 +353,16 @@ def test_fleet_of_240_with_nat_routes_and_admin_deny_stays_o_pages(run: Run) -> 
     ]
     assert singles == [p for p in singles if p.endswith("/lb-rdp-ip")] and len(singles) == 1
     assert len(emu.requests) <= 5 * 4 + 2 + vnets + 1
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["2025-06-02T06:12:44.3829811+00:00", "2025-06-02T06:12:44.38Z", "2025-06-02T06:12:44.382981+00:00"],
+)
+def test_instance_view_times_parse_on_every_python(stamp: str) -> None:
+    """Azure writes 7 fractional digits and an offset; Python 3.10's fromisoformat takes 3 or 6."""
+    from azrdp.checks.paths import _minutes_since
+
+    base = _minutes_since("2025-06-02T06:12:44+00:00", 1_780_000_000.0)
+    minutes = _minutes_since(stamp, 1_780_000_000.0)
+    assert base is not None and minutes is not None and abs(minutes - base) < 0.02

@@ -31,11 +31,11 @@ WRITES = ("PUT", "POST", "DELETE", "PATCH")
 
 
 def forbidden(path: str, method: str = "GET") -> Fault:
-    return Fault("403", probability=1.0, method=method, path_contains=path)
+    return Fault("forbidden", probability=1.0, method=method, path_contains=path)
 
 
 def gone(path: str) -> Fault:
-    return Fault("404", probability=1.0, method="GET", path_contains=path)
+    return Fault("not-found", probability=1.0, method="GET", path_contains=path)
 
 
 def invoke(*args: str) -> tuple[int, dict[str, Any], str]:

@@ -97,7 +97,9 @@ def test_security_rule_validation_errors(emulator: Emulator) -> None:
         network.security_rules.begin_create_or_update(
             RG, NIC_NSG, "both", rule_body(1200, destinationPortRanges=["3389"])
         ).result()
-    assert both.value.error.code == "SecurityRuleParameterContainsUnsupportedValue"
+    # Singular and plural forms are mutually exclusive (exactly one per side, Azure/azure-cli#8615).
+    assert both.value.error.code == "SecurityRuleInvalidParameter"
+    assert "must specify a non empty value for exactly one of: DestinationPortRanges" in str(both.value)
     with pytest.raises(HttpResponseError) as protocol:
         network.security_rules.begin_create_or_update(
             RG, NIC_NSG, "p", rule_body(1300, protocol="Foo")

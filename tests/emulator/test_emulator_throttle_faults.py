@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -139,8 +140,8 @@ def test_403_and_404_faults_answer_as_arm_does(make_emulator: Callable[..., Emul
     emu = make_emulator(
         "healthy",
         faults=[
-            Fault("403", probability=1.0, method="GET", path_contains="/networkSecurityGroups/"),
-            Fault("404", probability=1.0, method="GET", path_contains="/networkInterfaces/"),
+            Fault("forbidden", probability=1.0, method="GET", path_contains="/networkSecurityGroups/"),
+            Fault("not-found", probability=1.0, method="GET", path_contains="/networkInterfaces/"),
         ],
     )
     _, network = sdk_clients(emu, retry_total=0)
@@ -167,6 +168,55 @@ def test_fault_spec_parsing() -> None:
     for bad in ("418:0.1", "503:2", "500@0", "nonsense"):
         with pytest.raises(UsageError):
             parse_faults(bad)
+
+
+def test_fault_json_form_parses_every_field_and_refuses_bad_objects(tmp_path: Any) -> None:
+    spec = (
+        '[{"kind": "forbidden", "action": "Microsoft.Compute/virtualMachines/runCommand/action"},'
+        ' {"kind": "another-operation", "times": 2, "method": "PUT"},'
+        ' {"kind": "slow-start", "seconds": 30, "vm": "vm1", "probability": 0.5},'
+        ' {"kind": "403", "at": 4, "pathContains": "/networkInterfaces"}]'
+    )
+    assert parse_faults(spec) == [
+        Fault("forbidden", action="Microsoft.Compute/virtualMachines/runCommand/action"),
+        Fault("another-operation", times=2, method="PUT"),
+        Fault("slow-start", seconds=30, vm="vm1", probability=0.5),
+        Fault("forbidden", at=4, path_contains="/networkInterfaces"),
+    ]
+    path = tmp_path / "faults.json"
+    path.write_text(spec, encoding="utf-8")
+    assert parse_faults(f"@{path}") == parse_faults(spec)
+    for bad, words in (
+        ('[{"kind": "teapot"}]', "unknown kind 'teapot'"),
+        ('[{"kind": "429", "at": 2, "times": 1}]', "at most one of"),
+        ('[{"kind": "429", "colour": "red"}]', "unknown key 'colour'"),
+        ('[{"kind": "429", "seconds": 3}]', "'seconds'"),
+        ('[{"kind": "429", "action": "x"}]', "'action' belongs to kind forbidden"),
+        ('[{"kind": "429"', "not valid JSON"),
+        ('["429"]', "expected an object"),
+    ):
+        with pytest.raises(UsageError) as refused:
+            parse_faults(bad)
+        assert words in refused.value.message, bad
+
+
+def test_forbidden_is_per_action_and_names_it(make_emulator: Callable[..., Emulator]) -> None:
+    emu = make_emulator(
+        "healthy", faults='[{"kind": "forbidden", "action": "Microsoft.Network/networkInterfaces/*"}]'
+    )
+    compute, network = sdk_clients(emu)
+    assert compute.virtual_machines.get(RG, VM).name == VM  # other actions pass
+    with pytest.raises(HttpResponseError) as denied:
+        network.network_interfaces.get(RG, "vm-rdp01-nic")
+    assert (denied.value.status_code, denied.value.error.code) == (403, "AuthorizationFailed")
+    assert "perform action 'Microsoft.Network/networkInterfaces/read' over scope '/subscriptions/" in str(
+        denied.value.error.message
+    )
+    with pytest.raises(HttpResponseError) as listing:
+        list(network.network_interfaces.list(RG))
+    assert f"over scope '/subscriptions/{emu.subscription_id}/resourceGroups/{RG}'" in str(
+        listing.value.error.message
+    )
 
 
 def test_latency_is_added_to_each_request(make_emulator: Callable[..., Emulator]) -> None:

@@ -2,7 +2,8 @@
 
 xrdp runs in the foreground (`--nodaemon`, `fork=false`) from a config, log and certificates in a
 temp dir, on an ephemeral port, and is stopped by its PID. CI installs it (`.ci/run`); when it is
-missing the xrdp tests fail with the install command, they do not skip.
+missing (not on PATH) they are deselected by tests/peers.py with one summary line, and CI
+(AZRDP_REQUIRE_PEERS=1) fails instead; a test that still reaches `xrdp` fails with the install command.
 """
 
 from __future__ import annotations
