@@ -412,7 +412,7 @@ def undo(
     """
     from azrdp.cli.targeting import resolve_targets
     from azrdp.engine.repair import run_undo
-    from azrdp.repairs.outcome import validate_run_id
+    from azrdp.journal import validate_run_id
     from azrdp.targets import validate_port
 
     term = Terminal.for_command(

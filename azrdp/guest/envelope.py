@@ -59,6 +59,7 @@ class RunResult:
     backup_dir: str | None = wire("dir")
     steps: tuple[StepResult, ...] = wire_list("steps")
     ops: tuple[OpResult, ...] = wire_list("ops")  # dropped (empty) when over the output budget
+    complete: bool | None = wire("all")  # false: the ops' prior/after values were dropped for the budget
 
     def step(self, step_id: str) -> StepResult | None:
         return next((s for s in self.steps if s.id == step_id), None)

@@ -197,7 +197,13 @@ class RegSet(Op):
     key_exists: bool = True  # the key exists now (when not, undo drops it again if left empty)
 
     def fields(self) -> dict[str, Any]:
-        return {"key": self.key, "n": self.name, "x": _reg_wire(self.expect), "v": _reg_wire(self.value)}
+        return {
+            "key": self.key,
+            "n": self.name,
+            "x": _reg_wire(self.expect),
+            "v": _reg_wire(self.value),
+            "ke": int(self.key_exists),  # for undo from the records (the executor ignores it)
+        }
 
     def validate(self) -> None:
         _check_reg(self.key, self.name)
@@ -422,11 +428,12 @@ class ServiceConfig(Op):
         return "; ".join(part for part in (self.start, self.account) if part)
 
     def inverse(self, recorded_after: Any = None) -> list[Op]:
+        now = recorded_after if isinstance(recorded_after, Mapping) else {}
         return [
             ServiceConfig(
                 self.name,
-                self.start or self.expect_start,
-                self.account or self.expect_account,
+                str(now.get("sm", self.start or self.expect_start)),
+                str(now.get("acct", self.account or self.expect_account)),
                 self.expect_start if self.start else "",
                 self.expect_account if self.account else "",
             )
@@ -615,7 +622,8 @@ class ProfileSet(Op):
         return self.inbound
 
     def inverse(self, recorded_after: Any = None) -> list[Op]:
-        return [ProfileSet(self.name, self.inbound, self.expect)]
+        now = recorded_after if isinstance(recorded_after, str) else self.inbound
+        return [ProfileSet(self.name, now, self.expect)]
 
 
 @dataclass(frozen=True)
@@ -694,7 +702,10 @@ def op_from_wire(data: Mapping[str, Any]) -> Op:
     common = {"check": bool(data.get("chk", 1)), "of": int(data.get("of", -1))}
     try:
         if kind == "reg.set":
-            return RegSet(data["key"], data["n"], _reg_from(data["x"]), _reg_from(data["v"]) or ("DWord", 0), **common)
+            value = _reg_from(data["v"])
+            if value is None:
+                raise ValueError("reg.set without a value")
+            return RegSet(data["key"], data["n"], _reg_from(data["x"]), value, bool(data.get("ke", 1)), **common)
         if kind == "reg.del":
             return RegDel(data["key"], data["n"], _reg_from(data["x"]), bool(data["dk"]), **common)
         if kind == "acl":
@@ -757,6 +768,55 @@ def rollback_for(ops: Sequence[Op], first: int) -> tuple[Op, ...]:
             tagged = replace(inverse, check=False, of=index)
             (services if isinstance(inverse, ServiceControl) else data).append(tagged)
     return (*data, *reversed(services))
+
+
+def undo_steps(
+    steps: Sequence[Mapping[str, Any]], records: Mapping[int, Mapping[str, Any]], run_id: str
+) -> list[tuple[str, list[Op]]]:
+    """Undo of a run: per step, newest step first, the inverse of each op it applied.
+
+    Built from what the run recorded: each inverse expects what the op left (its recorded `a`),
+    so the executor refuses it when the state moved since. A removed certificate comes back from
+    the run's own backup. Ordered as in `rollback_for`: data first, service restarts after.
+    """
+    out: list[tuple[str, list[Op]]] = []
+    for step in reversed(list(steps)):
+        applied = [
+            (op_from_wire(o), int(o["i"]))
+            for o in step["ops"]
+            if str(records.get(int(o["i"]), {}).get("s")) == "applied"
+        ]
+        if not applied:
+            continue
+        data: list[Op] = []
+        services: list[Op] = []
+        for op, index in reversed(applied):
+            for inverse in op.inverse(records[index].get("a")):
+                if isinstance(inverse, CertPut):
+                    inverse = replace(inverse, source_run=run_id)
+                tagged = replace(inverse, check=True, of=-1)
+                (services if isinstance(inverse, ServiceControl) else data).append(tagged)
+        out.append((str(step["id"]), [*data, *reversed(services)]))
+    return out
+
+
+def number(steps: Sequence[tuple[str, Sequence[Op]]]) -> list[tuple[str, Sequence[Op], int]]:
+    """Each step with the index of its first op, as `make_step` wants them."""
+    out, index = [], 0
+    for step_id, ops in steps:
+        out.append((step_id, ops, index))
+        index += len(ops)
+    return out
+
+
+def steps_from_records(step_ids: Sequence[str], records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The plan's steps rebuilt from the guest's op records (each knows its step index `g`)."""
+    steps: list[dict[str, Any]] = [{"id": step_id, "ops": []} for step_id in step_ids]
+    for record in sorted(records, key=lambda r: int(r.get("i") or 0)):
+        group = int(record.get("g") or 0)
+        if 0 <= group < len(steps) and isinstance(record.get("op"), Mapping):
+            steps[group]["ops"].append(dict(record["op"]))
+    return steps
 
 
 def make_step(repair_id: str, ops: Sequence[Op], first: int, *, boot: bool = False) -> Step:

@@ -460,6 +460,7 @@ def _execute(m: w.Machine, run_id: str, plan: dict[str, Any], fail_ops: frozense
         "dir": gf.BACKUP_ROOT + "\\" + run_id,
         "steps": steps,
         "ops": results,
+        "all": True,
     }
 
 

@@ -227,8 +227,8 @@ def load(guest: Mapping[str, Any] | None, now: datetime, boot: datetime | None =
     if "machineKeysSddl" in guest:
         m.put_file(w.MACHINEKEYS, _sd(guest["machineKeysSddl"], "guest.machineKeysSddl"))
     if "rdStoreSddl" in guest:
-        for path in (w.RD_STORE, w.RD_CERTIFICATES):
-            m.registry.ensure(path).sd = _sd(guest["rdStoreSddl"], "guest.rdStoreSddl")
+        # The key new entries are created under (Remote Desktop\Certificates).
+        m.registry.ensure(w.RD_CERTIFICATES).sd = _sd(guest["rdStoreSddl"], "guest.rdStoreSddl")
     if "certificates" in guest:
         if not isinstance(guest["certificates"], list):
             raise ScenarioError("guest.certificates: expected a list")

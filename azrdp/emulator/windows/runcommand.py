@@ -196,6 +196,7 @@ def _fit(doc: dict[str, Any]) -> None:
     if _size(doc) > OUTPUT_BUDGET:
         for result in doc["r"]["ops"]:
             result["p"] = result["a"] = None
+        doc["r"]["all"] = False
     if _size(doc) > OUTPUT_BUDGET:
         doc["r"]["ops"] = []
 

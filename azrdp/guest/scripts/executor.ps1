@@ -550,7 +550,7 @@ function Invoke-AzrdpExecute {
         Write-AzrdpJson -Path (Join-Path -Path $dir -ChildPath 'run.json') -Value $run
     }
     finally { Exit-AzrdpLock -Run $RunId }
-    $Report.r = [ordered]@{ id = $RunId; st = $state; dir = $dir; steps = $steps; ops = $results }
+    $Report.r = [ordered]@{ id = $RunId; st = $state; dir = $dir; steps = $steps; ops = $results; all = $true }
     $Report.f = Get-AzrdpFacts -Port $Port
     # Over the output budget, the per-op values go first (they stay in the guest: mode records).
     if ((ConvertTo-AzrdpLine -Document $Report).Length -gt $OutputBudget) {
@@ -558,6 +558,7 @@ function Invoke-AzrdpExecute {
             $result.p = $null
             $result.a = $null
         }
+        $Report.r.all = $false
     }
     if ((ConvertTo-AzrdpLine -Document $Report).Length -gt $OutputBudget) { $Report.r.ops = @() }
 }
