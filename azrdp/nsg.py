@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from azrdp.facts import Nsg, NsgRule
+from azrdp.facts import AdminRule, Nsg, NsgRule
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -297,8 +297,8 @@ class FlowQuery:
 class Decision:
     """A rule that decided (part of) the flow at one layer."""
 
-    layer: str  # "subnet" | "nic"
-    nsg: str
+    layer: str  # "admin" | "subnet" | "nic"
+    nsg: str  # the NSG's name; for the admin layer, the network manager's
     rule: str
     priority: int
     access: str
@@ -403,12 +403,15 @@ def _source_set(rule: NsgRule, ctx: TagContext) -> tuple[AddressSet, tuple[str, 
 
 
 def _unknown_space(tags: Sequence[str], ctx: TagContext) -> AddressSet:
-    """Where an unresolvable source may lie: public space for service tags, the VNet for ASGs."""
+    """Where an unresolvable source may lie: public space for service tags, the VNet for ASGs,
+    private space for a Virtual Network Manager network group (other VNets)."""
     space = EMPTY
-    if any(not t.startswith("asg:") for t in tags):
+    if any(not t.startswith(("asg:", "group:")) for t in tags):
         space = space | internet(ctx.vnet_prefixes)
     if any(t.startswith("asg:") for t in tags):
         space = space | AddressSet.of(ctx.vnet_prefixes)
+    if any(t.startswith("group:") for t in tags):
+        space = space | (EVERYTHING - internet())
     return space
 
 
@@ -484,6 +487,108 @@ def _classify(allowed: AddressSet, scope: AddressSet) -> str:
     return ALLOWED if allowed == scope else RESTRICTED
 
 
+# --------------------------------------------------------------------------------------------
+# Azure Virtual Network Manager security admin rules: evaluated before any NSG
+# --------------------------------------------------------------------------------------------
+#
+# learn.microsoft.com/azure/virtual-network-manager/concept-security-admins ("Security admin
+# rules", "The order of evaluation"): admin rules are evaluated first, by priority, the first match
+# deciding; "Allow" lets the traffic on to the NSGs, which still decide; "Always Allow" admits it
+# without evaluating the NSGs; "Deny" stops it, the NSGs are not evaluated. Traffic no admin rule
+# matches goes on to the NSGs as well.
+
+ALWAYS_ALLOW = "AlwaysAllow"
+
+
+@dataclass(frozen=True)
+class AdminResult:
+    """The admin layer over a source scope: what it admits outright, stops, or passes to the NSGs."""
+
+    always: AddressSet
+    denied: AddressSet
+    decisions: tuple[Decision, ...] = ()
+    unresolved: tuple[Unresolved, ...] = ()
+
+
+def admin_as_nsg_rule(rule: AdminRule) -> NsgRule:
+    """An admin rule in the NSG evaluator's terms (the matching is the same five-tuple match)."""
+    protocol = "*" if rule.protocol.lower() in ("any", "all", "*") else rule.protocol
+    return NsgRule(
+        name=rule.name,
+        priority=rule.priority,
+        access="Deny" if rule.access.lower() == "deny" else "Allow",
+        direction=rule.direction,
+        protocol=protocol,
+        source_prefixes=rule.sources or ("*",),
+        source_ports=rule.source_ports or ("*",),
+        destination_prefixes=rule.destinations or ("*",),
+        destination_ports=rule.destination_ports or ("*",),
+    )
+
+
+def evaluate_admin(
+    rules: Sequence[AdminRule],
+    flow: FlowQuery,
+    scope: AddressSet,
+    destination_ip: str | None,
+    ctx: TagContext,
+    bound: str = "lower",
+) -> AdminResult:
+    """First-match evaluation of the inbound admin rules over a set of sources.
+
+    With `bound` "lower" an unresolvable source tag admits nothing through an Always Allow or an
+    Allow (so a later Deny may still stop it) and stops all it could through a Deny; "upper" is
+    the opposite.
+    """
+    inbound = sorted(
+        (r for r in rules if r.direction.lower() == "inbound"), key=lambda r: (r.priority, r.name.lower())
+    )
+    destination = ipaddress.ip_address(destination_ip) if destination_ip else None
+    remaining = scope
+    always = EMPTY
+    denied = EMPTY
+    decisions: list[Decision] = []
+    unresolved: list[Unresolved] = []
+    for admin in inbound:
+        if not remaining:
+            break
+        rule = admin_as_nsg_rule(admin)
+        access = ALWAYS_ALLOW if admin.access.lower() == "alwaysallow" else rule.access
+        if not _protocol_matches(rule.protocol, flow.protocol):
+            continue
+        if not _ports_cover(parse_ports(rule.destination_ports), flow.port):
+            continue
+        if not _source_port_matches(rule, flow):
+            continue
+        if not _destination_matches(rule, destination, (), ctx):
+            continue
+        sources, unknown_tags = _source_set(rule, ctx)
+        if unknown_tags:
+            maybe = remaining & _unknown_space(unknown_tags, ctx)
+            if maybe:
+                unresolved.append(
+                    Unresolved("admin", admin.manager, admin.name, admin.priority, access, unknown_tags)
+                )
+                # An admit (Allow passes on to the NSGs, Always Allow admits) claims the unknown part
+                # only for the upper bound; a Deny only for the lower one.
+                if (access == "Deny") == (bound == "lower"):
+                    sources = sources | maybe
+        claimed = remaining & sources
+        if not claimed:
+            continue
+        decisions.append(
+            Decision(
+                "admin", admin.manager, admin.name, admin.priority, access, admin.kind == "Default", claimed
+            )
+        )
+        if access == ALWAYS_ALLOW:
+            always = always | claimed
+        elif access == "Deny":
+            denied = denied | claimed
+        remaining = remaining - claimed
+    return AdminResult(always, denied, tuple(decisions), tuple(unresolved))
+
+
 def evaluate(
     flow: FlowQuery,
     *,
@@ -494,20 +599,23 @@ def evaluate(
     nic_asgs: Sequence[str] = (),
     asg_members: Mapping[str, tuple[str, ...]] | None = None,
     closed_without_nsg: bool = False,
+    admin_rules: Sequence[AdminRule] = (),
     cache: dict[Any, FlowVerdict] | None = None,
 ) -> FlowVerdict:
-    """Evaluate an inbound flow through the subnet NSG, then the NIC NSG.
+    """Evaluate an inbound flow through the admin rules, then the subnet NSG, then the NIC NSG.
 
-    `closed_without_nsg`: the NIC's public IP is Standard SKU, which is closed to inbound traffic
-    unless an NSG admits it; with no NSG at either layer everything is then denied.
+    `closed_without_nsg`: the NIC's public IP (or the load balancer in front) is Standard SKU,
+    which is closed to inbound traffic unless an NSG admits it; with no NSG at either layer
+    everything is then denied.
 
     `cache`: a dict shared across the NICs of one fleet. The destination address only decides which
     rules apply, so NICs behind the same NSGs whose addresses select the same rules share one
     (immutable) verdict: fleets cost one evaluation per distinct network setup, not per VM.
     """
     ctx = TagContext(tuple(vnet_prefixes), dict(asg_members or {}))
+    admin = tuple(admin_rules)
     if cache is None:
-        return _evaluate(flow, destination_ip, subnet_nsg, nic_nsg, ctx, nic_asgs, closed_without_nsg)
+        return _evaluate(flow, destination_ip, subnet_nsg, nic_nsg, ctx, nic_asgs, closed_without_nsg, admin)
     destination = ipaddress.ip_address(destination_ip) if destination_ip else None
 
     def layer_key(nsg: Nsg | None) -> tuple[str, tuple[str, ...]] | None:
@@ -518,6 +626,7 @@ def evaluate(
         )
         return nsg.id.lower(), applicable
 
+    admin_key = tuple(r for r in admin if _destination_matches(admin_as_nsg_rule(r), destination, (), ctx))
     key = (
         flow,
         ctx.vnet_prefixes,
@@ -525,10 +634,13 @@ def evaluate(
         closed_without_nsg,
         layer_key(subnet_nsg),
         layer_key(nic_nsg),
+        admin_key,
     )
     verdict = cache.get(key)
     if verdict is None:
-        verdict = _evaluate(flow, destination_ip, subnet_nsg, nic_nsg, ctx, nic_asgs, closed_without_nsg)
+        verdict = _evaluate(
+            flow, destination_ip, subnet_nsg, nic_nsg, ctx, nic_asgs, closed_without_nsg, admin
+        )
         cache[key] = verdict
     return verdict
 
@@ -541,48 +653,53 @@ def _evaluate(
     ctx: TagContext,
     nic_asgs: Sequence[str],
     closed_without_nsg: bool,
+    admin_rules: tuple[AdminRule, ...] = (),
 ) -> FlowVerdict:
     scope = source_scope(flow, ctx.vnet_prefixes)
-    if subnet_nsg is None and nic_nsg is None:
-        no_nsg = (LayerResult("subnet", None, None, scope), LayerResult("nic", None, None, scope))
-        allowed = EMPTY if closed_without_nsg else scope
-        reason = (
-            "No NSG on the subnet or the NIC, and a Standard public IP is closed to inbound traffic "
-            "unless an NSG allows it."
-            if closed_without_nsg
-            else "No NSG on the subnet or the NIC: nothing filters inbound traffic."
-        )
-        return FlowVerdict(
-            _classify(allowed, scope), scope, allowed, _describe(allowed, scope), (), no_nsg, (), reason
-        )
-
-    results: dict[str, list[LayerResult]] = {}
+    no_nsg = subnet_nsg is None and nic_nsg is None
+    results: dict[str, tuple[AdminResult, list[LayerResult], AddressSet]] = {}
     for bound in ("lower", "upper"):
-        results[bound] = [
-            evaluate_layer("subnet", subnet_nsg, flow, scope, destination_ip, nic_asgs, ctx, bound),
-            evaluate_layer("nic", nic_nsg, flow, scope, destination_ip, nic_asgs, ctx, bound),
-        ]
-    sub, nic = results["lower"]
-    allowed = sub.allowed & nic.allowed
-    upper_allowed = results["upper"][0].allowed & results["upper"][1].allowed
-    unresolved = sub.unresolved + nic.unresolved
+        admin = evaluate_admin(admin_rules, flow, scope, destination_ip, ctx, bound)
+        if no_nsg:
+            layers = [LayerResult("subnet", None, None, scope), LayerResult("nic", None, None, scope)]
+            nsg_allowed = EMPTY if closed_without_nsg else scope
+        else:
+            layers = [
+                evaluate_layer("subnet", subnet_nsg, flow, scope, destination_ip, nic_asgs, ctx, bound),
+                evaluate_layer("nic", nic_nsg, flow, scope, destination_ip, nic_asgs, ctx, bound),
+            ]
+            nsg_allowed = layers[0].allowed & layers[1].allowed
+        passed = scope - admin.always - admin.denied
+        results[bound] = (admin, layers, admin.always | (nsg_allowed & passed))
+    admin, (sub, nic), allowed = results["lower"]
+    upper_admin, upper_layers, upper_allowed = results["upper"]
+    unresolved = admin.unresolved + sub.unresolved + nic.unresolved
     verdict = _classify(allowed, scope)
     upper = _classify(upper_allowed, scope)
     reason = ""
     extra_sources: tuple[str, ...] = ()
+    if no_nsg:
+        reason = (
+            "No NSG on the subnet or the NIC, and a Standard public IP or load balancer is closed to "
+            "inbound traffic unless an NSG allows it."
+            if closed_without_nsg
+            else "No NSG on the subnet or the NIC: nothing filters inbound traffic."
+        )
     if upper != verdict:
         tags = sorted({t for u in unresolved for t in u.tags})
-        only_service_tags = not any(t.startswith("asg:") for t in tags)
+        only_service_tags = not any(t.startswith(("asg:", "group:")) for t in tags)
         if flow.source is None and upper == ALLOWED and only_service_tags:
             # A service tag is a proper, non-empty part of public space: it can neither open the
             # whole Internet nor shut all of it, so the answer is "some sources" either way.
             verdict = RESTRICTED
-            allow_tags = {t for u in unresolved if u.access.lower() == "allow" for t in u.tags}
+            allow_tags = {
+                t for u in unresolved if u.access.lower() in ("allow", "alwaysallow") for t in u.tags
+            }
             extra_sources = tuple(sorted(allow_tags))
             if not allow_tags:
                 # Only unresolved denies: everything the known rules admit, minus those tags.
                 allowed = upper_allowed
-                sub, nic = results["upper"]
+                admin, (sub, nic) = upper_admin, upper_layers
             reason = f"Also depends on service tag(s) {', '.join(tags)}, not expanded offline."
         else:
             verdict = UNKNOWN
@@ -591,10 +708,12 @@ def _evaluate(
                 "which azrdp cannot resolve offline."
             )
 
-    # Report what Network Watcher would: the subnet's deciding rules over the whole scope, then the
-    # NIC's over what the subnet let through (a flow the subnet drops never reaches the NIC).
-    decided = [d for d in sub.decisions]
-    reaching_nic = sub.allowed
+    # Report what Network Watcher would: the admin rules that decided, then the subnet's deciding
+    # rules over what reached the NSGs, then the NIC's over what the subnet let through.
+    passed = scope - admin.always - admin.denied
+    decided = list(admin.decisions)
+    decided.extend(d for d in sub.decisions if d.sources & passed)
+    reaching_nic = sub.allowed & passed
     decided.extend(d for d in nic.decisions if d.sources & reaching_nic)
     return FlowVerdict(
         verdict,

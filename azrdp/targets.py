@@ -259,3 +259,32 @@ def validate_protocol(value: str) -> str:
             fix="Use --protocol tcp or --protocol udp.",
         )
     return text.capitalize()
+
+
+def validate_network_watcher(value: str | None, verify: bool) -> str | None:
+    """A Network Watcher resource ID for --verify (None: the one in each VM's region)."""
+    if value is None:
+        return None
+    if not verify:
+        raise UsageError(
+            "--network-watcher only applies with --verify.",
+            fix="Add --verify, or drop --network-watcher.",
+        )
+    text = value.strip()
+    parts = text.strip("/").split("/")
+    ok = (
+        len(parts) == 8
+        and parts[0].lower() == "subscriptions"
+        and parts[2].lower() == "resourcegroups"
+        and parts[4].lower() == "providers"
+        and parts[5].lower() == "microsoft.network"
+        and parts[6].lower() == "networkwatchers"
+        and all(parts)
+    )
+    if not ok:
+        raise UsageError(
+            f"--network-watcher {value!r} is not a Network Watcher resource ID.",
+            fix="Pass /subscriptions/ID/resourceGroups/NetworkWatcherRG/providers/Microsoft.Network/"
+            "networkWatchers/NetworkWatcher_REGION (`az network watcher list -o table`).",
+        )
+    return "/" + "/".join(parts)

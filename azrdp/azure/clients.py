@@ -28,6 +28,7 @@ from azrdp.errors import (
 if TYPE_CHECKING:
     from azure.mgmt.compute import ComputeManagementClient
     from azure.mgmt.network import NetworkManagementClient
+    from azure.mgmt.resourcehealth import ResourceHealthMgmtClient
 
 # Run Command and power operations take tens of seconds: the SDK default of 30 s between polls
 # would add up to half a minute to each. Override with AZRDP_POLLING_INTERVAL (the emulator does).
@@ -73,6 +74,7 @@ class Clients:
         self._lock = threading.Lock()
         self._compute: ComputeManagementClient | None = None
         self._network: NetworkManagementClient | None = None
+        self._health: ResourceHealthMgmtClient | None = None
 
     @property
     def subscription_id(self) -> str:
@@ -100,13 +102,24 @@ class Clients:
                 )
             return self._network
 
+    @property
+    def resource_health(self) -> ResourceHealthMgmtClient:
+        with self._lock:
+            if self._health is None:
+                from azure.mgmt.resourcehealth import ResourceHealthMgmtClient
+
+                self._health = ResourceHealthMgmtClient(
+                    self.ctx.credential, self.ctx.subscription_id, **client_kwargs(self.ctx)
+                )
+            return self._health
+
     def for_subscription(self, subscription_id: str) -> Clients:
         if subscription_id.lower() == self.subscription_id.lower():
             return self
         return Clients(self.ctx.for_subscription(subscription_id))
 
     def close(self) -> None:
-        for client in (self._compute, self._network):
+        for client in (self._compute, self._network, self._health):
             if client is not None:
                 client.close()
 

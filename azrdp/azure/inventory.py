@@ -115,7 +115,16 @@ def vnet_from_rest(d: Json) -> Vnet:
         sp = _props(s)
         prefixes = _tuple_str(sp.get("addressPrefixes")) or _tuple_str(sp.get("addressPrefix"))
         nsg = sp.get("networkSecurityGroup") if isinstance(sp.get("networkSecurityGroup"), Mapping) else None
-        subnets.append(Subnet(str(s.get("id", "")), str(s.get("name", "")), prefixes, (nsg or {}).get("id")))
+        rt = sp.get("routeTable") if isinstance(sp.get("routeTable"), Mapping) else None
+        subnets.append(
+            Subnet(
+                str(s.get("id", "")),
+                str(s.get("name", "")),
+                prefixes,
+                (nsg or {}).get("id"),
+                (rt or {}).get("id"),
+            )
+        )
     return Vnet(
         str(d.get("id", "")),
         str(d.get("name", "")),
@@ -160,7 +169,14 @@ def nic_from_rest(d: Json) -> NicFacts:
         subnet_id=(subnet or {}).get("id"),
         public_ip_id=(pip or {}).get("id"),
         nsg_id=(nsg or {}).get("id"),
+        ipconfig_id=str(primary.get("id")) if primary.get("id") else None,
+        lb_nat_rule_ids=_ref_ids(pp.get("loadBalancerInboundNatRules")),
+        lb_pool_ids=_ref_ids(pp.get("loadBalancerBackendAddressPools")),
     )
+
+
+def _ref_ids(value: Any) -> tuple[str, ...]:
+    return tuple(str(r["id"]) for r in _list(value) if isinstance(r, Mapping) and r.get("id"))
 
 
 def nic_vm_id(d: Json) -> str | None:
@@ -173,6 +189,13 @@ def _status_code(statuses: Iterable[Any], prefix: str) -> str | None:
         code = str((s or {}).get("code") or "")
         if code.lower().startswith(prefix.lower() + "/"):
             return code
+    return None
+
+
+def _status_time(statuses: Iterable[Any], prefix: str) -> str | None:
+    for s in statuses:
+        if isinstance(s, Mapping) and str(s.get("code") or "").lower().startswith(prefix.lower() + "/"):
+            return str(s["time"]) if s.get("time") else None
     return None
 
 
@@ -204,6 +227,9 @@ def vm_from_rest(d: Json, subscription_id: str = "") -> VmFacts:
         boot = bool((bd or {}).get("enabled"))
     elif storage is not None:
         boot = False  # a full model without diagnosticsProfile: boot diagnostics were never enabled
+    os_profile = p.get("osProfile") if isinstance(p.get("osProfile"), Mapping) else {}
+    win = (os_profile or {}).get("windowsConfiguration")
+    provisioned = win.get("provisionVMAgent") if isinstance(win, Mapping) else None
     hw = p.get("hardwareProfile") if isinstance(p.get("hardwareProfile"), Mapping) else {}
     problems = tuple(
         (str(s.get("code", "")), str(s.get("message") or s.get("displayStatus") or ""))
@@ -228,6 +254,8 @@ def vm_from_rest(d: Json, subscription_id: str = "") -> VmFacts:
         agent_version=agent_version,
         agent_message=agent_message,
         boot_diagnostics=boot,
+        agent_provisioned=provisioned if isinstance(provisioned, bool) else None,
+        last_operation_time=_status_time(statuses, "ProvisioningState"),
         tags=tuple((str(k), str(v)) for k, v in (tags or {}).items()),
         status_problems=problems,
     )
@@ -350,8 +378,10 @@ def get_vm_facts(clients: Clients, resource_group: str, name: str) -> VmFacts:
     return complete_vm_facts(clients, vm_json)
 
 
-def complete_vm_facts(clients: Clients, vm_json: Json) -> VmFacts:
-    """Rounds 2 and 3 for a VM model already read."""
+def complete_vm_facts(
+    clients: Clients, vm_json: Json, alongside: Callable[[Sequence[NicFacts]], None] | None = None
+) -> VmFacts:
+    """Rounds 2 and 3 for a VM model already read; `alongside(nics)` runs in parallel with round 3."""
     facts = vm_from_rest(vm_json, clients.subscription_id)
     nic_ids = vm_nic_ids(vm_json)
     lookup = Lookup()
@@ -366,7 +396,10 @@ def complete_vm_facts(clients: Clients, vm_json: Json) -> VmFacts:
     if nics and not any(n.primary for n in nics):
         nics[0] = replace(nics[0], primary=True)
 
-    _fill(clients, lookup, nics, list_groups=True)
+    if alongside is None:
+        _fill(clients, lookup, nics, list_groups=True)
+    else:
+        _parallel([lambda: _fill(clients, lookup, nics, list_groups=True), lambda: alongside(nics)])
     resolved = [lookup.resolve(n) for n in nics]
     if failed_nics:
         # Keep the reason where checks look for it: on a placeholder NIC.

@@ -24,7 +24,7 @@ from typing import Any
 
 from azrdp.model import Finding, Severity, Source
 
-CHECK_MODULES: tuple[str, ...] = ("azrdp.checks.control_plane", "azrdp.checks.guest")
+CHECK_MODULES: tuple[str, ...] = ("azrdp.checks.control_plane", "azrdp.checks.paths", "azrdp.checks.guest")
 
 CheckFunc = Callable[[Any], Sequence[Finding]]
 

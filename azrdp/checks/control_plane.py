@@ -9,9 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from azrdp.checks import register_check
-from azrdp.facts import NicFacts, NsgRule, VmFacts
+from azrdp.facts import (
+    VIA_LB_NAT,
+    VIA_PUBLIC_IP,
+    BootDiagnostics,
+    Endpoint,
+    NicFacts,
+    NsgRule,
+    PathFacts,
+    PlatformHealth,
+    VmFacts,
+)
 from azrdp.model import Finding, Severity, Source
 from azrdp.nsg import ALLOWED, DENIED, RESTRICTED, UNKNOWN, FlowQuery, FlowVerdict, inbound_rules, parse_ports
+from azrdp.routes import ReturnPath
 
 C = "Microsoft.Compute/virtualMachines"
 N = "Microsoft.Network"
@@ -22,6 +33,7 @@ NET_READ = (
     f"{N}/virtualNetworks/read",
     f"{N}/publicIPAddresses/read",
 )
+PATH_READ = (f"{N}/loadBalancers/read", f"{N}/routeTables/read")
 JIT_PREFIX = "securitycenter-jitrule"
 
 
@@ -35,6 +47,21 @@ class EffectiveComparison:
 
 
 @dataclass(frozen=True)
+class FlowCheck:
+    """Network Watcher's IP flow verify beside azrdp's own answer for the same packet."""
+
+    source: str  # the client address asked about
+    port: int
+    azure_access: str | None  # Allow | Deny; None when Azure could not be asked
+    azure_rule: str = ""
+    azrdp_access: str | None = None  # Allow | Deny | None (unknown)
+    azrdp_rules: tuple[str, ...] = ()
+    watcher: str = ""
+    error: str | None = None
+    sample: bool = False  # the source is a sample of the scope, not --source-ip
+
+
+@dataclass(frozen=True)
 class ControlPlaneFacts:
     """What the control-plane checks read: the gathered facts plus the evaluated RDP flow."""
 
@@ -45,6 +72,22 @@ class ControlPlaneFacts:
     # ... and always for the whole Internet, which exposure checks need even with --source-ip.
     internet: FlowVerdict | None = None
     effective: EffectiveComparison | None = None
+    # Where a client can knock, best first: NIC public IP, load balancer NAT, private.
+    endpoints: tuple[Endpoint, ...] = ()
+    paths: PathFacts | None = None
+    # How replies leave, per way in (see azrdp.routes); empty when there is nothing to judge.
+    return_paths: tuple[ReturnPath, ...] = ()
+    effective_routes_error: str | None = None
+    health: PlatformHealth | None = None
+    boot: BootDiagnostics | None = None
+    verify: FlowCheck | None = None
+    # Seconds since the epoch when the facts were judged (vm-not-booted compares times to it).
+    now: float = 0.0
+    boot_grace_minutes: int = 15
+
+    @property
+    def public_endpoints(self) -> tuple[Endpoint, ...]:
+        return tuple(e for e in self.endpoints if e.public)
 
 
 def _finding(
@@ -214,13 +257,20 @@ def nsg_denies_rdp(facts: ControlPlaneFacts) -> list[Finding]:
         return []
     flow = facts.flow
     nic = facts.vm.primary_nic
-    if flow.source is None and (nic is None or not nic.public_ip_id):
-        # Nothing on the Internet can reach a VM without a public IP anyway; no-public-ip explains the
-        # ways in, and --source-ip checks the NSG path from a VPN or peered address.
+    if flow.source is None and (nic is None or not nic.public_ip_id) and not facts.public_endpoints:
+        # Nothing on the Internet can reach a VM without a public way in anyway; no-public-ip explains
+        # the ways in, and --source-ip checks the NSG path from a VPN or peered address.
         return []
+    denying = [d for d in verdict.decided_by if d.access.lower() == "deny" and d.layer != "admin"]
+    if not denying and any(d.layer == "admin" for d in verdict.decided_by):
+        return []  # an admin rule decided: admin-rule-denies-rdp says so
     who = f"from {flow.source}" if flow.source else "from anywhere on the Internet"
-    rules = _rules_text(verdict, "Deny") or verdict.reason
-    denying = [d for d in verdict.decided_by if d.access.lower() == "deny"]
+    rules = (
+        "; ".join(
+            f"{d.layer} NSG '{d.nsg}' rule '{d.rule}' (priority {d.priority}, {d.access})" for d in denying
+        )
+        or verdict.reason
+    )
     if flow.source:
         fix = (
             f"Add an Allow rule for {flow.source} on {flow.protocol.upper()} port {flow.port} above "
@@ -361,15 +411,31 @@ def no_nsg(facts: ControlPlaneFacts) -> list[Finding]:
 def rdp_open_to_internet(facts: ControlPlaneFacts) -> list[Finding]:
     verdict = facts.internet
     nic = facts.vm.primary_nic
-    if verdict is None or verdict.verdict != ALLOWED or nic is None or nic.public_ip is None:
+    if verdict is None or verdict.verdict != ALLOWED or nic is None:
         return []
-    rules = _rules_text(verdict, "Allow") or verdict.reason
+    ways = [
+        f"public IP {e.address or e.name}" if e.via == VIA_PUBLIC_IP else f"{e.address}:{e.port} ({e.name})"
+        for e in facts.public_endpoints
+    ]
+    if nic.public_ip is not None and not any(e.via == VIA_PUBLIC_IP for e in facts.public_endpoints):
+        ways.insert(0, f"public IP {nic.public_ip.address or nic.public_ip.name}")
+    if not ways:
+        return []
+    rules = (
+        "; ".join(
+            f"{d.layer} {'rule' if d.layer == 'admin' else 'NSG'} '{d.nsg}' rule '{d.rule}' "
+            f"(priority {d.priority}, {d.access})"
+            for d in verdict.decided_by
+            if d.access.lower() in ("allow", "alwaysallow")
+        )
+        or verdict.reason
+    )
     return [
         _finding(
             "rdp-open-to-internet",
             Severity.WARNING,
             "RDP is open to the whole Internet",
-            f"Port {facts.flow.port} on public IP {nic.public_ip.address or nic.public_ip.name} admits any "
+            f"Port {facts.flow.port} behind {', '.join(ways)} admits any "
             f"Internet address through {rules}. Exposed RDP is brute-forced within hours.",
             "Restrict the rule's source to your own addresses, or remove it and use Azure Bastion or "
             "just-in-time VM access.",
@@ -428,6 +494,8 @@ def no_public_ip(facts: ControlPlaneFacts) -> list[Finding]:
     nic = facts.vm.primary_nic
     if nic is None or nic.public_ip_id:
         return []
+    if any(e.via == VIA_LB_NAT for e in facts.public_endpoints):
+        return []  # a public load balancer's NAT rule is the way in (lb-nat-rdp says which)
     bastion = bool(nic.vnet and nic.vnet.has_bastion_subnet)
     how = (
         f"The VNet '{nic.vnet.name}' has an AzureBastionSubnet: connect through Azure Bastion "
@@ -528,15 +596,22 @@ def nsg_rule_targets_public_ip(facts: ControlPlaneFacts) -> list[Finding]:
     rbac=VM_READ,
 )
 def boot_diagnostics_disabled(facts: ControlPlaneFacts) -> list[Finding]:
-    if facts.vm.boot_diagnostics is not False:
+    vm = facts.vm
+    if vm.boot_diagnostics is not False:
         return []
+    stuck = (vm.power_state or "").lower() == "running" and (vm.agent_status or "").lower() != "ready"
     return [
         _finding(
             "boot-diagnostics-disabled",
-            Severity.INFO,
+            Severity.WARNING if stuck else Severity.INFO,
             "Boot diagnostics are off",
             "Without boot diagnostics there is no screenshot and no serial console, the ways in when RDP "
-            "and Run Command both fail.",
+            "and Run Command both fail."
+            + (
+                " The guest agent is not Ready, so whether Windows finished booting cannot be seen."
+                if stuck
+                else ""
+            ),
             f"`az vm boot-diagnostics enable -g {facts.vm.resource_group} -n {facts.vm.name}` "
             "(managed storage).",
         )
@@ -548,11 +623,17 @@ def boot_diagnostics_disabled(facts: ControlPlaneFacts) -> list[Finding]:
     title="Some network resources of the VM could not be read",
     severity=Severity.WARNING,
     source=Source.CONTROL_PLANE,
-    reads="NICs, NSGs, VNets, public IPs referenced by the VM",
-    rbac=NET_READ,
+    reads="NICs, NSGs, VNets, public IPs, load balancers and route tables referenced by the VM",
+    rbac=NET_READ + PATH_READ,
 )
 def facts_incomplete(facts: ControlPlaneFacts) -> list[Finding]:
     problems = [(rid, why) for nic in facts.vm.nics for rid, why in nic.unreadable]
+    if facts.paths is not None:
+        # Load balancers, their frontend IPs and route tables are read like the rest (Reader);
+        # admin rules need an action of their own and have their own check.
+        problems += [
+            (rid, f"{what}: {why}") for what, rid, why in facts.paths.unreadable if what != "admin rules"
+        ]
     if not facts.vm.nics:
         problems.append((facts.vm.id, "the VM has no network interface that could be read"))
     if not problems:

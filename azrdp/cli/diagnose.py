@@ -10,19 +10,28 @@ from typing import Annotated, Any
 
 import typer
 
-from azrdp.cli.check import AllOpt, EffectiveOpt, PortOpt, SourceIpOpt, TagOpt, human_view, table_rows
+from azrdp.cli.check_views import human_view, table_rows
 from azrdp.cli.params import (
+    AllOpt,
+    BootDiagnosticsOpt,
     CloudOpt,
     DebugOpt,
+    EffectiveOpt,
+    HealthOpt,
     IdsOpt,
     NameOpt,
+    NetworkWatcherOpt,
     NoColorOpt,
     OnlyShowErrorsOpt,
     OutputOpt,
+    PortOpt,
     QueryOpt,
     ResourceGroupOpt,
+    SourceIpOpt,
     SubscriptionOpt,
+    TagOpt,
     VerboseOpt,
+    VerifyOpt,
     VmArg,
 )
 from azrdp.cli.terminal import ProgressView, Terminal, handle_errors, printable
@@ -63,6 +72,10 @@ def run_diagnose_command(
     source_ip: str | None,
     effective: bool,
     protocol: str = "tcp",
+    verify: bool = False,
+    network_watcher: str | None = None,
+    boot_diagnostics: bool = False,
+    health: bool | None = None,
     subscription: str | None,
     cloud: str | None,
     output: Any,
@@ -74,7 +87,7 @@ def run_diagnose_command(
 ) -> None:
     """The body of `azrdp diagnose`, shared with `azrdp check --guest`."""
     from azrdp.cli.targeting import resolve_targets
-    from azrdp.targets import validate_port, validate_protocol, validate_source
+    from azrdp.targets import validate_network_watcher, validate_port, validate_protocol, validate_source
 
     for label, value in (("--wait-timeout", wait_timeout), ("--timeout", timeout)):
         if value < 0:
@@ -93,6 +106,10 @@ def run_diagnose_command(
             protocol=validate_protocol(protocol),
             source_ip=validate_source(source_ip),
             effective=effective,
+            verify=verify,
+            network_watcher=validate_network_watcher(network_watcher, verify),
+            boot_diagnostics=boot_diagnostics,
+            health=health,
         ),
         concurrency=concurrency,
         wait_timeout=wait_timeout,
@@ -127,6 +144,10 @@ def diagnose(
     port: PortOpt = 3389,
     source_ip: SourceIpOpt = None,
     effective: EffectiveOpt = False,
+    verify: VerifyOpt = False,
+    network_watcher: NetworkWatcherOpt = None,
+    boot_diagnostics: BootDiagnosticsOpt = False,
+    health: HealthOpt = None,
     wait_timeout: WaitTimeoutOpt = 300.0,
     timeout: TimeoutOpt = 900.0,
     concurrency: ConcurrencyOpt = 10,
@@ -161,6 +182,10 @@ def diagnose(
         port=port,
         source_ip=source_ip,
         effective=effective,
+        verify=verify,
+        network_watcher=network_watcher,
+        boot_diagnostics=boot_diagnostics,
+        health=health,
         subscription=subscription,
         cloud=cloud.value if cloud else None,
         output=output,

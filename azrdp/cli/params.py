@@ -141,3 +141,70 @@ DryRunOpt = Annotated[
     bool,
     typer.Option("--dry-run", "--what-if", envvar="AZRDP_DRY_RUN", help="Show the plan; change nothing."),
 ]
+
+# --------------------------------------------------------------------------------------------
+# The flow and what to read, shared by `check` and `diagnose` (and `check --guest`)
+
+AllOpt = Annotated[
+    bool, typer.Option("--all", rich_help_panel=TARGET_PANEL, help="Every VM in the subscription.")
+]
+TagOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tag", rich_help_panel=TARGET_PANEL, help="Only VMs with this tag: key=value, or key for any value."
+    ),
+]
+PortOpt = Annotated[
+    int, typer.Option("--port", help="The VM's RDP port the flow is checked for (a NAT rule's backend port).")
+]
+SourceIpOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--source-ip",
+        envvar="AZRDP_SOURCE_IP",
+        help="Your public address (or a prefix) as Azure sees it. Default: anywhere on the Internet.",
+    ),
+]
+ProtocolOpt = Annotated[str, typer.Option("--protocol", help="tcp (RDP) or udp (RDP's UDP transport).")]
+EffectiveOpt = Annotated[
+    bool,
+    typer.Option(
+        "--effective",
+        help=(
+            "Also ask Azure for the effective security rules and routes of running VMs and report "
+            "disagreements (two POSTs per VM)."
+        ),
+    ),
+]
+VerifyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--verify",
+        help="Also ask Network Watcher's IP flow verify for the same flow (one POST per running VM).",
+    ),
+]
+NetworkWatcherOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--network-watcher",
+        help="With --verify: the Network Watcher's resource ID. Default: the one in the VM's region.",
+    ),
+]
+BootDiagnosticsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--boot-diagnostics",
+        help=(
+            "Read the boot screenshot and serial log of running VMs. Default: only for one running "
+            "Windows VM whose agent is not Ready."
+        ),
+    ),
+]
+HealthOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--health/--no-health",
+        help="Read Resource Health. Default: for one VM yes (one GET), for fleets no (--health: one list).",
+        show_default=False,
+    ),
+]

@@ -149,7 +149,10 @@ def human_view(doc: Mapping[str, Any], console: Console) -> None:
         where += f" ({address})"
     if doc.get("vm"):
         vm = doc["vm"]
-        where += f"  VM {vm.get('name')} in {vm.get('resourceGroup')}, {vm.get('ipKind', 'public')} IP"
+        way = "load balancer NAT " + str(vm.get("natRule")) if vm.get("via") == "load-balancer-nat" else None
+        where += f"  VM {vm.get('name')} in {vm.get('resourceGroup')}, " + (
+            way or f"{vm.get('ipKind', 'public')} IP"
+        )
     facts.add_row("Target", Text(where))
     if doc["tcp"]["samples"]:
         facts.add_row("TCP", Text(_rtt_text(doc["tcp"])))
@@ -237,7 +240,7 @@ def _target(
             subscription=subscription,
             cloud=cloud,
             private=private,
-            port=port or DEFAULT_PORT,
+            port=port,
         )
     if private:
         raise UsageError(

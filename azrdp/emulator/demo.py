@@ -12,7 +12,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from azrdp.emulator import builders
+from azrdp.emulator import builders, path_builders
 from azrdp.emulator.guest_scenarios import GUEST_SCENARIOS
 from azrdp.emulator.scenario import Scenario
 
@@ -32,6 +32,8 @@ class DemoVm:
     agent: str | None = None
     nic_deny: bool = False  # a NIC NSG rule denies RDP from anywhere
     extra_guest: dict[str, Any] = field(default_factory=dict)
+    nat_port: int | None = None  # no public IP: the demo load balancer's NAT rule, this frontend port
+    boot_screen: str | None = None  # stuck at this boot screen for hours (azrdp.emulator.platform)
 
 
 DEMO_VMS: tuple[DemoVm, ...] = (
@@ -52,7 +54,49 @@ DEMO_VMS: tuple[DemoVm, ...] = (
         "the guest agent is not ready: RDP may work, but nothing can run inside the VM",
         agent="notReady",
     ),
+    DemoVm(
+        "jump02",
+        "running for hours but stuck at 'Getting Windows ready': Windows never finished booting",
+        boot_screen="getting-windows-ready",
+    ),
+    DemoVm(
+        "web04",
+        "no public IP of its own: RDP goes through a load balancer NAT rule (198.51.100.40:50001 -> 3389)",
+        nat_port=50001,
+    ),
 )
+LB_ADDRESS = "198.51.100.40"
+
+
+def _stuck_instance_view(name: str) -> dict[str, Any]:
+    """A full instance view: running since long ago, the agent never Ready since."""
+    return {
+        "computerName": name,
+        "hyperVGeneration": "V2",
+        "vmAgent": {
+            "vmAgentVersion": "Unknown",
+            "statuses": [
+                {
+                    "code": "ProvisioningState/Unavailable",
+                    "level": "Warning",
+                    "displayStatus": "Not Ready",
+                    "message": "VM status blob is found but not yet populated.",
+                    "time": "2025-06-02T06:41:07+00:00",
+                }
+            ],
+            "extensionHandlers": [],
+        },
+        "disks": [],
+        "statuses": [
+            {
+                "code": "ProvisioningState/succeeded",
+                "level": "Info",
+                "displayStatus": "Provisioning succeeded",
+                "time": "2025-06-02T06:12:44.3829811+00:00",
+            },
+            {"code": "PowerState/running", "level": "Info", "displayStatus": "VM running"},
+        ],
+    }
 
 
 def _merge(into: dict[str, Any], patch: dict[str, Any]) -> None:
@@ -95,6 +139,16 @@ def demo_scenario() -> Scenario:
     )
     subnet_id = vnet["properties"]["subnets"][0]["id"]
     resources: list[dict[str, Any]] = [subnet_nsg, vnet]
+    lb_pip = builders.public_ip(sub, rg, "lb-demo-ip", loc, LB_ADDRESS)
+    lb = path_builders.load_balancer(
+        sub,
+        rg,
+        "lb-demo",
+        loc,
+        public_ip_id=lb_pip["id"],
+        nat_rules=[(f"rdp-{v.name}", v.nat_port, 3389) for v in DEMO_VMS if v.nat_port],
+    )
+    resources += [lb_pip, lb]
     for index, spec in enumerate(DEMO_VMS):
         nic_nsg_id = builders.nsg_id(sub, rg, f"{spec.name}-nsg")
         rules = [builders.security_rule(nic_nsg_id, "allow-rdp-admins", priority=1000, source=ADMIN_RANGE)]
@@ -102,7 +156,11 @@ def demo_scenario() -> Scenario:
             rules.append(builders.security_rule(nic_nsg_id, "deny-rdp-all", priority=200, access="Deny"))
         nic_nsg = builders.nsg(sub, rg, f"{spec.name}-nsg", loc, rules)
         # Standard SKU public IPs are static: the address survives deallocation.
-        pip = builders.public_ip(sub, rg, f"{spec.name}-ip", loc, f"198.51.100.{20 + index}")
+        pip = (
+            None
+            if spec.nat_port
+            else builders.public_ip(sub, rg, f"{spec.name}-ip", loc, f"198.51.100.{20 + index}")
+        )
         nic = builders.nic(
             sub,
             rg,
@@ -110,7 +168,7 @@ def demo_scenario() -> Scenario:
             loc,
             subnet_id=subnet_id,
             private_ip=f"10.40.1.{10 + index}",
-            public_ip_id=pip["id"],
+            public_ip_id=pip["id"] if pip else None,
             nsg_id=nic_nsg["id"],
             mac=f"00-0D-3A-40-01-{10 + index:02X}",
         )
@@ -125,7 +183,12 @@ def demo_scenario() -> Scenario:
             tags={"demo": "azrdp"},
         )
         vm["guest"] = demo_guest(spec)
-        resources.extend([nic_nsg, pip, nic, vm])
+        if spec.nat_port:
+            path_builders.attach_to_lb(nic, nat_rules=[path_builders.nat_rule_id(lb, f"rdp-{spec.name}")])
+        if spec.boot_screen:
+            vm["instanceView"] = _stuck_instance_view(spec.name)
+            vm["platform"] = {"bootDiagnostics": {"screen": spec.boot_screen}}
+        resources.extend([r for r in (nic_nsg, pip, nic, vm) if r is not None])
     return Scenario(
         name="demo",
         description=f"{len(DEMO_VMS)} Windows VMs in {GROUP}, each failing RDP for a different reason",

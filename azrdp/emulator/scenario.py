@@ -84,6 +84,13 @@ def builtin_scenarios() -> list[tuple[str, str]]:
         out.append((path.stem, str(doc.get("description", ""))))
     out.append(
         (
+            "fleet-paths:N",
+            "fleet:N, plus NAT rules of one load balancer in rg-fleet-00, a route to an appliance in "
+            "rg-fleet-01 and a Virtual Network Manager admin Deny in rg-fleet-02",
+        )
+    )
+    out.append(
+        (
             "fleet:N[:groups]",
             "N generated Windows VMs over several resource groups, NSGs on NICs and subnets, "
             "some public IPs, some stopped or agent-less; deterministic for a given seed",
@@ -100,6 +107,11 @@ def resolve(spec: str | Path | dict[str, Any] | Scenario, *, seed: int = 0) -> S
         return from_document(spec, source="<dict>")
     if isinstance(spec, str) and spec.lower().startswith("fleet:"):
         return _parse_fleet_spec(spec, seed)
+    if isinstance(spec, str) and spec.lower().startswith("fleet-paths:"):
+        from azrdp.emulator.path_builders import paths_fleet
+
+        count, groups = _fleet_numbers(spec)
+        return paths_fleet(count, groups=groups, seed=seed)
     if isinstance(spec, str):
         builtin = builtin_dir() / f"{spec}.json"
         if "/" not in spec and "\\" not in spec and not spec.endswith(".json"):
@@ -116,6 +128,11 @@ def resolve(spec: str | Path | dict[str, Any] | Scenario, *, seed: int = 0) -> S
 
 
 def _parse_fleet_spec(spec: str, seed: int) -> Scenario:
+    count, groups = _fleet_numbers(spec)
+    return generate_fleet(count, groups=groups, seed=seed)
+
+
+def _fleet_numbers(spec: str) -> tuple[int, int | None]:
     parts = spec.split(":")
     try:
         count = int(parts[1])
@@ -128,7 +145,7 @@ def _parse_fleet_spec(spec: str, seed: int) -> Scenario:
             "Expected fleet:N or fleet:N:GROUPS with positive integers.",
             "Use e.g. 'fleet:1000' or 'fleet:1000:8'.",
         ) from None
-    return generate_fleet(count, groups=groups, seed=seed)
+    return count, groups
 
 
 def _load_file(path: Path, label: str) -> Scenario:
@@ -228,7 +245,7 @@ def _validate_resource(source: str, where: str, resource: Any) -> None:
     value = resource.get("type")
     if value is not None and (not isinstance(value, str) or value.lower() != parsed.type.lower()):
         raise _fail(source, f"{where}.type", f"{value!r} does not match the id (expected '{parsed.type}').")
-    for name in ("properties", "tags", "guest"):
+    for name in ("properties", "tags", "guest", "platform"):
         if name in resource and not isinstance(resource[name], dict):
             raise _fail(
                 source, f"{where}.{name}", f"expected an object, got {type(resource[name]).__name__}."
@@ -445,6 +462,9 @@ def _link(store: ResourceStore) -> None:
             attached = lookup(ref["id"])
             if attached is not None:
                 attached.setdefault("properties", {}).setdefault("virtualMachine", {"id": vm["id"]})
+    from azrdp.emulator.netpaths import link_paths
+
+    link_paths(store)
 
 
 # ---------------------------------------------------------------------------------------------

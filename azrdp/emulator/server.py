@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from azrdp.emulator import routes_compute, routes_network, routes_resources
+from azrdp.emulator import (
+    platform,
+    routes_compute,
+    routes_health,
+    routes_network,
+    routes_paths,
+    routes_resources,
+)
 from azrdp.emulator.faults import Fault, FaultPlan
 from azrdp.emulator.identity import IdentityServer
 from azrdp.emulator.lro import OperationBook
@@ -124,8 +131,12 @@ class Emulator:
             *routes_compute.routes(),
             *routes_network.routes(),
             *routes_resources.routes(),
+            *routes_paths.routes(),
+            *routes_health.routes(),
+            *platform.routes(),
         ]
         self._arm: _ArmServer | None = None
+        self._blobs: platform.BlobServer | None = None
         self._identity: IdentityServer | None = None
         self._threads: list[threading.Thread] = []
         self._op_counter = 0
@@ -143,6 +154,8 @@ class Emulator:
         self._arm = _ArmServer(self, context, self.port)
         self._identity = IdentityServer(EMULATOR_TENANT, EMULATOR_CLIENT_ID)
         self._log.open()
+        self._blobs, blob_thread = platform.start_blob_server(self, context)
+        self._threads.append(blob_thread)
         for server in (self._arm, self._identity):
             thread = threading.Thread(
                 target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="azrdp-emulator", daemon=True
@@ -152,7 +165,7 @@ class Emulator:
         return self
 
     def stop(self) -> None:
-        for server in (self._arm, self._identity):
+        for server in (self._arm, self._identity, self._blobs):
             if server is not None:
                 server.shutdown()
                 server.server_close()
@@ -163,6 +176,7 @@ class Emulator:
         self._threads.clear()
         self._arm = None
         self._identity = None
+        self._blobs = None
         self._log.close()
 
     def __enter__(self) -> Emulator:
@@ -190,6 +204,13 @@ class Emulator:
         if self._identity is None:
             raise RuntimeError("the emulator is not started")
         return self._identity.secret
+
+    @property
+    def blobs(self) -> platform.BlobServer:
+        """The storage host serving boot diagnostics blobs (its `requests` record header names only)."""
+        if self._blobs is None:
+            raise RuntimeError("the emulator is not started")
+        return self._blobs
 
     @property
     def tokens_issued(self) -> int:

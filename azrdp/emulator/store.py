@@ -22,6 +22,28 @@ CHILD_ARRAYS: dict[str, tuple[str, ...]] = {
     "microsoft.network/networksecuritygroups/defaultsecurityrules": ("properties", "defaultSecurityRules"),
     "microsoft.network/networkinterfaces/ipconfigurations": ("properties", "ipConfigurations"),
     "microsoft.compute/virtualmachines/extensions": ("resources",),
+    "microsoft.network/loadbalancers/frontendipconfigurations": ("properties", "frontendIPConfigurations"),
+    "microsoft.network/loadbalancers/backendaddresspools": ("properties", "backendAddressPools"),
+    "microsoft.network/loadbalancers/inboundnatrules": ("properties", "inboundNatRules"),
+    "microsoft.network/loadbalancers/loadbalancingrules": ("properties", "loadBalancingRules"),
+    "microsoft.network/loadbalancers/probes": ("properties", "probes"),
+    "microsoft.network/routetables/routes": ("properties", "routes"),
+    # Virtual Network Manager children are separate ARM resources, not embedded in their parent's
+    # body: the emulator keeps them under an internal key no route ever serves.
+    "microsoft.network/networkmanagers/networkgroups": ("_children", "networkGroups"),
+    "microsoft.network/networkmanagers/networkgroups/staticmembers": ("_children", "staticMembers"),
+    "microsoft.network/networkmanagers/securityadminconfigurations": (
+        "_children",
+        "securityAdminConfigurations",
+    ),
+    "microsoft.network/networkmanagers/securityadminconfigurations/rulecollections": (
+        "_children",
+        "ruleCollections",
+    ),
+    "microsoft.network/networkmanagers/securityadminconfigurations/rulecollections/rules": (
+        "_children",
+        "rules",
+    ),
 }
 
 

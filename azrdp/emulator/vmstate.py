@@ -1,8 +1,9 @@
 """VM power and agent state, kept in the real instance-view shape.
 
-A stored VM dict carries, besides its ARM fields, three emulator-side keys that are never rendered
+A stored VM dict carries, besides its ARM fields, four emulator-side keys that are never rendered
 as such: `instanceView` (the full instance view, moved into `properties` for `$expand=instanceView`),
-`guest` (reserved for the in-guest simulator) and `_emulator` (agent behaviour, timestamps).
+`guest` (reserved for the in-guest simulator), `platform` (Resource Health and boot diagnostics,
+see azrdp.emulator.platform) and `_emulator` (agent behaviour, timestamps).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ POWER_STATES: dict[str, str] = {
 }
 AGENT_MODES = ("ready", "notReady", "none")
 PROVISIONING_STATES = ("succeeded", "creating", "updating", "deleting", "failed")
-INTERNAL_KEYS = frozenset({"instanceView", "guest", "_emulator"})
+INTERNAL_KEYS = frozenset({"instanceView", "guest", "_emulator", "platform"})
 
 AGENT_VERSION = "2.7.41491.1102"
 AGENT_READY_MESSAGE = "GuestAgent is running and accepting new configurations."

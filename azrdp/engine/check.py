@@ -20,12 +20,37 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from azrdp.checks import run_checks
-from azrdp.checks.control_plane import ControlPlaneFacts, EffectiveComparison
+from azrdp.checks.control_plane import ControlPlaneFacts, EffectiveComparison, FlowCheck
 from azrdp.engine import Observer, Progress, ignore
 from azrdp.errors import AzrdpError, AzureError, ExitCode, most_serious
-from azrdp.facts import NicFacts, Nsg, VmFacts
+from azrdp.facts import (
+    VIA_LB_NAT,
+    VIA_PRIVATE,
+    VIA_PUBLIC_IP,
+    AdminRule,
+    BootDiagnostics,
+    Endpoint,
+    NicFacts,
+    Nsg,
+    PathFacts,
+    PlatformHealth,
+    Route,
+    VmFacts,
+)
 from azrdp.model import SCHEMA_VERSION, Finding, Severity, Source, to_doc
-from azrdp.nsg import EMPTY, UNKNOWN, FlowQuery, FlowVerdict, evaluate, source_scope
+from azrdp.nsg import (
+    ALLOWED,
+    EMPTY,
+    RESTRICTED,
+    UNKNOWN,
+    AddressSet,
+    FlowQuery,
+    FlowVerdict,
+    evaluate,
+    internet,
+    source_scope,
+)
+from azrdp.routes import ReturnPath, offline_routes, return_path
 from azrdp.targets import Targets, VmRef
 
 if TYPE_CHECKING:
@@ -39,12 +64,33 @@ class CheckOptions:
     port: int = 3389
     protocol: str = "Tcp"
     source_ip: str | None = None
-    effective: bool = False  # also ask Azure for the effective rules of running VMs
+    effective: bool = False  # also ask Azure for the effective rules and routes of running VMs
     concurrency: int = DEFAULT_CONCURRENCY
+    verify: bool = False  # also ask Network Watcher's IP flow verify (one POST per running VM)
+    network_watcher: str | None = None  # the watcher's resource id; None: the VM's region's
+    # Boot diagnostics: True reads them for every running VM; False only for one running Windows VM
+    # whose agent is not Ready (fleets then never read them).
+    boot_diagnostics: bool = False
+    # Resource Health: None reads it for one VM (one GET) and not for fleets; True for fleets too
+    # (one listing); False never.
+    health: bool | None = None
+    admin_rules: bool = True  # Virtual Network Manager admin rules (one POST per VNet)
+    boot_grace_minutes: int = 15  # running this long without a Ready agent: vm-not-booted
 
     @property
     def flow(self) -> FlowQuery:
         return FlowQuery(port=self.port, protocol=self.protocol, source=self.source_ip)
+
+
+@dataclass(frozen=True)
+class Readings:
+    """What was read about one VM besides its inventory facts."""
+
+    paths: PathFacts | None = None
+    health: PlatformHealth | None = None
+    boot: BootDiagnostics | None = None
+    verify: FlowCheck | None = None
+    effective_routes: tuple[Route, ...] | str | None = None
 
 
 @dataclass
@@ -122,9 +168,15 @@ def _unknown(flow: FlowQuery, vnet: Sequence[str], reason: str) -> FlowVerdict:
 
 
 def evaluate_nic(
-    nic: NicFacts | None, flow: FlowQuery, cache: dict[Any, FlowVerdict] | None = None
+    nic: NicFacts | None,
+    flow: FlowQuery,
+    cache: dict[Any, FlowVerdict] | None = None,
+    admin_rules: tuple[AdminRule, ...] = (),
+    closed: bool | None = None,
 ) -> FlowVerdict | None:
-    """The flow through a NIC's subnet NSG and NIC NSG; `unknown` when an NSG could not be read."""
+    """The flow through the admin rules, the subnet NSG and the NIC NSG; `unknown` when an NSG
+    could not be read. `closed`: a Standard public IP or load balancer leads in (default: the
+    NIC's public IP decides)."""
     if nic is None:
         return None
     vnet_prefixes: tuple[str, ...] = ()
@@ -144,7 +196,7 @@ def evaluate_nic(
         unread.append("the subnet (and so whether it has an NSG)")
     if unread:
         return _unknown(flow, vnet_prefixes, f"Could not read {' and '.join(unread)}.")
-    standard = bool(nic.public_ip and nic.public_ip.sku.lower() == "standard")
+    standard = bool(nic.public_ip and nic.public_ip.sku.lower() == "standard") if closed is None else closed
     return evaluate(
         flow,
         destination_ip=nic.private_ip,
@@ -153,8 +205,102 @@ def evaluate_nic(
         vnet_prefixes=vnet_prefixes,
         nic_asgs=nic.asgs,
         closed_without_nsg=standard,
+        admin_rules=admin_rules,
         cache=cache,
     )
+
+
+def endpoints_of(nic: NicFacts | None, paths: PathFacts | None, flow: FlowQuery) -> tuple[Endpoint, ...]:
+    """Where a client can knock, in the order `azrdp probe` tries them: the NIC's public IP, then
+    load balancer NAT frontends for the flow's (backend) port, then the private address."""
+    if nic is None:
+        return ()
+    out: list[Endpoint] = []
+    if nic.public_ip is not None and nic.public_ip.address:
+        out.append(
+            Endpoint(
+                nic.public_ip.address,
+                flow.port,
+                VIA_PUBLIC_IP,
+                True,
+                nic.public_ip.name,
+                nic.public_ip.fqdn,
+                flow.port,
+                nic.public_ip.sku,
+            )
+        )
+    for rule in paths.nat_rules if paths else ():
+        if rule.backend_port != flow.port or rule.protocol.lower() not in ("all", flow.protocol.lower()):
+            continue
+        pip = rule.frontend_public_ip
+        public = rule.frontend_public_ip_id is not None
+        address = pip.address if pip else rule.frontend_private_ip
+        out.append(
+            Endpoint(
+                address,
+                rule.frontend_port,
+                VIA_LB_NAT,
+                public,
+                f"{rule.load_balancer}/{rule.rule}",
+                pip.fqdn if pip else None,
+                rule.backend_port,
+                rule.sku,
+            )
+        )
+    if nic.private_ip:
+        out.append(Endpoint(nic.private_ip, flow.port, VIA_PRIVATE, False, nic.name, None, flow.port))
+    out.sort(key=lambda e: {VIA_PUBLIC_IP: 0, VIA_LB_NAT: 1 if e.public else 2, VIA_PRIVATE: 3}[e.via])
+    return tuple(out)
+
+
+def return_paths_of(
+    nic: NicFacts | None,
+    paths: PathFacts | None,
+    endpoints: tuple[Endpoint, ...],
+    flow: FlowQuery,
+    routes: Any,
+    admitted: FlowVerdict | None = None,
+) -> tuple[ReturnPath, ...]:
+    """Judge the replies' way out for each way in: public (NIC IP or public NAT) and private.
+
+    The clients judged are those the NSGs admit (all of the scope when none are), over IPv4: the
+    route tables here hold IPv4 routes.
+    """
+    if nic is None:
+        return ()
+    vnet = nic.vnet.address_space if nic.vnet else (nic.subnet.address_prefixes if nic.subnet else ())
+    effective = isinstance(routes, tuple)
+    table = paths.route_table if paths else None
+    if paths is not None and paths.unread("route table") and not effective:
+        return ()
+    route_list = routes if effective else offline_routes(table, vnet)
+    public_scope = internet(vnet)
+    out: list[ReturnPath] = []
+    scope = source_scope(flow, vnet)
+    if admitted is not None and admitted.allowed:
+        scope = admitted.allowed
+    scope = scope & AddressSet.of(["0.0.0.0/0"])
+    if any(e.public and e.via != VIA_PRIVATE for e in endpoints):
+        wanted = scope & public_scope
+        if wanted:
+            out.append(
+                return_path(
+                    route_list, wanted, public=True, table=table.name if table else None, effective=effective
+                )
+            )
+    if flow.source is not None:
+        private = scope - public_scope
+        if private:
+            out.append(
+                return_path(
+                    route_list,
+                    private,
+                    public=False,
+                    table=table.name if table else None,
+                    effective=effective,
+                )
+            )
+    return tuple(out)
 
 
 def compare_effective(
@@ -182,11 +328,16 @@ def assess(
     options: CheckOptions,
     effective: EffectiveComparison | None = None,
     cache: dict[Any, FlowVerdict] | None = None,
+    readings: Readings | None = None,
+    now: float | None = None,
 ) -> VmResult:
-    """Verdict and control-plane findings for facts already gathered (pure).
+    """Verdict and control-plane findings for facts already gathered (pure but for the clock).
 
     `cache` (one dict per fleet) lets VMs behind the same NSGs share one evaluation.
     """
+    import time
+
+    readings = readings or Readings()
     flow = options.flow
     nic = facts.primary_nic
     error: AzrdpError | None = None
@@ -200,16 +351,65 @@ def assess(
         error.code = code or error.code
         checked = replace(facts, nics=())
         nic = None
-    network = evaluate_nic(nic, flow, cache)
-    internet = (
-        network if flow.source is None else evaluate_nic(nic, FlowQuery(flow.port, flow.protocol), cache)
+    paths = readings.paths if nic is not None else None
+    admin = paths.admin_rules or () if paths else ()
+    endpoints = endpoints_of(nic, paths, flow)
+    closed = any(e.sku.lower() == "standard" for e in endpoints if e.public) if nic is not None else False
+    network = evaluate_nic(nic, flow, cache, admin, closed)
+    internet_verdict = (
+        network
+        if flow.source is None
+        else evaluate_nic(nic, FlowQuery(flow.port, flow.protocol), cache, admin, closed)
     )
-    cp = ControlPlaneFacts(checked, flow, network, internet, effective)
+    routes = readings.effective_routes
+    cp = ControlPlaneFacts(
+        checked,
+        flow,
+        network,
+        internet_verdict,
+        effective,
+        endpoints,
+        paths,
+        return_paths_of(nic, paths, endpoints, flow, routes, network),
+        routes if isinstance(routes, str) else None,
+        readings.health,
+        readings.boot,
+        readings.verify,
+        time.time() if now is None else now,
+        options.boot_grace_minutes,
+    )
     findings = run_checks(cp, Source.CONTROL_PLANE) + run_checks(cp, Source.NETWORK_WATCHER)
     if error is not None:
         findings = [f for f in findings if f.id != "facts-incomplete"]
     result = VmResult(facts.id, facts.name, facts.resource_group, flow, facts, cp, findings, error)
     return result
+
+
+def verify_sample(network: FlowVerdict | None, flow: FlowQuery) -> tuple[str, bool] | None:
+    """The client address to ask IP flow verify about: --source-ip's, else one the verdict is sure of."""
+    if flow.source is not None:
+        return (str(flow.source).split("/")[0], False)
+    if network is None or network.verdict == UNKNOWN:
+        return None
+    pool = network.allowed if network.verdict in (ALLOWED, RESTRICTED) and network.allowed else network.scope
+    for lo, _ in pool.v4:
+        import ipaddress
+
+        return (str(ipaddress.IPv4Address(lo if lo & 0xFF else lo + 1)), True)
+    return None
+
+
+def azrdp_answer(facts: VmFacts, readings: Readings, options: CheckOptions, source: str) -> FlowCheck:
+    """azrdp's own verdict for one client address, in IP flow verify's terms."""
+    nic = facts.primary_nic
+    flow = FlowQuery(options.port, options.protocol, source)
+    paths = readings.paths
+    verdict = evaluate_nic(nic, flow, None, paths.admin_rules or () if paths else (), None)
+    access = None
+    if verdict is not None and verdict.verdict != UNKNOWN:
+        access = "Allow" if verdict.verdict == ALLOWED else "Deny"
+    rules = tuple(f"{d.layer}:{d.rule}" for d in verdict.decided_by) if verdict else ()
+    return FlowCheck(source, options.port, None, azrdp_access=access, azrdp_rules=rules)
 
 
 # --------------------------------------------------------------------------------------------
@@ -232,12 +432,147 @@ def _effective_for(clients: Clients, facts: VmFacts, options: CheckOptions) -> E
     return compare_effective(nic, options.flow, get_effective_rules(clients, nic.id))
 
 
-def check_vm(clients: Clients, resource_group: str, name: str, options: CheckOptions) -> VmResult:
-    """Read one VM and assess it. Raises NotFoundError and the gateway's errors."""
-    from azrdp.azure.inventory import get_vm_facts
+def _effective_routes_for(
+    clients: Clients, facts: VmFacts, options: CheckOptions
+) -> tuple[Route, ...] | str | None:
+    nic = facts.primary_nic
+    if not options.effective or nic is None or not nic.id:
+        return None
+    if (facts.power_state or "").lower() != "running":
+        return "the VM is not running (Azure computes effective routes only then)"
+    from azrdp.azure.paths import get_effective_routes
 
-    facts = get_vm_facts(clients, resource_group, name)
-    return assess(facts, options, _effective_for(clients, facts, options))
+    return get_effective_routes(clients, nic.id)
+
+
+def _boot_wanted(facts: VmFacts, options: CheckOptions, single: bool) -> bool:
+    running = (facts.power_state or "").lower() == "running"
+    if not running or facts.boot_diagnostics is False:
+        return False
+    if options.boot_diagnostics:
+        return True
+    windows = (facts.os_type or "Windows").lower() == "windows"
+    stuck = (facts.agent_status or "").lower() != "ready" and facts.agent_provisioned is not False
+    return single and windows and stuck
+
+
+def _extra_readings(
+    clients: Clients, facts: VmFacts, options: CheckOptions, readings: Readings, single: bool
+) -> Readings:
+    """Boot diagnostics and effective routes for one VM, in parallel (each only when wanted)."""
+    from azrdp.azure.inventory import _parallel
+
+    tasks: list[Callable[[], Any]] = []
+    boot = _boot_wanted(facts, options, single)
+    if boot:
+        from azrdp.azure.bootdiag import read_boot_diagnostics
+
+        tasks.append(lambda: read_boot_diagnostics(clients, facts))
+    tasks.append(lambda: _effective_routes_for(clients, facts, options))
+    results = _parallel(tasks)
+    return replace(readings, boot=results[0] if boot else None, effective_routes=results[-1])
+
+
+def _with_verify(
+    clients: Clients, finder: Any, result: VmResult, readings: Readings, options: CheckOptions
+) -> VmResult:
+    """Ask IP flow verify about the same packet and judge again with both answers."""
+    facts = result.facts
+    nic = facts.primary_nic if facts else None
+    if facts is None or nic is None or result.error is not None:
+        return result
+    sample = verify_sample(result.network, options.flow)
+    if sample is None or not nic.private_ip:
+        check = FlowCheck(
+            options.source_ip or "Internet", options.port, None, error="no single client address to ask about"
+        )
+    elif (facts.power_state or "").lower() != "running":
+        check = FlowCheck(
+            sample[0], options.port, None, error="the VM is not running (IP flow verify needs it)"
+        )
+    else:
+        from azrdp.azure.verify import verify_flow
+
+        source, is_sample = sample
+        ours = azrdp_answer(facts, readings, options, source)
+        answer = verify_flow(
+            clients,
+            finder,
+            vm_id=facts.id,
+            location=facts.location,
+            nic_id=nic.id,
+            local_ip=nic.private_ip,
+            remote_ip=source,
+            port=options.port,
+            protocol=options.protocol,
+        )
+        check = replace(
+            ours,
+            azure_access=answer.access,
+            azure_rule=answer.rule,
+            watcher=answer.watcher,
+            error=answer.error,
+            sample=is_sample,
+        )
+    readings = replace(readings, verify=check)
+    effective = result.control_plane.effective if result.control_plane else None
+    return assess(facts, options, effective, None, readings)
+
+
+def check_vm(
+    clients: Clients,
+    resource_group: str,
+    name: str,
+    options: CheckOptions,
+    *,
+    health: bool | None = None,
+    finder: Any = None,
+) -> VmResult:
+    """Read one VM and assess it. Raises NotFoundError and the gateway's errors.
+
+    Requests (a one-NIC VM with a public IP, default options): the VM and its Resource Health
+    (round 1), the NIC (2), the VNet, the public IP, the NSG list and the VNet's admin rules (3):
+    7. A route table, a load balancer and its frontend IP add one GET each; an agent that is not
+    Ready adds boot diagnostics (one POST, then two blob downloads from the storage host).
+    """
+    from azrdp.azure.clients import translate_errors
+    from azrdp.azure.health import get_health
+    from azrdp.azure.inventory import _parallel, complete_vm_facts
+    from azrdp.azure.paths import PathReader
+
+    want_health = options.health is not False if health is None else health
+    vm_id = (
+        f"/subscriptions/{clients.subscription_id}/resourceGroups/{resource_group}"
+        f"/providers/Microsoft.Compute/virtualMachines/{name}"
+    )
+
+    def get_vm() -> Any:
+        with translate_errors(f"VM '{name}' in resource group '{resource_group}'"):
+            return clients.compute.virtual_machines.get(resource_group, name, expand="instanceView").as_dict()
+
+    tasks: list[Callable[[], Any]] = [get_vm]
+    if want_health:
+        tasks.append(lambda: get_health(clients, vm_id))
+    vm_json, *rest = _parallel(tasks)
+    health_reading = rest[0] if rest else None
+    reader = PathReader(clients)
+    facts = complete_vm_facts(
+        clients,
+        vm_json,
+        alongside=lambda nics: reader.prefetch([n for n in nics if n.primary], options.admin_rules),
+    )
+    reader.add_pips(n.public_ip for n in facts.nics if n.public_ip is not None)
+    reader.fetch_missing([facts], options.admin_rules)
+    readings = Readings(paths=reader.assemble(facts, options.admin_rules), health=health_reading)
+    readings = _extra_readings(clients, facts, options, readings, single=True)
+    result = assess(facts, options, _effective_for(clients, facts, options), None, readings)
+    if options.verify:
+        from azrdp.azure.verify import WatcherFinder
+
+        result = _with_verify(
+            clients, finder or WatcherFinder(clients, options.network_watcher), result, readings, options
+        )
+    return result
 
 
 def _error_result(ref: VmRef, subscription_id: str, flow: FlowQuery, err: AzrdpError) -> VmResult:
@@ -304,10 +639,24 @@ def _context(clients: Clients) -> dict[str, Any]:
 def _check_refs(
     clients: Clients, targets: Targets, options: CheckOptions, observer: Observer
 ) -> list[VmResult]:
+    from azrdp.azure.verify import WatcherFinder
+
+    finders: dict[str, Any] = {}
+
     def one(ref: VmRef) -> VmResult:
         vm_clients = clients.for_subscription(ref.subscription_id) if ref.subscription_id else clients
+        finder = finders.setdefault(
+            vm_clients.subscription_id, WatcherFinder(vm_clients, options.network_watcher)
+        )
         try:
-            return check_vm(vm_clients, ref.resource_group, ref.name, options)
+            return check_vm(
+                vm_clients,
+                ref.resource_group,
+                ref.name,
+                options,
+                health=options.health is True,
+                finder=finder,
+            )
         except AzrdpError as err:
             return _error_result(ref, vm_clients.subscription_id, options.flow, err)
 
@@ -317,27 +666,69 @@ def _check_refs(
 def _check_fleet(
     clients: Clients, targets: Targets, options: CheckOptions, observer: Observer
 ) -> list[VmResult]:
-    from azrdp.azure.inventory import list_fleet_facts
+    """Listings only (O(pages)): VMs, NICs, NSGs, VNets, public IPs, load balancers, route tables
+    (and, with --health, one Resource Health listing), then one admin-rule POST per VNet."""
+    from azrdp.azure.health import list_health
+    from azrdp.azure.inventory import _parallel, list_fleet_facts
+    from azrdp.azure.paths import PathReader
 
     def progress(what: str, count: int) -> None:
         observer(Progress("listed", f"Listed {count} {what}", count, 0))
 
-    entries = list_fleet_facts(clients, targets.resource_group, progress)
+    reader = PathReader(clients)
+    tasks: list[Callable[[], Any]] = [
+        lambda: list_fleet_facts(clients, targets.resource_group, progress),
+        lambda: reader.list_all(targets.resource_group),
+    ]
+    if options.health is True:
+        tasks.append(lambda: list_health(clients, targets.resource_group))
+    entries, _, *rest = _parallel(tasks)
+    health = rest[0] if rest else None
     if targets.tag is not None:
         entries = [e for e in entries if e.facts is None or targets.tag.matches(e.facts.tags)]
     entries.sort(key=lambda e: (e.resource_group.lower(), e.name.lower()))
+    present = [e.facts for e in entries if e.facts is not None]
+    reader.add_pips(n.public_ip for f in present for n in f.nics if n.public_ip is not None)
+    reader.fetch_missing(present, options.admin_rules)
     cache: dict[Any, FlowVerdict] = {}
+    finder = None
+    if options.verify:
+        from azrdp.azure.verify import WatcherFinder
+
+        finder = WatcherFinder(clients, options.network_watcher)
+
+    def health_of(facts: VmFacts) -> PlatformHealth | None:
+        if isinstance(health, str):
+            return PlatformHealth(state="Unknown", error=health)
+        if isinstance(health, dict):
+            found: PlatformHealth = health.get(
+                facts.id.lower(), PlatformHealth(state="Unknown", error="not in the listing")
+            )
+            return found
+        return None
+
+    per_vm = options.effective or options.verify or options.boot_diagnostics
 
     def one(entry: Any) -> VmResult:
         if entry.facts is None:
             err = entry.error or AzureError(f"The facts of VM '{entry.name}' could not be read.")
             return VmResult(entry.id, entry.name, entry.resource_group, options.flow, error=err)
         try:
-            return assess(entry.facts, options, _effective_for(clients, entry.facts, options), cache)
+            readings = Readings(
+                paths=reader.assemble(entry.facts, options.admin_rules), health=health_of(entry.facts)
+            )
+            if per_vm:
+                readings = _extra_readings(clients, entry.facts, options, readings, single=False)
+            result = assess(
+                entry.facts, options, _effective_for(clients, entry.facts, options), cache, readings
+            )
+            if options.verify:
+                result = _with_verify(clients, finder, result, readings, options)
+            return result
         except AzrdpError as err:
             return VmResult(entry.id, entry.name, entry.resource_group, options.flow, entry.facts, error=err)
 
-    if options.effective:
+    if per_vm:
         return _map(one, entries, options.concurrency, observer)
     results = []
     for i, entry in enumerate(entries, 1):
@@ -383,10 +774,74 @@ def network_doc(result: VmResult) -> dict[str, Any] | None:
         doc["reason"] = verdict.reason
     elif verdict is None:
         doc["reason"] = "The VM has no network interface that could be read."
-    eff = result.control_plane.effective if result.control_plane else None
+    cp = result.control_plane
+    eff = cp.effective if cp else None
     if eff is not None:
         doc["effective"] = {"verdict": eff.verdict, "decidedBy": list(eff.decided_by), "error": eff.error}
+    if cp is not None:
+        doc["endpoints"] = [
+            {"address": e.address, "port": e.port, "via": e.via, "public": e.public, "name": e.name}
+            for e in cp.endpoints
+        ]
+        paths = cp.paths
+        if paths is not None:
+            admin = paths.admin_rules
+            doc["adminRules"] = {
+                "read": admin is not None,
+                "count": len(admin) if admin is not None else None,
+                "error": paths.unread("admin rules"),
+            }
+            doc["routes"] = _routes_doc(cp)
+        if cp.verify is not None:
+            v = cp.verify
+            doc["verify"] = {
+                "source": v.source,
+                "sample": v.sample,
+                "azure": {"access": v.azure_access, "rule": v.azure_rule, "watcher": v.watcher},
+                "azrdp": {"access": v.azrdp_access, "decidedBy": list(v.azrdp_rules)},
+                "match": None
+                if v.azure_access is None or v.azrdp_access is None
+                else v.azure_access.lower() == v.azrdp_access.lower(),
+                "error": v.error,
+            }
     return doc
+
+
+def _routes_doc(cp: ControlPlaneFacts) -> dict[str, Any]:
+    paths = cp.paths
+    table = paths.route_table if paths else None
+    out: dict[str, Any] = {
+        "routeTable": table.name if table else None,
+        "effective": any(p.effective for p in cp.return_paths),
+        "effectiveError": cp.effective_routes_error,
+        "error": paths.unread("route table") if paths else None,
+        "returnPaths": [],
+    }
+    for path in cp.return_paths:
+        verdict = "symmetric"
+        if path.dropped:
+            verdict = "dropped" if path.dropped == path.scope else "partlyDropped"
+        elif path.asymmetric:
+            verdict = "asymmetric" if path.asymmetric == path.scope else "partlyAsymmetric"
+        elif path.undecided == path.scope:
+            verdict = "unknown"
+        out["returnPaths"].append(
+            {
+                "wayIn": "public" if path.public else "private",
+                "verdict": verdict,
+                "decidedBy": [
+                    {
+                        "route": s.route.name,
+                        "prefix": s.prefix,
+                        "nextHopType": s.route.next_hop_type,
+                        "nextHopIp": s.route.next_hop_ip,
+                        "source": s.route.source,
+                    }
+                    for s in path.shares
+                ][:10],
+            }
+        )
+    return out
 
 
 def vm_doc(result: VmResult) -> dict[str, Any]:
@@ -403,6 +858,33 @@ def vm_doc(result: VmResult) -> dict[str, Any]:
         "vmSize": facts.vm_size if facts else None,
         "agent": {"status": facts.agent_status, "version": facts.agent_version} if facts else None,
         "network": network_doc(result),
+        "health": _health_doc(result.control_plane.health if result.control_plane else None),
+        "boot": _boot_doc(result.control_plane.boot if result.control_plane else None),
         "findings": [to_doc(f) for f in result.findings],
         "error": {"code": result.error.code, "message": result.error.message} if result.error else None,
+    }
+
+
+def _health_doc(health: PlatformHealth | None) -> dict[str, Any] | None:
+    if health is None:
+        return None
+    return {
+        "availabilityState": health.state,
+        "title": health.title,
+        "summary": health.summary,
+        "reasonType": health.reason_type,
+        "occurred": health.occurred,
+        "error": health.error,
+    }
+
+
+def _boot_doc(boot: BootDiagnostics | None) -> dict[str, Any] | None:
+    if boot is None:
+        return None
+    return {
+        "screenshot": boot.screenshot_path,
+        "screenshotBytes": boot.screenshot_bytes,
+        "serialTail": list(boot.serial_tail),
+        "serialBytes": boot.serial_bytes,
+        "error": boot.error,
     }

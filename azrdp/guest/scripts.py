@@ -34,7 +34,12 @@ SCRIPT_LIMIT = 64 * 1024
 SCRIPT_BUDGET = 48 * 1024
 CMD_LINE_LIMIT = 8191  # cmd.exe (Learn: "Command prompt (Cmd. exe) command-line string limitation")
 PARAMETERS_LIMIT = 6000  # ours, leaving room for Run Command's own powershell -File ... prefix
-PARAMETER_VALUE = re.compile(r"^[A-Za-z0-9._-]+$")
+# Run Command's handler puts each parameter on the script's command line as `-Name value`, unquoted,
+# through a cmd.exe layer: an empty value leaves `-Name` without its argument, a value starting with
+# `-` reads as another parameter's name, and characters outside this set may be split, stripped or
+# reinterpreted (a comma, for one, makes an array).
+PARAMETER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+PARAMETER_VALUE = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._-]*")
 PARAMETER_NAMES = ("Mode", "RdpPort", "RunId", "Plan")
 
 
@@ -136,24 +141,38 @@ def history_parameters() -> list[dict[str, str]]:
     return check_parameters([{"name": "Mode", "value": "history"}])
 
 
-def command_line_length(parameters: Sequence[Mapping[str, str]]) -> int:
-    """What the parameters add to the command line: ` -Name value` each."""
-    return sum(len(p["name"]) + len(p["value"]) + 3 for p in parameters)
+def render_command_line(parameters: Sequence[Mapping[str, str]]) -> str:
+    """The parameters as Run Command's handler writes them on the script's command line."""
+    return " ".join(f"-{p['name']} {p['value']}" for p in parameters)
 
 
 def check_parameters(parameters: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Refuse what Run Command's command line could mangle: empty values, other characters, length."""
-    bad = [
-        p["name"]
-        for p in parameters
-        if p["name"] not in PARAMETER_NAMES or not PARAMETER_VALUE.match(p["value"]) or p["value"][0] == "-"
-    ]
-    if bad or command_line_length(parameters) > PARAMETERS_LIMIT:
+    """Refuse what Run Command's command line would mangle, before anything is sent.
+
+    Every value azrdp sends is an id, a port, a mode or a plan token built by azrdp itself, so a
+    refusal here is a programming error, never user input passed through.
+    """
+    for p in parameters:
+        name, value = p["name"], p["value"]
+        why = ""
+        if not isinstance(value, str) or not value:
+            why = f"its value is empty, so the command line would leave -{name} without an argument"
+        elif not PARAMETER_VALUE.fullmatch(value):
+            why = "its value has a character outside [A-Za-z0-9._-] or starts with '-'"
+        elif not PARAMETER_NAME.fullmatch(name) or name not in PARAMETER_NAMES:
+            why = "its name is not one of the scripts' parameters"
+        if why:
+            raise UsageError(
+                f"Run Command parameter {name} cannot be sent safely:",
+                why + ".",
+                fix="This is a bug in azrdp; report it with the command you ran.",
+            )
+    if len(render_command_line(parameters)) > PARAMETERS_LIMIT:
         raise UsageError(
-            f"Run Command parameter {bad[0] if bad else 'list'} cannot be sent safely.",
-            "Values are ids, ports and compact tokens: never empty, only [A-Za-z0-9._-], "
-            f"{PARAMETERS_LIMIT:,} characters in all.",
-            fix="This is a bug in azrdp; report it with the command you ran.",
+            "The Run Command parameters cannot be sent safely:",
+            f"their command line is longer than {PARAMETERS_LIMIT:,} characters (cmd.exe stops at "
+            f"{CMD_LINE_LIMIT:,}).",
+            fix="Repair fewer things at once (--only).",
         )
     return parameters
 

@@ -89,11 +89,12 @@ def resolve_vm(
     subscription: str | None,
     cloud: str | None,
     private: bool,
-    port: int,
+    port: int | None,
 ) -> ProbeTarget:
-    """Look the VM up in Azure and return its public (or, with `private`, private) IP.
+    """Look the VM up in Azure and return where to knock: its NIC's public IP, else a public load
+    balancer's NAT frontend for the RDP port, else (with `private`, or only then) its private IP.
 
-    Reads the VM, its NICs and their public IPs (the inventory's single-VM rounds); changes nothing.
+    Reads the VM, its NICs, their public IPs and the load balancers they reference; changes nothing.
     """
     from azrdp.azure.auth import resolve_context
     from azrdp.azure.clients import Clients, translate_errors
@@ -126,9 +127,29 @@ def resolve_vm(
                 ref.resource_group, ref.name, expand="instanceView"
             ).as_dict()
         facts = complete_vm_facts(clients, vm_json)
+        # NAT rules to the RDP port 3389; an explicit --port is where to knock, not the backend port.
+        nat = _nat_endpoints(clients, facts, 3389) if not private else ()
     finally:
         clients.close()
-    return vm_target(facts, vm_json, private=private, port=port)
+    return vm_target(facts, vm_json, private=private, port=port, nat=nat)
+
+
+def _nat_endpoints(clients: Any, facts: VmFacts, backend_port: int) -> tuple[Any, ...]:
+    """Public NAT frontends that lead to the primary NIC's RDP port (one GET per load balancer)."""
+    from azrdp.azure.paths import PathReader
+    from azrdp.engine.check import endpoints_of
+    from azrdp.facts import VIA_LB_NAT
+    from azrdp.nsg import FlowQuery
+
+    nic = facts.primary_nic
+    if nic is None or not (nic.lb_nat_rule_ids or nic.lb_pool_ids):
+        return ()
+    reader = PathReader(clients)
+    reader.fetch_missing([facts], admin=False)
+    paths = reader.assemble(facts, admin=False)
+    return tuple(
+        e for e in endpoints_of(nic, paths, FlowQuery(backend_port)) if e.via == VIA_LB_NAT and e.public
+    )
 
 
 def _computer_name(vm_json: dict[str, Any]) -> str | None:
@@ -140,8 +161,18 @@ def _computer_name(vm_json: dict[str, Any]) -> str | None:
     return None
 
 
-def vm_target(facts: VmFacts, vm_json: dict[str, Any], *, private: bool, port: int) -> ProbeTarget:
-    """Pick the address to probe from the VM's facts (primary NIC first)."""
+def vm_target(
+    facts: VmFacts,
+    vm_json: dict[str, Any],
+    *,
+    private: bool,
+    port: int | None,
+    nat: tuple[Any, ...] = (),
+) -> ProbeTarget:
+    """Pick where to knock, in this order: the NIC's public IP (primary NIC first), a public load
+    balancer NAT frontend (`nat`, its frontend port), the private IP with `private`. An explicit
+    `port` wins over a NAT rule's frontend port."""
+    rdp_port = port or 3389
     what = f"VM '{facts.name}' in resource group '{facts.resource_group}'"
     nics = sorted(facts.nics, key=lambda nic: not nic.primary)
     unreadable = [why for nic in nics for _, why in nic.unreadable]
@@ -164,10 +195,32 @@ def vm_target(facts: VmFacts, vm_json: dict[str, Any], *, private: bool, port: i
                 "; ".join(unreadable),
                 fix="Check the VM's NICs with `az vm nic list`, or probe an address directly.",
             )
-        vm_doc.update({"ipAddress": nic.private_ip, "nic": nic.name})
-        return ProbeTarget(host=nic.private_ip, port=port, vm=vm_doc, expected_names=expected)
+        vm_doc.update({"ipAddress": nic.private_ip, "nic": nic.name, "via": "private"})
+        return ProbeTarget(host=nic.private_ip, port=rdp_port, vm=vm_doc, expected_names=expected)
     with_ip = [n for n in nics if n.public_ip is not None]
     chosen = next((n.public_ip for n in with_ip if n.public_ip and n.public_ip.address), None)
+    if chosen is None:
+        knock = next((e for e in nat if e.address and e.port is not None), None)
+        if knock is not None:
+            vm_doc.update(
+                {
+                    "ipKind": "public",
+                    "via": "load-balancer-nat",
+                    "ipAddress": knock.address,
+                    "natRule": knock.name,
+                    "backendPort": knock.backend_port,
+                    "fqdn": knock.fqdn,
+                }
+            )
+            return ProbeTarget(
+                host=str(knock.address), port=port or int(knock.port), vm=vm_doc, expected_names=expected
+            )
+        if nat:
+            raise NotFoundError(
+                f"{what} is reached through load balancer NAT ({nat[0].name}), but its frontend port "
+                "for this VM is not known.",
+                fix="Pass the frontend port with --port (`az network lb inbound-nat-rule show`).",
+            )
     if chosen is None:
         pip = next((n.public_ip for n in with_ip if n.public_ip), None)
         if pip is not None:
@@ -182,5 +235,12 @@ def vm_target(facts: VmFacts, vm_json: dict[str, Any], *, private: bool, port: i
             "; ".join(unreadable),
             fix="Probe its private IP from inside the VNet (--private), or connect through Azure Bastion.",
         )
-    vm_doc.update({"ipAddress": chosen.address, "publicIpName": chosen.name, "fqdn": chosen.fqdn})
-    return ProbeTarget(host=str(chosen.address), port=port, vm=vm_doc, expected_names=expected)
+    vm_doc.update(
+        {
+            "ipAddress": chosen.address,
+            "publicIpName": chosen.name,
+            "fqdn": chosen.fqdn,
+            "via": "nic-public-ip",
+        }
+    )
+    return ProbeTarget(host=str(chosen.address), port=rdp_port, vm=vm_doc, expected_names=expected)

@@ -50,7 +50,8 @@ def test_all_lists_every_vm_exactly_once_with_list_calls_only(fleet: Callable[..
     assert doc["summary"]["total"] == 60
     assert doc["summary"]["healthy"] + doc["summary"]["blocked"] + doc["summary"]["errors"] == 60
     assert code == (4 if doc["summary"]["blocked"] else 0)
-    # Only collection GETs: nothing addressed to one VM, NIC, NSG, VNet or public IP.
+    # Only collection GETs: nothing addressed to one VM, NIC, NSG, VNet or public IP; and one
+    # admin-rule POST per VNet (the generated fleet has one VNet per resource group).
     kinds = Counter(r.path.rstrip("/").rsplit("/", 1)[-1].lower() for r in emu.requests)
     assert set(kinds) <= {
         "virtualmachines",
@@ -58,9 +59,17 @@ def test_all_lists_every_vm_exactly_once_with_list_calls_only(fleet: Callable[..
         "networksecuritygroups",
         "virtualnetworks",
         "publicipaddresses",
+        "loadbalancers",
+        "routetables",
+        "listnetworkmanagereffectivesecurityadminrules",
     }, kinds
     assert kinds["virtualmachines"] == 9  # ceil(60 / 7) pages
-    assert all(r.method == "GET" for r in emu.requests)
+    vnets = len(emu.store.list("Microsoft.Network/virtualNetworks"))
+    assert kinds["listnetworkmanagereffectivesecurityadminrules"] == vnets
+    assert all(
+        r.method == "GET" or r.path.lower().endswith("/listnetworkmanagereffectivesecurityadminrules")
+        for r in emu.requests
+    )
 
 
 def test_fleet_and_single_vm_agree(fleet: Callable[..., Emulator]) -> None:

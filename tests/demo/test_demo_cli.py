@@ -19,6 +19,8 @@ EXPECTED_BEFORE = {
     "app04": ["firewall-rule-disabled"],
     "app05": ["tls12-server-disabled"],
     "jump01": [],
+    "jump02": ["vm-not-booted"],
+    "web04": [],
 }
 
 
@@ -31,11 +33,18 @@ def test_demo_repairs_every_broken_vm_and_verifies() -> None:
     assert {name: sorted(r["before"]) for name, r in rows.items()} == {
         name: sorted(ids) for name, ids in EXPECTED_BEFORE.items()
     }
-    assert all(r["after"] == [] for r in rows.values())
+    # A VM that never finished booting has no repair: it stays, explained.
+    assert {name for name, r in rows.items() if r["after"]} == {"jump02"}
+    assert rows["jump02"]["after"] == ["vm-not-booted"] and rows["jump02"]["repairs"] == []
+    assert "Getting Windows ready" in rows["jump02"]["failure"]
     assert rows["jump01"]["warningsAfter"] == ["agent-not-ready"]
+    # web04 has no public IP of its own: the NAT rule is the way in, not no-public-ip.
+    web04 = next(vm for vm in doc["before"]["vms"] if vm["name"] == "web04")
+    assert [f["id"] for f in web04["findings"] if f["id"] in ("lb-nat-rdp", "no-public-ip")] == ["lb-nat-rdp"]
+    assert web04["network"]["endpoints"][0]["port"] == 50001
     assert sorted(rows["app01"]["repairs"]) == ["machinekeys-acl", "rdp-cert-renew"]
     assert rows["web02"]["repairs"] == ["nsg-allow-rdp"]
-    assert doc["summary"]["blockedBefore"] == 7
+    assert doc["summary"]["blockedBefore"] == 8
     # SCHANNEL changes need a reboot: azrdp says so instead of claiming a verification.
     assert rows["app05"]["repairStatus"] == "notVerified" and rows["app05"]["rebootRequired"]
     assert doc["summary"]["repaired"] == 6 and doc["summary"]["notVerified"] == 1

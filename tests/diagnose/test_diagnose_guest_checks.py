@@ -157,6 +157,10 @@ def test_unknown_script_and_parameters_answer_on_stderr() -> None:
     }
     out = g.handle_run_command({"guest": {}}, body)
     assert out.stdout == "" and "parameter name 'evil'" in out.stderr
+    # Run Command writes `-Name value` unquoted: an empty value fails binding, as in PowerShell.
+    body["parameters"] = [{"name": "Mode", "value": "diagnose"}, {"name": "Skip", "value": ""}]
+    out = g.handle_run_command({"guest": {}}, body)
+    assert out.stdout == "" and "Missing an argument for parameter 'Skip'" in out.stderr
 
 
 @pytest.mark.parametrize(

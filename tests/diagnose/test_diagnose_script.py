@@ -39,23 +39,12 @@ REFERENCE_REGISTRY = {
     ),
 }
 
-# Default Windows PowerShell 5.1 aliases worth catching (Get-Alias on a clean Server 2022).
-ALIASES = {
-    "%", "?", "ac", "cat", "cd", "chdir", "clc", "clear", "cls", "copy", "cp", "cpi", "del", "diff",
-    "dir", "echo", "erase", "fc", "fl", "foreach", "ft", "fw", "gal", "gc", "gci", "gcm", "gdr", "ghy",
-    "gi", "gl", "gm", "gp", "gps", "group", "gsv", "gu", "gv", "gwmi", "h", "history", "icm", "iex",
-    "ii", "ipal", "ipcsv", "irm", "iwr", "kill", "lp", "ls", "man", "md", "measure", "mi", "mount",
-    "move", "mp", "mv", "nal", "ndr", "ni", "nv", "ogv", "popd", "ps", "pushd", "pwd", "r", "rd",
-    "rdr", "ren", "ri", "rm", "rmdir", "rni", "rnp", "rp", "rv", "rvpa", "sal", "sasv", "sc", "select",
-    "set", "sl", "sleep", "sort", "sp", "spps", "spsv", "start", "sv", "tee", "type", "wget", "where",
-    "wjb", "write", "curl", "ise", "sls", "shcm", "epal", "epcsv", "etsn", "exsn", "gcs", "gin",
-    "gjb", "gmo", "gsn", "gtz", "ihy", "ipmo", "nmo", "nsn", "oh", "rcjb", "rcsn", "rjb",
-    "rmo", "rsn", "saps", "scb", "stz", "swmi", "trcm", "rwmi",
-}  # fmt: skip
-FORBIDDEN_COMMANDS = {
-    "invoke-expression", "read-host", "get-credential", "pause", "invoke-webrequest", "invoke-restmethod",
-    "start-bitstransfer", "get-wmiobject", "set-itemproperty", "new-itemproperty", "remove-item",
-    "set-acl", "restart-service", "stop-service", "start-service", "set-service", "restart-computer",
+# Mode diagnose only reads: no command that writes, restarts or reaches the network. (The generic
+# Windows PowerShell 5.1 rules, aliases and prompts included, are tests/guest/ps51_rules.py's.)
+WRITING_COMMANDS = {
+    "invoke-webrequest", "invoke-restmethod", "start-bitstransfer", "get-wmiobject", "set-itemproperty",
+    "new-itemproperty", "remove-item", "set-acl", "restart-service", "stop-service", "start-service",
+    "set-service", "restart-computer",
 }  # fmt: skip
 
 
@@ -83,14 +72,7 @@ def string_literals(tree: Node) -> list[str]:
     return out
 
 
-def test_script_parses_without_errors(tree: Node) -> None:
-    errors = [(n.start_point, text(n)[:60]) for n in walk(tree) if n.type == "ERROR" or n.is_missing]
-    assert errors == []
-    assert not tree.has_error
-
-
-def test_script_is_ascii_and_starts_with_the_header() -> None:
-    assert SCRIPT.isascii()
+def test_script_starts_with_the_header() -> None:
     assert SCRIPT.splitlines()[0] == c.SCRIPT_HEADER
     assert c.is_azrdp_script(c.script_lines())
     assert c.script_version(c.script_lines()) == c.SCHEMA_VERSION
@@ -116,35 +98,10 @@ def commands(tree: Node) -> list[str]:
     return [text(n) for n in walk(tree) if n.type == "command_name"]
 
 
-def test_no_aliases_and_no_forbidden_commands(tree: Node) -> None:
+def test_diagnose_only_reads(tree: Node) -> None:
     names = commands(tree)
     assert names, "the grammar should expose command names"
-    lowered = {n.lower() for n in names}
-    assert lowered & ALIASES == set()
-    assert lowered & FORBIDDEN_COMMANDS == set()
-    # Only Verb-Noun cmdlets or the script's own functions.
-    assert all(re.fullmatch(r"[A-Z][A-Za-z]+-[A-Z][A-Za-z]+", n) for n in names), names
-
-
-def test_no_powershell7_only_syntax(tree: Node) -> None:
-    code = "\n".join(line.split("#", 1)[0] for line in SCRIPT.splitlines())
-    for pattern in (
-        r"\?\?",
-        r"\?\.",
-        r"\?\[",
-        r"&&",
-        r"\|\|",
-        r"-Parallel\b",
-        r"\bclean\s*\{",
-        r"\s\?\s.*\s:\s",
-    ):
-        assert not re.search(pattern, code), pattern
-    for flag in ("-AsHashtable", "-AsArray", "-EnumsAsStrings", "-EscapeHandling", "-SkipCertificateCheck"):
-        assert flag not in code
-    assert "$IsWindows" not in code
-    assert "Test-Json" not in code
-    # The grammar has dedicated nodes for 7.x pipeline chains and ternaries; none may appear.
-    assert not [n for n in walk(tree) if n.type in ("ternary_expression", "pipeline_chain_tail")]
+    assert {n.lower() for n in names} & WRITING_COMMANDS == set()
 
 
 def test_json_is_written_once_with_depth_and_compress() -> None:
@@ -217,7 +174,6 @@ def test_script_is_never_templated() -> None:
     # No placeholders a caller could fill with user data.
     for marker in ("{{", "}}", "%s", "{0}", "__AZRDP"):
         assert marker not in SCRIPT
-    assert "Invoke-Expression" not in SCRIPT and "iex " not in SCRIPT
 
 
 @pytest.mark.parametrize(

@@ -99,7 +99,7 @@ function Format-AzrdpTime {
 }
 
 function Add-AzrdpError {
-    param($List, [string]$Section, [string]$Message)
+    param([System.Collections.Generic.List[object]]$List, [string]$Section, [string]$Message)
     if ($List.Count -lt $Limits.errors) { $List.Add(@($Section, (Limit-AzrdpText -Value $Message -Limit $Limits.error))) }
 }
 
@@ -466,7 +466,7 @@ function Get-AzrdpFacts {
                 $id = [int]$record.Id
                 if (-not $counts.ContainsKey($id) -or $counts[$id] -ge $Limits.events) { continue }
                 $counts[$id] += 1
-                if ($query.named -and $named[$id].Count -lt $Limits.sources -and @($record.Properties).Count -gt 0) {
+                if ($query.named -and @($named[$id]).Count -lt $Limits.sources -and @($record.Properties).Count -gt 0) {
                     $source = Limit-AzrdpText -Value $record.Properties[0].Value
                     if (-not $named[$id].Contains($source)) { $named[$id].Add($source) }
                 }
@@ -481,17 +481,18 @@ function Get-AzrdpFacts {
         $f.disk = [ordered]@{ drv = $drive; free = [long]$disk.FreeSpace; size = [long]$disk.Size }
     }
     Invoke-AzrdpSection -SectionName 'azr' -ErrorList $errs -SectionBody {
-        $facts = [ordered]@{ own = $null; runs = (New-Object 'System.Collections.Generic.List[object]'); lk = $null; lx = $null }
+        $runs = New-Object 'System.Collections.Generic.List[object]'
+        $facts = [ordered]@{ own = $null; runs = $runs; lk = $null; lx = $null }
         if (Test-Path -LiteralPath $AzrdpRoot) {
             # Reported, not trusted here: azrdp believes these records only when SYSTEM or Administrators own the folder.
             $facts.own = [System.IO.Directory]::GetAccessControl($AzrdpRoot, 'Owner').GetOwner([System.Security.Principal.SecurityIdentifier]).Value
             if (Test-Path -LiteralPath $BackupRoot) {
                 foreach ($folder in @(Get-ChildItem -LiteralPath $BackupRoot -Directory | Sort-Object -Property CreationTimeUtc -Descending)) {
-                    if ($facts.runs.Count -ge $Limits.runs) { break }
+                    if ($runs.Count -ge $Limits.runs) { break }
                     $file = Join-Path -Path $folder.FullName -ChildPath 'run.json'
                     if (-not (Test-Path -LiteralPath $file)) { continue }
                     $run = ConvertFrom-Json -InputObject ([System.IO.File]::ReadAllText($file))
-                    $facts.runs.Add([ordered]@{ id = [string]$run.id; t = [string]$run.t; boot = [string]$run.boot; st = [string]$run.st; rb = [bool]$run.rb; u = [string]$run.u })
+                    $runs.Add([ordered]@{ id = [string]$run.id; t = [string]$run.t; boot = [string]$run.boot; st = [string]$run.st; rb = [bool]$run.rb; u = [string]$run.u })
                 }
             }
             if (Test-Path -LiteralPath $LockFile) {

@@ -260,7 +260,7 @@ function Invoke-AzrdpCertOp {
     $thumbprint = [string]$Op.tp
     $store = Open-AzrdpStore -Access 'ReadWrite'
     try {
-        $found = $store.Certificates.Find([System.Security.Cryptography.X509Certificates.X509FindType]::FindByThumbprint, $thumbprint, $false)
+        $found = @($store.Certificates.Find([System.Security.Cryptography.X509Certificates.X509FindType]::FindByThumbprint, $thumbprint, $false))
         $now = 'absent'
         if ($found.Count -gt 0) { $now = 'present' }
         $Op.x = 'absent'

@@ -1,0 +1,2 @@
+$text = 'cafe'
+Write-Output $text

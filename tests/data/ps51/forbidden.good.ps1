@@ -1,0 +1,2 @@
+$now = Get-Date
+Write-Output $now

@@ -1,0 +1,5 @@
+# A brace that never closes: the script would not even start.
+function Get-Broken {
+    if ($true) {
+        'never closed'
+}  # expect: parse

@@ -1,0 +1,6 @@
+function Get-Fine {
+    if ($true) {
+        'closed'
+    }
+}
+Get-Fine
