@@ -294,15 +294,17 @@ def termservice_not_running(facts: GuestFacts) -> list[Finding]:
     service = facts.facts.service("TermService")
     if service is None or service.state in ("Running", "NotFound", None):
         return []
-    hung = " It hangs in a pending state: azrdp will not touch it until it settles." if service.pending else ""
+    hung = (
+        " It hangs in a pending state: azrdp will not touch it until it settles." if service.pending else ""
+    )
     return [
         _finding(
             facts,
             "termservice-not-running",
             Severity.BLOCKER,
             "The Remote Desktop Services service (TermService) is not running",
-            f"TermService is {service.state} (start mode {service.start}, last exit code {service.exit_code})."
-            + hung,
+            f"TermService is {service.state} (start mode {service.start}, "
+            f"last exit code {service.exit_code})." + hung,
             "Start TermService; check the System log if it stops again. " + REPAIR_HINT,
             {"state": service.state, "startMode": service.start, "exitCode": service.exit_code},
             events=facts.service_events(("TermService",)),
@@ -345,7 +347,7 @@ def norm_account(value: str | None) -> str:
 
 
 def service_problems(name: str, service: gf.ServiceFacts) -> list[str]:
-    severity, role, must_run = _ROLES[name]
+    _, role, must_run = _ROLES[name]
     if service.state == "NotFound":
         return [f"{name} ({role}) is not installed"]
     problems = []
@@ -557,7 +559,8 @@ def machinekeys_acl_corrupt(facts: GuestFacts) -> list[Finding]:
     if key_broken and cert is not None:
         denied = facts.key_denied(cert)
         parts.append(
-            "NETWORK SERVICE cannot read the listener key file" + (" (a Deny entry applies)" if denied else "")
+            "NETWORK SERVICE cannot read the listener key file"
+            + (" (a Deny entry applies)" if denied else "")
         )
     if hardened:
         parts.append(
@@ -604,8 +607,8 @@ def tls12_server_disabled(facts: GuestFacts) -> list[Finding]:
             "tls12-server-disabled",
             Severity.BLOCKER,
             "TLS 1.2 is disabled for servers in SCHANNEL",
-            f"SCHANNEL\\Protocols\\TLS 1.2\\Server has Enabled={enabled}, DisabledByDefault={by_default}: the "
-            "listener has no TLS version clients use.",
+            f"SCHANNEL\\Protocols\\TLS 1.2\\Server has Enabled={enabled}, "
+            f"DisabledByDefault={by_default}: the listener has no TLS version clients use.",
             "Set Enabled=1 and DisabledByDefault=0 under TLS 1.2\\Server (or delete both), then reboot; "
             f"do not re-enable TLS 1.0/1.1. {REPAIR_HINT}",
             {"enabled": enabled, "disabledByDefault": by_default},
@@ -667,7 +670,9 @@ def credssp_patched(facts: GuestFacts) -> bool | None:
     return None if fixed is None else parts[3] >= fixed
 
 
-def credssp_admits(server_patched: bool, server_value: int | None, client_patched: bool, client_value: int) -> bool:
+def credssp_admits(
+    server_patched: bool, server_value: int | None, client_patched: bool, client_value: int
+) -> bool:
     """Microsoft's interoperability matrix (AllowEncryptionOracle 0 Force updated clients, 1
     Mitigated, 2 Vulnerable; absent = 1 since the May 2018 update): whether the connection works."""
     server = 1 if server_value is None else server_value
@@ -743,8 +748,8 @@ def credssp_oracle_vulnerable(facts: GuestFacts) -> list[Finding]:
             "credssp-oracle-vulnerable",
             Severity.WARNING,
             "CredSSP accepts vulnerable clients (AllowEncryptionOracle = 2)",
-            "AllowEncryptionOracle is 2 (Vulnerable) under CredSSP\\Parameters: every client gets in, including "
-            "those open to CVE-2018-0886. Not a connection fault: a security one.",
+            "AllowEncryptionOracle is 2 (Vulnerable) under CredSSP\\Parameters: every client gets in, "
+            "including those open to CVE-2018-0886. Not a connection fault: a security one.",
             "Update the clients, then remove the value (the default, Mitigated, admits updated and old "
             "clients alike on an updated server).",
             {"allowEncryptionOracle": value},
@@ -814,8 +819,8 @@ def _rule_details(rule: gf.RuleFacts | None) -> dict[str, Any]:
     "firewall-rule-disabled",
     "The Windows Firewall does not let the RDP port in",
     Severity.BLOCKER,
-    "Get-NetFirewallRule RemoteDesktop-UserMode-In-TCP and azrdp-RDP-<port> (by name, ActiveStore) with their "
-    "port, address, program and service filters, and inbound Block rules",
+    "Get-NetFirewallRule RemoteDesktop-UserMode-In-TCP and azrdp-RDP-<port> (by name, ActiveStore) with "
+    "their port, address, program and service filters, and inbound Block rules",
 )
 def firewall_rule_disabled(facts: GuestFacts) -> list[Finding]:
     fw, port = facts.facts.firewall, facts.listener_port
@@ -839,12 +844,16 @@ def firewall_rule_disabled(facts: GuestFacts) -> list[Finding]:
                 f"{rule.profile} profile(s), which is not RDP on the active profile"
             )
     else:
-        admitting = [r for r in (rule, fw.rule(gf.custom_rule_name(port))) if r and facts.rule_admits(r, port)]
+        admitting = [
+            r for r in (rule, fw.rule(gf.custom_rule_name(port))) if r and facts.rule_admits(r, port)
+        ]
         if all((r.remote or "Any").lower() != "any" for r in admitting):
             problems.append(f"the rule {admitting[0].name} admits only {admitting[0].remote}")
     everyone, some = facts.blocking_rules(port)
     if everyone:
-        problems.append(f"inbound Block rule(s) cover port {port}: {', '.join(r.name or '?' for r in everyone)}")
+        problems.append(
+            f"inbound Block rule(s) cover port {port}: {', '.join(r.name or '?' for r in everyone)}"
+        )
     elif some:
         scoped = ", ".join(f"{r.name} ({r.remote})" for r in some)
         problems.append(f"inbound Block rule(s) refuse some addresses on port {port}: {scoped}")
@@ -893,8 +902,8 @@ def firewall_udp_rule_disabled(facts: GuestFacts) -> list[Finding]:
             "The Windows Firewall blocks RDP over UDP",
             f"The rule {gf.RDP_UDP_RULE} is {state}: clients fall back to TCP, which works but is slower on "
             "lossy or distant links.",
-            f"Enable it by name (Enable-NetFirewallRule -Name {gf.RDP_UDP_RULE}) unless UDP is off on purpose; "
-            "the NSG must allow UDP too. `azrdp repair` enables it with a backup.",
+            f"Enable it by name (Enable-NetFirewallRule -Name {gf.RDP_UDP_RULE}) unless UDP is off on "
+            "purpose; the NSG must allow UDP too. `azrdp repair` enables it with a backup.",
             {"rule": gf.RDP_UDP_RULE, "enabled": rule.enabled, "action": rule.action},
         )
     ]
@@ -914,7 +923,10 @@ def firewall_blocks_all_inbound(facts: GuestFacts) -> list[Finding]:
         p
         for p in fw.profiles
         if p.name in facts.active_profiles
-        and (p.inbound is False or facts.number(gf.PROFILE_KEYS.get(p.name or "", ""), "DoNotAllowExceptions") == 1)
+        and (
+            p.inbound is False
+            or facts.number(gf.PROFILE_KEYS.get(p.name or "", ""), "DoNotAllowExceptions") == 1
+        )
     ]
     if not blocking:
         return []
@@ -1003,4 +1015,3 @@ def reboot_pending(facts: GuestFacts) -> list[Finding]:
             {"rebootPending": True, "runs": runs},
         )
     ]
-

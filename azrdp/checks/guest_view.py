@@ -113,8 +113,10 @@ class GuestFacts:
         if not sddl.holds(sddl.access(sd, sddl.NETWORK_SERVICE_TOKEN), sddl.FILE_READ):
             return KeyState.UNREADABLE
         if key.opens not in (None, 0):
-            return KeyState.CORRUPT if sddl.holds(sddl.access(sd, sddl.SYSTEM_TOKEN), sddl.FILE_READ) else (
-                KeyState.UNREADABLE
+            return (
+                KeyState.CORRUPT
+                if sddl.holds(sddl.access(sd, sddl.SYSTEM_TOKEN), sddl.FILE_READ)
+                else (KeyState.UNREADABLE)
             )
         return KeyState.OK
 
@@ -253,7 +255,11 @@ class GuestFacts:
         out = []
         for run in azr.runs:
             then = gf.parse_time(run.boot)
-            same = now is not None and then is not None and abs((now - then).total_seconds()) <= SAME_BOOT_SECONDS
+            same = (
+                now is not None
+                and then is not None
+                and abs((now - then).total_seconds()) <= SAME_BOOT_SECONDS
+            )
             if run.reboot and run.state not in ("undone", "refused") and same and run.id:
                 out.append(run.id)
         return out

@@ -69,7 +69,7 @@ def run_demo(runcommand_seconds: float, observer: Any) -> dict[str, Any]:
     from azrdp.emulator import Emulator
     from azrdp.emulator.demo import DEMO_SOURCE_IP, DEMO_VMS, GROUP, demo_scenario
     from azrdp.engine.check import CheckOptions
-    from azrdp.engine.diagnose import DiagnoseOptions, run_diagnose
+    from azrdp.engine.diagnose import DiagnoseOptions, DiagnoseVmResult, run_diagnose
     from azrdp.engine.repair import RepairOptions, run_repair
     from azrdp.targets import parse_targets
 
@@ -84,7 +84,8 @@ def run_demo(runcommand_seconds: float, observer: Any) -> dict[str, Any]:
         clients = Clients(resolve_context())
         group = parse_targets(resource_group=GROUP)
         observer_note(observer, f"Emulator on {emu.endpoint}: {len(DEMO_VMS)} VMs in {GROUP}")
-        before = run_diagnose(group, diagnose_options, clients=clients, observer=observer).to_doc()
+        diagnosed = run_diagnose(group, diagnose_options, clients=clients, observer=observer)
+        before = diagnosed.to_doc()
         broken = [vm["id"] for vm in before["vms"] if _blockers(vm)]
         observer_note(observer, f"Repairing {len(broken)} VM(s) with --yes")
         repair_doc: dict[str, Any] = {"vms": []}
@@ -94,6 +95,8 @@ def run_demo(runcommand_seconds: float, observer: Any) -> dict[str, Any]:
                 RepairOptions(source_ip=DEMO_SOURCE_IP),
                 clients=clients,
                 observer=observer,
+                # The facts the diagnose just collected: one Run Command (the executor) per VM.
+                prior=[vm for vm in diagnosed.vms if isinstance(vm, DiagnoseVmResult)],
             ).to_doc()
         after = run_diagnose(group, diagnose_options, clients=clients, observer=observer).to_doc()
         run_commands = sum(

@@ -29,7 +29,9 @@ TLS_SERVER = {v: _SCHANNEL + rf"\TLS {v}\Server" for v in ("1.0", "1.1", "1.2", 
 FIPS = r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa\FIPSAlgorithmPolicy"
 CREDSSP = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System\CredSSP\Parameters"
 # The Remote Desktop store's Certificates key with an explicit Deny for SYSTEM before its inherited ACEs.
-DENIED_STORE_SDDL = "O:SYD:AI(D;;KA;;;SY)(A;CIID;KR;;;BU)(A;CIID;KA;;;BA)(A;CIID;KA;;;SY)(A;CIIOID;KA;;;CO)(A;CIID;KR;;;AC)"
+DENIED_STORE_SDDL = (
+    "O:SYD:AI(D;;KA;;;SY)(A;CIID;KR;;;BU)(A;CIID;KA;;;BA)(A;CIID;KA;;;SY)(A;CIIOID;KA;;;CO)(A;CIID;KR;;;AC)"
+)
 
 BASE_SCENARIO = "healthy"
 PINNED_MISSING = "9F1C2B3A4D5E6F708192A3B4C5D6E7F8091A2B3C"
@@ -152,7 +154,8 @@ GUEST_SCENARIOS: tuple[GuestScenario, ...] = (
     ),
     GuestScenario(
         "rdp-cert-store-denied",
-        "SYSTEM is denied on the Remote Desktop store key and the store is empty: no certificate can be created",
+        "SYSTEM is denied on the Remote Desktop store key and the store is empty: "
+        "no certificate can be created",
         {"rdStoreSddl": DENIED_STORE_SDDL, "certificates": [], "events": {"1058": 3}},
         ("rdp-cert-store-denied",),
     ),
@@ -182,8 +185,16 @@ GUEST_SCENARIOS: tuple[GuestScenario, ...] = (
     ),
     GuestScenario(
         "credssp-server-unpatched",
-        "A Server 2016 image without the CredSSP update (tspkg.dll 10.0.14393.2097): updated clients refuse it",
-        {"os": {"version": "10.0.14393", "build": 14393, "psVersion": "5.1.14393.2097", "tspkgVersion": "10.0.14393.2097"}},
+        "A Server 2016 image without the CredSSP update (tspkg.dll 10.0.14393.2097): "
+        "updated clients refuse it",
+        {
+            "os": {
+                "version": "10.0.14393",
+                "build": 14393,
+                "psVersion": "5.1.14393.2097",
+                "tspkgVersion": "10.0.14393.2097",
+            }
+        },
         ("credssp-server-unpatched",),
     ),
     GuestScenario(

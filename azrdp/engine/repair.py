@@ -333,12 +333,14 @@ def verify(steps: Sequence[StepResult], after: Sequence[Finding]) -> None:
             step.verified = None if step.reboot_required else not (present & set(step.step.fixes))
 
 
-def build_plan(run_id: str, steps: Sequence[RepairStep], run_command_timeout: float, undoes: str = "") -> gp.Plan:
+def build_plan(
+    run_id: str, steps: Sequence[RepairStep], run_command_timeout: float, undoes: str = ""
+) -> gp.Plan:
     """The executor's plan: the steps' operations numbered in order, each step with its rollback."""
     out = []
     index = 0
     for step in steps:
-        out.append(gp.make_step(step.id, step.ops, index, boot=step.boot))
+        out.append(gp.make_step(step.id, step.ops, index, boot=step.boot, run_id=run_id))
         index += len(step.ops)
     return gp.Plan(run_id, tuple(out), gp.deadline_for(run_command_timeout), undoes)
 
@@ -517,7 +519,9 @@ class Repairer:
         vmr = VmRepair(merged, run_id, options.dry_run, [StepResult(s) for s in steps], run_commands=runs)
         vmr.reused = reused
         if reused:
-            vmr.notes.append("Planned on the in-guest facts the diagnose before it collected (no second collection).")
+            vmr.notes.append(
+                "Planned on the in-guest facts the diagnose before it collected (no second collection)."
+            )
         if reason and vm.error is None and options.guest_ids:
             vmr.notes.append(f"No in-guest repair: {reason}")
             vmr.guest_blocked = reason
@@ -604,7 +608,11 @@ class Repairer:
             for s in guest_steps:
                 s.status = REFUSED if s.step.refused else PLANNED
             vmr.steps = [s for s in vmr.steps if s.step.where is Where.CONTROL_PLANE] + guest_steps
-            if self.confirm is not None and any(s.step.actionable for s in guest_steps) and not self.confirm([vmr]):
+            if (
+                self.confirm is not None
+                and any(s.step.actionable for s in guest_steps)
+                and not self.confirm([vmr])
+            ):
                 for s in guest_steps:
                     if s.status == PLANNED:
                         s.status = DECLINED
@@ -621,8 +629,9 @@ class Repairer:
                 vm,
                 vmr.run_id,
                 [
-                    f"the in-guest repair (run {vmr.run_id}: {', '.join(s.step.id for s in todo)}) was running and "
-                    f"cannot be cancelled; see `azrdp history {vm.name} -g {vm.resource_group} --guest`"
+                    f"the in-guest repair (run {vmr.run_id}: {', '.join(s.step.id for s in todo)}) was "
+                    "running and cannot be cancelled; see "
+                    f"`azrdp history {vm.name} -g {vm.resource_group} --guest`"
                 ],
                 guest_running=True,
             )
@@ -632,7 +641,9 @@ class Repairer:
             vmr.error = err
             for step in todo:
                 step.status = FAILED
-                step.error = "The in-guest run gave no readable result; `azrdp history --guest` shows what it did."
+                step.error = (
+                    "The in-guest run gave no readable result; `azrdp history --guest` shows what it did."
+                )
             return
         vmr.run_commands += 1
         assert report.run is not None
@@ -651,8 +662,8 @@ class Repairer:
                 step.done = [f"{step.step.title}: " + "; ".join(step.step.changes)]
             elif step.status == REFUSED:
                 vmr.notes.append(
-                    f"{step.step.id} was refused in the guest (nothing of it changed): {step.error}. Run repair "
-                    "again to plan on what the guest holds now."
+                    f"{step.step.id} was refused in the guest (nothing of it changed): {step.error}. "
+                    "Run repair again to plan on what the guest holds now."
                 )
             elif step.status in (ROLLED_BACK, FAILED):
                 vmr.notes.append(f"{step.step.id} failed in the guest: {step.error}")
@@ -688,7 +699,9 @@ class Repairer:
             run = vmr.guest_after.run if vmr.guest_after is not None else None
             details["guest"] = {
                 "plan": vmr.guest_plan.to_wire(),
-                "ops": [{"i": o.index, "s": o.status, "p": o.prior, "a": o.after} for o in run.ops] if run else [],
+                "ops": [{"i": o.index, "s": o.status, "p": o.prior, "a": o.after} for o in run.ops]
+                if run
+                else [],
                 "complete": bool(run and run.complete and run.ops),
                 "state": run.state if run else None,
             }
@@ -698,7 +711,10 @@ class Repairer:
 def _results_by_step(plan: gp.Plan, run: envelope.RunResult) -> list[envelope.StepResult | None]:
     """The executor's step results in the plan's order (by position: step ids may repeat in undo)."""
     results = list(run.steps)
-    return [results[i] if i < len(results) and results[i].id == step.id else None for i, step in enumerate(plan.steps)]
+    return [
+        results[i] if i < len(results) and results[i].id == step.id else None
+        for i, step in enumerate(plan.steps)
+    ]
 
 
 def share_nsg_rules(prepared: Sequence[VmRepair]) -> None:
@@ -956,7 +972,9 @@ def run_undo(
                 }
             )
     run_entries = [e for e in entries if e.kind == "run"]
-    guest_expected = not entries or any(e.details.get("backupDir") or e.details.get("guest") for e in run_entries)
+    guest_expected = not entries or any(
+        e.details.get("backupDir") or e.details.get("guest") for e in run_entries
+    )
     guest_doc: dict[str, Any] = {"status": "skipped", "reason": "The run changed nothing in the guest."}
     findings: list[Finding] = list(vm.findings)
     code = ExitCode.OK
@@ -1014,7 +1032,11 @@ def run_undo(
 
 
 def _undo_guest(
-    clients: Clients, vm: VmResult, options: RepairOptions, run_id: str, entries: Sequence[journal.JournalEntry]
+    clients: Clients,
+    vm: VmResult,
+    options: RepairOptions,
+    run_id: str,
+    entries: Sequence[journal.JournalEntry],
 ) -> tuple[dict[str, Any], envelope.GuestReport | None, int]:
     """The guest part of undo: the inverse plan from what the run recorded, run by the executor.
 
@@ -1025,10 +1047,16 @@ def _undo_guest(
     from azrdp.azure.auth import new_run_id
 
     runs = 0
-    done = [e for e in journal.run_entries(vm.id, run_id) if e.kind == "undone" and e.details.get("guest") == "restored"]
+    done = [
+        e
+        for e in journal.run_entries(vm.id, run_id)
+        if e.kind == "undone" and e.details.get("guest") == "restored"
+    ]
     if done:
         return {"status": "alreadyUndone", "restored": [], "failed": []}, None, runs
-    guest = next((e.details["guest"] for e in reversed(entries) if isinstance(e.details.get("guest"), dict)), None)
+    guest = next(
+        (e.details["guest"] for e in reversed(entries) if isinstance(e.details.get("guest"), dict)), None
+    )
     steps_wire: list[Any] = []
     records: dict[int, Mapping[str, Any]] = {}
     if guest is not None and guest.get("complete"):
@@ -1045,19 +1073,26 @@ def _undo_guest(
         if found.state == "undone":
             return {"status": "alreadyUndone", "restored": [], "failed": []}, None, runs
         if not found.complete:
-            return {
-                "status": "error",
-                "reason": f"The records of run {run_id} do not fit one Run Command's output, and this machine's "
-                "journal lacks them: undo refuses to act on part of them.",
-            }, None, runs
-        steps_wire = gp.steps_from_records([s.id or "" for s in found.steps], [to_doc_record(r) for r in found.ops])
+            return (
+                {
+                    "status": "error",
+                    "reason": f"The records of run {run_id} do not fit one Run Command's output, and this "
+                    "machine's journal lacks them: undo refuses to act on part of them.",
+                },
+                None,
+                runs,
+            )
+        steps_wire = gp.steps_from_records(
+            [s.id or "" for s in found.steps], [to_doc_record(r) for r in found.ops]
+        )
         records = {int(r.index or 0): {"s": r.status, "p": r.prior, "a": r.after} for r in found.ops}
-    undo_steps = gp.undo_steps(steps_wire, records, run_id)
+    undo_run = new_run_id()
+    undo_steps = gp.undo_steps(steps_wire, records, run_id, undo_run)
     if not undo_steps:
         return {"status": "nothingToRestore", "restored": [], "failed": []}, None, runs
     plan = gp.Plan(
-        new_run_id(),
-        tuple(gp.make_step(step_id, ops, index) for step_id, ops, index in gp.number(undo_steps)),
+        undo_run,
+        tuple(gp.make_step(i, ops, index, run_id=undo_run) for i, ops, index in gp.number(undo_steps)),
         gp.deadline_for(options.timeout),
         undoes=run_id,
     )
@@ -1065,8 +1100,12 @@ def _undo_guest(
     runs += 1
     assert report.run is not None
     results = _results_by_step(plan, report.run)
-    restored = [step.id for step, r in zip(plan.steps, results, strict=True) if r and r.status == envelope.APPLIED]
-    failed = [step.id for step, r in zip(plan.steps, results, strict=True) if not r or r.status != envelope.APPLIED]
+    restored = [
+        step.id for step, r in zip(plan.steps, results, strict=True) if r and r.status == envelope.APPLIED
+    ]
+    failed = [
+        step.id for step, r in zip(plan.steps, results, strict=True) if not r or r.status != envelope.APPLIED
+    ]
     doc = {
         "status": "restored" if restored and not failed else "partial" if restored else "refused",
         "restored": restored,
@@ -1141,7 +1180,13 @@ def run_history(
             if report.error is not None:
                 raise _guest_error(report)
             doc["guestRuns"] = [
-                {"runId": h.run_id, "time": h.time, "state": h.state, "undoes": h.undoes or None, "steps": list(h.steps)}
+                {
+                    "runId": h.run_id,
+                    "time": h.time,
+                    "state": h.state,
+                    "undoes": h.undoes or None,
+                    "steps": list(h.steps),
+                }
                 for h in report.history
             ]
     return {

@@ -182,7 +182,9 @@ def parse_output(stdout: str, stderr: str = "") -> GuestReport:
         ) from None
     if not isinstance(data, dict):
         raise ContractError(
-            f"The in-guest script's {MARKER} line holds {describe(data)}, not an object.", fix=_FIX, raw_tail=tail
+            f"The in-guest script's {MARKER} line holds {describe(data)}, not an object.",
+            fix=_FIX,
+            raw_tail=tail,
         )
     version = data.get("v")
     if version != VERSION:

@@ -115,7 +115,8 @@ LOCK_FILE = AZRDP_ROOT + r"\lock.json"
 # Caps the collector applies (collector.ps1's $Limits holds the same numbers; a test compares).
 LIMITS: Mapping[str, int] = {
     "text": 40,  # names, subjects, accounts, rule fields, process names
-    "error": 80,  # one error message
+    "error": 80,  # one section or operation error message
+    "fatal": 200,  # why a script refused to run (the envelope's e)
     "errors": 4,  # section errors kept
     "certs": 6,  # certificates listed: in use, pinned, then the Remote Desktop store newest first
     "eku": 3,  # EKU object ids per certificate
@@ -190,7 +191,8 @@ def _is_hex(text: str) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class TsGeneral:
-    """Win32_TSGeneralSetting for RDP-Tcp, and Win32_TerminalServiceSetting (root\\cimv2\\TerminalServices)."""
+    """Win32_TSGeneralSetting for RDP-Tcp, and Win32_TerminalServiceSetting
+    (root\\cimv2\\TerminalServices)."""
 
     source_security_layer: int | None = wire("psl")  # PolicySource*: 0 server, 1 Group Policy, 2 default
     source_user_auth: int | None = wire("pua")
@@ -383,9 +385,7 @@ class Facts:
     def value(self, key: str, name: str) -> RegEntry | None:
         """A registry value the collector read, by key alias; None when absent or unread."""
         wanted = name.lower()
-        return next(
-            (e for e in self.reg or () if e.key == key and (e.name or "").lower() == wanted), None
-        )
+        return next((e for e in self.reg or () if e.key == key and (e.name or "").lower() == wanted), None)
 
     def number(self, key: str, name: str) -> int | None:
         entry = self.value(key, name)

@@ -9,16 +9,22 @@ Undo is the same inverse list, with preconditions taken from what the run record
 
 The kinds (the executor's allow-list holds the same names; a test compares):
 
-| kind | target | precondition | inverse |
-|---|---|---|---|
-| reg.set / reg.del | an allow-listed registry value | its current type and data, or absent | set back / delete (and drop a key it created) |
-| acl | the MachineKeys folder, a key file, the Remote Desktop store key | its owner + DACL SDDL | set the recorded SDDL back |
-| key.ren | a key container file in MachineKeys | it exists, the new name does not | rename back |
-| cert.rm / cert.put | a Remote Desktop store entry | present / absent | put back from the backup / remove |
-| svc.cfg | start type and account of an allow-listed service | the current ones | set them back |
-| svc.ctl | start, stop or restart with a timeout | its state (never a pending one) | the opposite; a restart again |
-| fw.set / fw.new / fw.del / fw.prof | RDP rules by name, azrdp-RDP-<port>, a profile | the current settings | set back / delete / recreate |
-| wait.cert / wait.lsn | a new certificate; the listener on a port | (bounded waits) | remove the new certificate / none |
+- reg.set / reg.del: an allow-listed registry value; expects its current type and data (or
+  absent); inverse: set back, or delete (and drop a key it created).
+- acl: the MachineKeys folder, a key file, the Remote Desktop store key; expects its owner + DACL
+  SDDL; inverse: set the recorded SDDL back.
+- key.ren: a key container file in MachineKeys; expects it to exist and the new name not to;
+  inverse: rename back.
+- cert.rm / cert.put: a Remote Desktop store entry; expects present / absent; inverse: put back
+  from the backup / remove.
+- svc.cfg: start type and account of an allow-listed service; expects the current ones; inverse:
+  set them back.
+- svc.ctl: start, stop or restart with a timeout; expects its state (never a pending one);
+  inverse: the opposite, a restart again.
+- fw.set / fw.new / fw.del / fw.prof: RDP rules by name, azrdp-RDP-<port>, a profile; expects the
+  current settings; inverse: set back / delete / recreate.
+- wait.cert / wait.lsn: a new certificate; the listener on a port (bounded waits); inverse:
+  remove the new certificate (its container moved aside) / none.
 
 `project(facts, op)` evaluates an operation against the facts, so a later step is planned on the
 state the earlier ones leave (the port moved, then the firewall follows it). Pure.
@@ -72,8 +78,11 @@ SERVICES: tuple[str, ...] = (
 FW_RULES: tuple[str, ...] = gf.RDP_RULES
 CUSTOM_RULE = re.compile(r"^azrdp-RDP-[0-9]{1,5}$")
 # CAPI and CNG key files are named <32 hex>_<MachineGuid>.
-KEY_FILE = re.compile(r"^[0-9a-f]{32}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-ASIDE = re.compile(r"^(?P<name>.+)\.azrdp-(?P<run>[0-9a-f]{12})$")
+KEY_FILE = re.compile(
+    r"^[0-9a-f]{32}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+# A container moved aside: .azrdp-<run>, and -new for the one Windows created during that run.
+ASIDE = re.compile(r"^(?P<name>.+)\.azrdp-(?P<run>[0-9a-f]{12})(-new)?$")
 ACL_TARGETS = ("mk", "rds", "rdc")  # plus key:<file> (MachineKeys) and cng:<file> (Crypto\Keys)
 START_MODES = {"Auto": "Automatic", "Manual": "Manual", "Disabled": "Disabled"}
 ACTIONS = ("start", "stop", "restart")
@@ -139,7 +148,14 @@ class Op:
     def wire(self, index: int) -> dict[str, Any]:
         # Every op carries every common key, x included: the executor runs under StrictMode,
         # where reading a property an object lacks is an error.
-        base = {"i": index, "k": self.KIND, "chk": int(self.check), "of": self.of, "w": self.seconds(), "x": None}
+        base = {
+            "i": index,
+            "k": self.KIND,
+            "chk": int(self.check),
+            "of": self.of,
+            "w": self.seconds(),
+            "x": None,
+        }
         return {**base, **self.fields()}
 
     def validate(self) -> None:
@@ -262,7 +278,11 @@ def _reg_from(value: Any) -> RegData | None:
     return None
 
 
-ACL_LABELS = {"mk": "MachineKeys folder", "rds": "Remote Desktop store key", "rdc": "Remote Desktop store key"}
+ACL_LABELS = {
+    "mk": "MachineKeys folder",
+    "rds": "Remote Desktop store key",
+    "rdc": "Remote Desktop store key",
+}
 
 
 @dataclass(frozen=True)
@@ -291,7 +311,7 @@ class Acl(Op):
             raise PlanError("takeown is for key files only")
 
     def target(self) -> str:
-        kind, _, name = self.target_id.partition(":")
+        _, _, name = self.target_id.partition(":")
         return ACL_LABELS.get(self.target_id, f"key file {name}") + " owner and DACL"
 
     def before(self) -> Any:
@@ -307,14 +327,18 @@ class Acl(Op):
 
 @dataclass(frozen=True)
 class KeyRename(Op):
-    """Move a key container aside (same folder) so Windows creates a fresh one; never deletes."""
+    """Move a key container aside (same folder) so Windows creates a fresh one; never deletes.
+
+    `optional`: nothing to do when the container is not there (the one Windows may have created).
+    """
 
     KIND = "key.ren"
     name: str
     new_name: str
+    optional: bool = False
 
     def fields(self) -> dict[str, Any]:
-        return {"n": self.name, "to": self.new_name}
+        return {"n": self.name, "to": self.new_name, "opt": int(self.optional)}
 
     def validate(self) -> None:
         for value in (self.name, self.new_name):
@@ -496,9 +520,11 @@ class RuleSet(Op):
     local_ports: str = ""
 
     def fields(self) -> dict[str, Any]:
+        # The executor compares JSON text: the keys go in the order it reads them.
+        expect = {key: self.expect.get(key) for key in ("en", "act", "lp")}
         return {
             "n": self.name,
-            "x": dict(self.expect),
+            "x": expect,
             "en": "" if self.enabled is None else str(self.enabled),
             "act": self.action,
             "lp": self.local_ports,
@@ -530,7 +556,11 @@ class RuleSet(Op):
         return new
 
     def _changed(self) -> list[str]:
-        return [k for k, v in (("en", self.enabled), ("act", self.action or None), ("lp", self.local_ports or None)) if v is not None]
+        return [
+            k
+            for k, v in (("en", self.enabled), ("act", self.action or None), ("lp", self.local_ports or None))
+            if v is not None
+        ]
 
     def inverse(self, recorded_after: Any = None) -> list[Op]:
         now = dict(recorded_after) if isinstance(recorded_after, Mapping) else self._new()
@@ -699,19 +729,21 @@ KINDS: Mapping[str, type[Op]] = {
 def op_from_wire(data: Mapping[str, Any]) -> Op:
     """An op as the executor records it (op-<i>.json) or as a journal keeps it."""
     kind = str(data.get("k", ""))
-    common = {"check": bool(data.get("chk", 1)), "of": int(data.get("of", -1))}
+    common: dict[str, Any] = {"check": bool(data.get("chk", 1)), "of": int(data.get("of", -1))}
     try:
         if kind == "reg.set":
             value = _reg_from(data["v"])
             if value is None:
                 raise ValueError("reg.set without a value")
-            return RegSet(data["key"], data["n"], _reg_from(data["x"]), value, bool(data.get("ke", 1)), **common)
+            return RegSet(
+                data["key"], data["n"], _reg_from(data["x"]), value, bool(data.get("ke", 1)), **common
+            )
         if kind == "reg.del":
             return RegDel(data["key"], data["n"], _reg_from(data["x"]), bool(data["dk"]), **common)
         if kind == "acl":
             return Acl(data["o"], data["x"], data["to"], bool(data["own"]), bool(data["tk"]), **common)
         if kind == "key.ren":
-            return KeyRename(data["n"], data["to"], **common)
+            return KeyRename(data["n"], data["to"], bool(data.get("opt", 0)), **common)
         if kind == "cert.rm":
             return CertRemove(data["tp"], **common)
         if kind == "cert.put":
@@ -752,7 +784,22 @@ class Step:
     boot: bool = False  # takes effect only at the next boot (SCHANNEL)
 
 
-def rollback_for(ops: Sequence[Op], first: int) -> tuple[Op, ...]:
+def _inverses(ops: Sequence[Op], index: int, after: Any, run_id: str) -> list[Op]:
+    """The inverse of ops[index]. Putting a container back where Windows has since created a new
+    one (a rename followed by a wait for the certificate): that new one moves aside first."""
+    op = ops[index]
+    inverse = op.inverse(after)
+    if (
+        isinstance(op, KeyRename)
+        and not op.optional
+        and any(isinstance(o, WaitCert) for o in ops[index + 1 :])
+    ):
+        fresh = KeyRename(op.name, f"{op.name}.azrdp-{run_id}-new", optional=True)
+        return [fresh, *inverse]
+    return inverse
+
+
+def rollback_for(ops: Sequence[Op], first: int, run_id: str = "000000000000") -> tuple[Op, ...]:
     """The inverse ops of a step whose ops are numbered from `first`, in the order to run them.
 
     Data changes are reverted newest first; service restarts and stops come after them (the
@@ -763,15 +810,15 @@ def rollback_for(ops: Sequence[Op], first: int) -> tuple[Op, ...]:
     data: list[Op] = []
     services: list[Op] = []
     for offset in range(len(ops) - 1, -1, -1):
-        op, index = ops[offset], first + offset
-        for inverse in op.inverse():
+        index = first + offset
+        for inverse in _inverses(ops, offset, None, run_id):
             tagged = replace(inverse, check=False, of=index)
             (services if isinstance(inverse, ServiceControl) else data).append(tagged)
     return (*data, *reversed(services))
 
 
 def undo_steps(
-    steps: Sequence[Mapping[str, Any]], records: Mapping[int, Mapping[str, Any]], run_id: str
+    steps: Sequence[Mapping[str, Any]], records: Mapping[int, Mapping[str, Any]], run_id: str, undo_run: str
 ) -> list[tuple[str, list[Op]]]:
     """Undo of a run: per step, newest step first, the inverse of each op it applied.
 
@@ -781,17 +828,18 @@ def undo_steps(
     """
     out: list[tuple[str, list[Op]]] = []
     for step in reversed(list(steps)):
+        ops = [op_from_wire(o) for o in step["ops"]]
         applied = [
-            (op_from_wire(o), int(o["i"]))
-            for o in step["ops"]
+            (position, int(o["i"]))
+            for position, o in enumerate(step["ops"])
             if str(records.get(int(o["i"]), {}).get("s")) == "applied"
         ]
         if not applied:
             continue
         data: list[Op] = []
         services: list[Op] = []
-        for op, index in reversed(applied):
-            for inverse in op.inverse(records[index].get("a")):
+        for position, index in reversed(applied):
+            for inverse in _inverses(ops, position, records[index].get("a"), undo_run):
                 if isinstance(inverse, CertPut):
                     inverse = replace(inverse, source_run=run_id)
                 tagged = replace(inverse, check=True, of=-1)
@@ -819,10 +867,12 @@ def steps_from_records(step_ids: Sequence[str], records: Sequence[Mapping[str, A
     return steps
 
 
-def make_step(repair_id: str, ops: Sequence[Op], first: int, *, boot: bool = False) -> Step:
+def make_step(
+    repair_id: str, ops: Sequence[Op], first: int, *, boot: bool = False, run_id: str = "000000000000"
+) -> Step:
     for op in ops:
         op.validate()
-    return Step(repair_id, tuple(ops), rollback_for(ops, first), boot)
+    return Step(repair_id, tuple(ops), rollback_for(ops, first, run_id), boot)
 
 
 @dataclass(frozen=True)
@@ -899,8 +949,9 @@ def _acl(facts: gf.Facts, op: Op) -> gf.Facts:
     if op.target_id == "mk":
         return replace(facts, machine_keys=gf.FolderFacts(op.sddl))
     if op.target_id in ("rds", "rdc") and facts.certs is not None:
-        name = "store_sddl" if op.target_id == "rds" else "certs_sddl"
-        return replace(facts, certs=replace(facts.certs, **{name: op.sddl}))
+        if op.target_id == "rds":
+            return replace(facts, certs=replace(facts.certs, store_sddl=op.sddl))
+        return replace(facts, certs=replace(facts.certs, certs_sddl=op.sddl))
     file = op.target_id.partition(":")[2]
     return _map_keys(facts, lambda k: replace(k, sddl=op.sddl) if k.file == file else k)
 
@@ -960,7 +1011,9 @@ def _svc_ctl(facts: gf.Facts, op: Op) -> gf.Facts:
     return facts
 
 
-def _map_service(facts: gf.Facts, name: str, change: Callable[[gf.ServiceFacts], gf.ServiceFacts]) -> gf.Facts:
+def _map_service(
+    facts: gf.Facts, name: str, change: Callable[[gf.ServiceFacts], gf.ServiceFacts]
+) -> gf.Facts:
     if facts.services is None:
         return facts
     return replace(
@@ -984,7 +1037,9 @@ def _fw_set(facts: gf.Facts, op: Op) -> gf.Facts:
             local_ports=op.local_ports or rule.local_ports,
         )
 
-    return replace(facts, firewall=replace(facts.firewall, rules=tuple(change(r) for r in facts.firewall.rules)))
+    return replace(
+        facts, firewall=replace(facts.firewall, rules=tuple(change(r) for r in facts.firewall.rules))
+    )
 
 
 def _fw_new(facts: gf.Facts, op: Op) -> gf.Facts:
@@ -992,9 +1047,20 @@ def _fw_new(facts: gf.Facts, op: Op) -> gf.Facts:
     if facts.firewall is None:
         return facts
     rule = gf.RuleFacts(
-        op.name, True, "Inbound", "Allow", "TCP", str(op.port), "Any", "Any", "TermService", "Any", "", "Local"
+        op.name,
+        True,
+        "Inbound",
+        "Allow",
+        "TCP",
+        str(op.port),
+        "Any",
+        "Any",
+        "TermService",
+        "Any",
+        "",
+        "Local",
     )
-    rules = tuple(r for r in facts.firewall.rules if r.name != op.name) + (rule,)
+    rules = (*(r for r in facts.firewall.rules if r.name != op.name), rule)
     return replace(facts, firewall=replace(facts.firewall, rules=rules))
 
 
@@ -1011,9 +1077,7 @@ def _fw_prof(facts: gf.Facts, op: Op) -> gf.Facts:
     if facts.firewall is None:
         return facts
     inbound = {"True": True, "False": False}.get(op.inbound)
-    profiles = tuple(
-        replace(p, inbound=inbound) if p.name == op.name else p for p in facts.firewall.profiles
-    )
+    profiles = tuple(replace(p, inbound=inbound) if p.name == op.name else p for p in facts.firewall.profiles)
     return replace(facts, firewall=replace(facts.firewall, profiles=profiles))
 
 

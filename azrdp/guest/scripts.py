@@ -61,7 +61,8 @@ def composed_text() -> str:
     base = collector_text()
     if INCLUDE not in base:
         raise ContractError(
-            f"The packaged {COLLECTOR} has no '{INCLUDE}' line.", fix="Reinstall azrdp; the package is incomplete."
+            f"The packaged {COLLECTOR} has no '{INCLUDE}' line.",
+            fix="Reinstall azrdp; the package is incomplete.",
         )
     return base.replace(INCLUDE, executor_text().rstrip("\n"), 1)
 
@@ -78,7 +79,8 @@ def checked_lines(text: str) -> list[str]:
     size = len(sent.encode("ascii"))
     if size > SCRIPT_LIMIT:
         raise ContractError(
-            f"The in-guest script is {size:,} bytes, above azrdp's {SCRIPT_LIMIT:,}-byte limit for Run Command.",
+            f"The in-guest script is {size:,} bytes, "
+            f"above azrdp's {SCRIPT_LIMIT:,}-byte limit for Run Command.",
             "The packaged script grew past what azrdp sends in one request.",
             "Reinstall azrdp; report this if it persists.",
         )
@@ -119,7 +121,9 @@ def _port(port: int) -> str:
 
 
 def collect_parameters(rdp_port: int = 3389) -> list[dict[str, str]]:
-    return check_parameters([{"name": "Mode", "value": "collect"}, {"name": "RdpPort", "value": _port(rdp_port)}])
+    return check_parameters(
+        [{"name": "Mode", "value": "collect"}, {"name": "RdpPort", "value": _port(rdp_port)}]
+    )
 
 
 def execute_parameters(run_id: str, plan_token: str, rdp_port: int = 3389) -> list[dict[str, str]]:

@@ -127,8 +127,8 @@ RIGHTS_BITS = {
     "CR": 0x100,
 }
 # The order Windows prints the single-bit rights in.
-_BIT_ORDER = ("GA", "GR", "GW", "GX", "RC", "SD", "WD", "WO", "RP", "WP", "CC", "DC", "LC", "SW", "LO")
-_BIT_ORDER += ("DT", "CR")
+_BIT_ORDER: tuple[str, ...] = ("GA", "GR", "GW", "GX", "RC", "SD", "WD", "WO", "RP", "WP", "CC", "DC", "LC")
+_BIT_ORDER += ("SW", "LO", "DT", "CR")
 ACE_FLAGS = ("OI", "CI", "NP", "IO", "ID", "SA", "FA")
 FILE_MAPPING = (FILE_READ, FILE_WRITE, FILE_EXECUTE, FILE_ALL)
 KEY_MAPPING = (KEY_READ, KEY_WRITE, KEY_READ, KEY_ALL)
@@ -159,7 +159,9 @@ class Ace:
         return not self.inherited
 
     def text(self) -> str:
-        return f"({self.type};{''.join(self.flags)};{format_mask(self.mask)};{self.rest};{sid_text(self.sid)})"
+        return (
+            f"({self.type};{''.join(self.flags)};{format_mask(self.mask)};{self.rest};{sid_text(self.sid)})"
+        )
 
 
 @dataclass(frozen=True)
@@ -297,9 +299,7 @@ def map_generic(mask: int, mapping: Sequence[int] = FILE_MAPPING) -> int:
     return out
 
 
-def access(
-    sd: SecurityDescriptor, token: Iterable[str], mapping: Sequence[int] = FILE_MAPPING
-) -> int:
+def access(sd: SecurityDescriptor, token: Iterable[str], mapping: Sequence[int] = FILE_MAPPING) -> int:
     """The rights `token` ends up with on an object with this descriptor."""
     sids = set(token)
     if sd.dacl is None:
@@ -356,9 +356,7 @@ def edit(
     for ace in add:
         if ace not in kept:
             kept.append(ace)
-    return replace(
-        sd, owner=owner if owner is not None else sd.owner, dacl=in_canonical_order(kept)
-    )
+    return replace(sd, owner=owner if owner is not None else sd.owner, dacl=in_canonical_order(kept))
 
 
 def owner_and_dacl(sd: SecurityDescriptor) -> SecurityDescriptor:

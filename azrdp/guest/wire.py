@@ -104,7 +104,7 @@ def from_wire(cls: type[T], data: Any, path: str = "") -> T:
     if getattr(cls, "ROW", False):
         if not isinstance(data, list) or len(data) != len(fields):
             raise ValueError(f"{where}: expected a list of {len(fields)} values, got {describe(data)}")
-        data = {f.metadata["wire"]: v for f, v in zip(fields, data)}
+        data = {f.metadata["wire"]: v for f, v in zip(fields, data, strict=True)}
     elif not isinstance(data, dict):
         raise ValueError(f"{where}: expected an object, got {describe(data)}")
     kwargs: dict[str, Any] = {}

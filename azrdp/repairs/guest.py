@@ -63,7 +63,9 @@ def guest_now(time: datetime | None) -> datetime:
 
 
 def _dword(key: str, name: str, facts: GuestFacts, value: int) -> gp.RegSet:
-    return gp.RegSet(key, name, gp.reg_data(facts.facts.value(key, name)), ("DWord", value), key in facts.facts.reg_keys)
+    return gp.RegSet(
+        key, name, gp.reg_data(facts.facts.value(key, name)), ("DWord", value), key in facts.facts.reg_keys
+    )
 
 
 def _restart(name: str, view: GuestFacts) -> list[gp.Op]:
@@ -111,13 +113,16 @@ def trigger_services(view: GuestFacts, ctx: Context) -> Trigger:
         if service.pending:
             if name == "TermService":
                 return Trigger(
-                    refused=f"TermService is {service.state}: it hangs, and azrdp never acts on a pending "
-                    "service (the wait would hold the VM's Run Command). Restart the VM, then run repair again."
+                    refused=f"TermService is {service.state}: it hangs, and azrdp never acts on a "
+                    "pending service (the wait would hold the VM's Run Command). "
+                    "Restart the VM, then run repair again."
                 )
             notes.append(f"{name} is {service.state}; azrdp leaves it.")
             continue
         new_start = start if service.start == "Disabled" else ""
-        new_account = account if service.account and norm_account(service.account) != norm_account(account) else ""
+        new_account = (
+            account if service.account and norm_account(service.account) != norm_account(account) else ""
+        )
         if new_start or new_account:
             ops.append(
                 gp.ServiceConfig(name, service.start or "", service.account or "", new_start, new_account)
@@ -167,20 +172,28 @@ def grant(
     remove = [
         a
         for a in sd.dacl or ()
-        if a.type == "D" and a.explicit and a.sid in deny_sids and sddl.map_generic(a.mask, mapping) & wanted_bits
+        if a.type == "D"
+        and a.explicit
+        and a.sid in deny_sids
+        and sddl.map_generic(a.mask, mapping) & wanted_bits
     ]
     current = sddl.edit(sd, remove=remove)
-    add = [a for a in wanted if not sddl.holds(sddl.access(current, {a.sid}, mapping), sddl.map_generic(a.mask, mapping))]
+    add = [
+        a
+        for a in wanted
+        if not sddl.holds(sddl.access(current, {a.sid}, mapping), sddl.map_generic(a.mask, mapping))
+    ]
     return sddl.edit(current, add=add, remove=remove)
 
 
 def _key_acl(view: GuestFacts, cert: gf.CertFacts) -> gp.Acl | str:
     """The key file's owner and DACL with what the listener needs, or why azrdp will not touch it."""
     sd = view.key_sd(cert)
-    if sd is None:
+    if sd is None or cert.key is None:
         return (
-            "SYSTEM cannot read the key file's permissions, so azrdp cannot back them up: it will not take "
-            f"ownership of it. Run `takeown /f <{cert.key.file if cert.key else 'key file'}>` yourself, then repair."
+            "SYSTEM cannot read the key file's permissions, so azrdp cannot back them up: it will not "
+            f"take ownership of it. Run `takeown /f <{cert.key.file if cert.key else 'key file'}>` "
+            "yourself, then repair."
         )
     readers = sddl.Ace("A", (), sddl.FILE_READ, sddl.NETWORK_SERVICE)
     wanted = [readers]
@@ -193,7 +206,13 @@ def _key_acl(view: GuestFacts, cert: gf.CertFacts) -> gp.Acl | str:
     new = grant(sd, wanted, frozenset(deny_sids))
     if locked:
         new = replace(new, owner=sddl.SYSTEM)
-    return gp.Acl(_key_target(cert), cert.key.sddl or "", sddl.owner_and_dacl(new).text(), owner=locked, take_ownership=locked)
+    return gp.Acl(
+        _key_target(cert),
+        cert.key.sddl or "",
+        sddl.owner_and_dacl(new).text(),
+        owner=locked,
+        take_ownership=locked,
+    )
 
 
 def trigger_machinekeys(view: GuestFacts, ctx: Context) -> Trigger:
@@ -214,7 +233,8 @@ def trigger_machinekeys(view: GuestFacts, ctx: Context) -> Trigger:
             sddl.Ace("A", (), sddl.FILE_ALL, sddl.ADMINISTRATORS),
         ]
         new = grant(sd, wanted, frozenset({sddl.EVERYONE, sddl.ADMINISTRATORS}))
-        ops.insert(0, gp.Acl("mk", view.facts.machine_keys.sddl or "", sddl.owner_and_dacl(new).text()))
+        folder = view.facts.machine_keys.sddl if view.facts.machine_keys is not None else None
+        ops.insert(0, gp.Acl("mk", folder or "", sddl.owner_and_dacl(new).text()))
     if not ops:
         return Trigger()
     ops += _restart("SessionEnv", view) + _restart_termservice(view)
@@ -239,7 +259,10 @@ def _store_acl(view: GuestFacts) -> gp.Acl | str | None:
     denies = [a for a in sd.dacl or () if a.type == "D" and a.sid in system and a.explicit]
     inherited = [a for a in sd.dacl or () if a.type == "D" and a.sid in system and a.inherited]
     if not denies and inherited:
-        return "The Deny for SYSTEM on the Remote Desktop store key is inherited from a parent key: fix it there."
+        return (
+            "The Deny for SYSTEM on the Remote Desktop store key is inherited from a parent key: "
+            "fix it there."
+        )
     new = sddl.edit(sd, remove=denies)
     text = view.facts.certs.certs_sddl if target == "rdc" else view.facts.certs.store_sddl  # type: ignore[union-attr]
     return gp.Acl(target, text or "", sddl.owner_and_dacl(new).text())
@@ -256,7 +279,13 @@ def trigger_cert(view: GuestFacts, ctx: Context) -> Trigger:
                 refused="Group Policy owns the RDP certificate binding (SSLCertificateSHA1HashType 2): renew "
                 "or replace the certificate in that policy."
             )
-        ops.append(gp.RegDel("rdptcp", "SSLCertificateSHA1Hash", gp.reg_data(view.facts.value("rdptcp", "SSLCertificateSHA1Hash"))))
+        ops.append(
+            gp.RegDel(
+                "rdptcp",
+                "SSLCertificateSHA1Hash",
+                gp.reg_data(view.facts.value("rdptcp", "SSLCertificateSHA1Hash")),
+            )
+        )
     projected = _project(view, ops)
     store = _store_acl(projected)
     if isinstance(store, str):
@@ -276,8 +305,8 @@ def trigger_cert(view: GuestFacts, ctx: Context) -> Trigger:
     notes = [SESSION_NOTE]
     if not view.certs_listed:
         notes.append(
-            f"The Remote Desktop store holds {certs.rd_count} certificates and azrdp read {len(rd)}: run repair "
-            "again if Windows still cannot create one."
+            f"The Remote Desktop store holds {certs.rd_count} certificates and azrdp read {len(rd)}: "
+            "run repair again if Windows still cannot create one."
         )
     renamed: set[str] = set()
     for cert in bad:
@@ -296,7 +325,10 @@ def trigger_cert(view: GuestFacts, ctx: Context) -> Trigger:
     known = tuple(str(c.thumbprint).upper() for c in rd if c not in bad)
     restarts = _restart("SessionEnv", view) + _restart("TermService", view)
     if not any(isinstance(o, gp.ServiceControl) for o in restarts):
-        return Trigger(refused="TermService and SessionEnv cannot start (disabled or hung): Windows would not create a certificate.")
+        return Trigger(
+            refused="TermService and SessionEnv cannot start (disabled or hung): "
+            "Windows would not create a certificate."
+        )
     ops += restarts
     ops.append(gp.WaitCert(known))
     port = expect_listening(projected)
@@ -323,14 +355,17 @@ def trigger_tls(view: GuestFacts, ctx: Context) -> Trigger:
 
 
 def drained(view: GuestFacts) -> bool:
-    return view.number("ts", "TSServerDrainMode") not in (None, 0) or view.number("winlogon", "WinStationsDisabled") == 1
+    return (
+        view.number("ts", "TSServerDrainMode") not in (None, 0)
+        or view.number("winlogon", "WinStationsDisabled") == 1
+    )
 
 
 def trigger_listener(view: GuestFacts, ctx: Context) -> Trigger:
     if view.number("tspol", "fDenyTSConnections") == 1:
         return Trigger(
-            refused="Group Policy sets fDenyTSConnections=1 (Terminal Services policy): allow Remote Desktop in "
-            "that policy; a local change would be reverted."
+            refused="Group Policy sets fDenyTSConnections=1 (Terminal Services policy): "
+            "allow Remote Desktop in that policy; a local change would be reverted."
         )
     ops: list[gp.Op] = []
     if view.number("ts", "fDenyTSConnections") == 1:
@@ -370,7 +405,8 @@ def foreign_owner(view: GuestFacts, port: int | None) -> gf.PortOwner | None:
     service = view.facts.service("TermService")
     ts_pid = service.pid if service is not None else None
     return next(
-        (o for o in view.facts.listeners or () if o.port == port and o.pid is not None and o.pid != ts_pid), None
+        (o for o in view.facts.listeners or () if o.port == port and o.pid is not None and o.pid != ts_pid),
+        None,
     )
 
 
@@ -384,14 +420,16 @@ def trigger_port(view: GuestFacts, ctx: Context) -> Trigger:
     if not invalid and owner is None:
         if port != target:
             return Trigger(
-                refused=f"RDP listens on TCP {port}, not {target}, and nothing else holds that port: azrdp leaves a "
-                f"moved port alone. Check that path with --port {port}, or set PortNumber back to {target} yourself."
+                refused=f"RDP listens on TCP {port}, not {target}, and nothing else holds that port: "
+                f"azrdp leaves a moved port alone. Check that path with --port {port}, "
+                f"or set PortNumber back to {target} yourself."
             )
         return Trigger()
     if owner is not None and port == target:
         return Trigger(
-            refused=f"{owner.process or 'PID ' + str(owner.pid)} owns TCP {port}, the RDP port. azrdp does not stop "
-            "processes: stop it yourself, or pass --port with a free port to move RDP there."
+            refused=f"{owner.process or 'PID ' + str(owner.pid)} owns TCP {port}, the RDP port. "
+            "azrdp does not stop processes: stop it yourself, "
+            "or pass --port with a free port to move RDP there."
         )
     other = foreign_owner(view, target)
     if other is not None:
@@ -435,7 +473,13 @@ def trigger_firewall(view: GuestFacts, ctx: Context) -> Trigger:
             ops.append(gp.ProfileSet(profile.name or "", "False", "True"))
         alias = gf.PROFILE_KEYS.get(profile.name or "")
         if alias and view.number(alias, "DoNotAllowExceptions") == 1:
-            ops.append(gp.RegDel(alias, "DoNotAllowExceptions", gp.reg_data(view.facts.value(alias, "DoNotAllowExceptions"))))
+            ops.append(
+                gp.RegDel(
+                    alias,
+                    "DoNotAllowExceptions",
+                    gp.reg_data(view.facts.value(alias, "DoNotAllowExceptions")),
+                )
+            )
     udp = fw.rule(gf.RDP_UDP_RULE)
     if udp is not None and udp.enabled is False and udp.source == "Local":
         ops.append(gp.RuleSet(gf.RDP_UDP_RULE, _rule_expect(udp), enabled=True))
@@ -468,7 +512,9 @@ def trigger_firewall(view: GuestFacts, ctx: Context) -> Trigger:
     everyone, _ = view.blocking_rules(port)
     if everyone:
         message = (
-            "Inbound Block rules cover the RDP port (" + ", ".join(r.name or "?" for r in everyone) + "); azrdp never "
+            "Inbound Block rules cover the RDP port ("
+            + ", ".join(r.name or "?" for r in everyone)
+            + "); azrdp never "
             "removes Block rules: disable them yourself if they are not intended."
         )
         if not ops:
@@ -492,7 +538,9 @@ def trigger_security(view: GuestFacts, ctx: Context) -> Trigger:
     ops: list[gp.Op] = []
     owned: list[str] = []
     if layer == 0:
-        if view.number("tspol", "SecurityLayer") is not None or (ts is not None and ts.source_security_layer == 1):
+        if view.number("tspol", "SecurityLayer") is not None or (
+            ts is not None and ts.source_security_layer == 1
+        ):
             owned.append("SecurityLayer")
         else:
             ops.append(_dword("rdptcp", "SecurityLayer", view, 2))
@@ -503,20 +551,28 @@ def trigger_security(view: GuestFacts, ctx: Context) -> Trigger:
             if view.number("rdptcp", "fAllowSecProtocolNegotiation") == 0:
                 ops.append(_dword("rdptcp", "fAllowSecProtocolNegotiation", view, 1))
     if nla == 0:
-        if view.number("tspol", "UserAuthentication") is not None or (ts is not None and ts.source_user_auth == 1):
+        if view.number("tspol", "UserAuthentication") is not None or (
+            ts is not None and ts.source_user_auth == 1
+        ):
             owned.append("UserAuthentication")
         else:
             ops.append(_dword("rdptcp", "UserAuthentication", view, 1))
     if owned and not ops:
-        return Trigger(refused="Group Policy sets " + " and ".join(owned) + " to an insecure value: fix that GPO.")
+        return Trigger(
+            refused="Group Policy sets " + " and ".join(owned) + " to an insecure value: fix that GPO."
+        )
     blockers = [f.id for f in _findings(view) if f.id in SECURITY_PREREQUISITE_FINDINGS and f.is_blocker]
     if blockers:
         return Trigger(
-            refused="The certificate, key or TLS fault must be fixed first (" + ", ".join(blockers) + " remains): "
+            refused="The certificate, key or TLS fault must be fixed first ("
+            + ", ".join(blockers)
+            + " remains): "
             "raising the security layer now would lock every client out."
         )
     for op in ops:
-        assert isinstance(op, gp.RegSet) and int(op.value[1]) > int((op.expect or ("", 0))[1])  # only ever raises
+        assert isinstance(op, gp.RegSet) and int(op.value[1]) > int(
+            (op.expect or ("", 0))[1]
+        )  # only ever raises
     ops += _restart_termservice(_project(view, ops))
     notes = ("Group Policy owns " + " and ".join(owned) + "; left as it is.",) if owned else ()
     return Trigger(tuple(ops), notes=(*notes, SESSION_NOTE))
@@ -705,8 +761,10 @@ _register(
         "SessionEnv and TermService and waits (bounded) for Windows to create a new certificate. Never "
         "touches a Group Policy binding or the My store."
     ),
-    backup="The serialized store entry of each removed certificate (public part and key link; never the key).",
-    undo="Puts the removed entries back, restores the binding and the container name, removes the new certificate.",
+    backup="The serialized store entry of each removed certificate "
+    "(public part and key link; never the key).",
+    undo="Puts the removed entries back, restores the binding and the container name, "
+    "removes the new certificate.",
     verify="A new in-date certificate whose key NETWORK SERVICE can read, and no stale binding.",
     order=120,
 )

@@ -236,24 +236,23 @@ def repairs_safety_markdown() -> str:
 
 
 def script_sizes_markdown() -> str:
-    """The guest scripts as packaged and as sent (compacted), against azrdp's own size ceiling."""
-    from azrdp.guest import contract
-    from azrdp.repairs import outcome
+    """The guest scripts: lines, bytes as packaged and as sent (compacted), against azrdp's ceiling."""
+    from azrdp.guest import scripts
 
     def kib(size: int) -> str:
         return f"{size:,} bytes"
 
-    lines = ["| Script | Source | Sent |", "|---|---|---|"]
+    lines = ["| Script | Lines | Source | Sent |", "|---|---|---|---|"]
     for label, text in (
-        ("diagnose (`azrdp.ps1`)", contract.script_text()),
-        ("repair, undo, history (`azrdp.ps1` + `repair.ps1`)", outcome.repair_script_text()),
+        ("collect (`collector.ps1`)", scripts.collector_text()),
+        ("execute, records, history (`collector.ps1` + `executor.ps1`)", scripts.composed_text()),
     ):
-        sent = len(contract.compact(text).encode("ascii"))
-        lines.append(f"| {label} | {kib(len(text.encode('ascii')))} | {kib(sent)} |")
+        sent = len(scripts.compact(text).encode("ascii"))
+        lines.append(f"| {label} | {len(text.splitlines()):,} | {kib(len(text.encode('ascii')))} | {kib(sent)} |")
     lines.append("")
     lines.append(
         f"Measured when this page was built. azrdp refuses to send more than "
-        f"{kib(contract.SCRIPT_LIMIT)} (64 KiB); a test keeps both under {kib(contract.SCRIPT_BUDGET)}."
+        f"{kib(scripts.SCRIPT_LIMIT)} (64 KiB); a test keeps both under {kib(scripts.SCRIPT_BUDGET)}."
     )
     return "\n".join(lines)
 

@@ -16,9 +16,11 @@ from azrdp.guest.sddl import SecurityDescriptor
 
 OWNER_RIGHTS = "S-1-3-4"
 _GENERIC = {
-    # file objects: FILE_GENERIC_READ, _WRITE, _EXECUTE, FILE_ALL_ACCESS (Learn: File Security and Access Rights)
+    # file objects: FILE_GENERIC_READ, _WRITE, _EXECUTE, FILE_ALL_ACCESS
+    # (Learn: File Security and Access Rights)
     "file": (0x120089, 0x120116, 0x1200A0, 0x1F01FF),
-    # registry keys: KEY_READ, KEY_WRITE, KEY_EXECUTE, KEY_ALL_ACCESS (Learn: Registry Key Security and Access Rights)
+    # registry keys: KEY_READ, KEY_WRITE, KEY_EXECUTE, KEY_ALL_ACCESS
+    # (Learn: Registry Key Security and Access Rights)
     "key": (0x20019, 0x20006, 0x20019, 0xF003F),
 }
 
@@ -26,7 +28,12 @@ _GENERIC = {
 def _mapped(mask: int, kind: str) -> int:
     read, write, execute, everything = _GENERIC[kind]
     out = mask & 0x0FFFFFFF
-    for bit, value in ((0x80000000, read), (0x40000000, write), (0x20000000, execute), (0x10000000, everything)):
+    for bit, value in (
+        (0x80000000, read),
+        (0x40000000, write),
+        (0x20000000, execute),
+        (0x10000000, everything),
+    ):
         if mask & bit:
             out |= value
     return out

@@ -130,7 +130,15 @@ def _services(m: w.Machine) -> tuple[gf.ServiceFacts, ...]:
         dependents = tuple(d.name for d in m.dependents(s.name))[: LIMITS["dependents"]]
         out.append(
             gf.ServiceFacts(
-                s.name, _text(s.display), s.state, s.start, s.delayed, _text(s.account), s.exit_code, s.pid, dependents
+                s.name,
+                _text(s.display),
+                s.state,
+                s.start,
+                s.delayed,
+                _text(s.account),
+                s.exit_code,
+                s.pid,
+                dependents,
             )
         )
     return tuple(out)
@@ -196,14 +204,13 @@ def _store_sddl(m: w.Machine, path: str) -> str | None:
 
 
 def _key(m: w.Machine, key: w.KeyProv) -> gf.KeyFacts:
-    if key.prov_type == 0:
-        file_name = key.cng_file
-    else:
-        file_name = m.capi_file_name(key.container)
+    file_name = key.cng_file if key.prov_type == 0 else m.capi_file_name(key.container)
     item = m.key_file(key)
     if key.prov_type == 0 and item is None:
         # CngKey.Open fails when the key is gone: the file name is then unknown.
-        return gf.KeyFacts(0, _text(key.container), _text(key.provider), None, None, None, None, "Keyset does not exist")
+        return gf.KeyFacts(
+            0, _text(key.container), _text(key.provider), None, None, None, None, "Keyset does not exist"
+        )
     sddl = error = None
     opens: int | None = None
     if item is not None:
@@ -220,7 +227,14 @@ def _key(m: w.Machine, key: w.KeyProv) -> gf.KeyFacts:
     else:
         opens = 0
     return gf.KeyFacts(
-        key.prov_type, _text(key.container), _text(key.provider), file_name, item is not None, sddl, opens, error
+        key.prov_type,
+        _text(key.container),
+        _text(key.provider),
+        file_name,
+        item is not None,
+        sddl,
+        opens,
+        error,
     )
 
 
@@ -273,7 +287,9 @@ def _firewall(m: w.Machine, listener_port: int) -> gf.FirewallFacts:
     rules += [_rule(r) for r in custom[: LIMITS["customRules"]]]
     candidates = []
     for r in active:
-        if not (r.enabled and r.direction == "Inbound" and r.action == "Block" and r.protocol in ("TCP", "Any")):
+        if not (
+            r.enabled and r.direction == "Inbound" and r.action == "Block" and r.protocol in ("TCP", "Any")
+        ):
             continue
         ports = r.local_ports
         rank = 3
@@ -310,14 +326,12 @@ def _azrdp(m: w.Machine) -> gf.AzrdpFacts:
     data = m.azrdp
     if not data.exists:
         return gf.AzrdpFacts()
-    runs = []
+    runs: list[gf.RunFacts] = []
     for run_id in reversed(data.order):
         if len(runs) >= LIMITS["runs"]:
             break
         run = data.runs[run_id]["run"]
-        runs.append(
-            gf.RunFacts(run["id"], run["t"], run["boot"], run["st"], bool(run["rb"]), run["u"])
-        )
+        runs.append(gf.RunFacts(run["id"], run["t"], run["boot"], run["st"], bool(run["rb"]), run["u"]))
     lock = data.lock
     return gf.AzrdpFacts(
         data.owner,

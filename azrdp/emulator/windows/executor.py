@@ -28,7 +28,7 @@ from azrdp.guest.wire import UnpackError, unpack_token
 ROLLBACK_GRACE = 120
 LOCK_MARGIN = 240
 ACL_TARGETS = {"mk": ("dir", w.MACHINEKEYS), "rds": ("reg", w.RD_STORE), "rdc": ("reg", w.RD_CERTIFICATES)}
-KEY_FILE = re.compile(gp.KEY_FILE.pattern[:-1] + r"(\.azrdp-[0-9a-f]{12})?$")
+KEY_FILE = re.compile(gp.KEY_FILE.pattern[:-1] + r"(\.azrdp-[0-9a-f]{12}(-new)?)?$")
 
 
 class Refused(Exception):
@@ -71,7 +71,9 @@ def allowed(op: Mapping[str, Any]) -> bool:
 
 
 class Run:
-    def __init__(self, m: w.Machine, run_id: str, deadline_s: int, fail_ops: frozenset[int] = frozenset()) -> None:
+    def __init__(
+        self, m: w.Machine, run_id: str, deadline_s: int, fail_ops: frozenset[int] = frozenset()
+    ) -> None:
         self.m = m
         self.run_id = run_id
         self.deadline = m.clock + timedelta(seconds=deadline_s)
@@ -160,9 +162,13 @@ class Run:
     def op_key_ren(self, op: dict[str, Any], record: dict[str, Any], deadline: Any) -> None:
         source = self.m.file(w.MACHINEKEYS + "\\" + op["n"])
         target = self.m.file(w.MACHINEKEYS + "\\" + op["to"])
-        op["x"] = True
-        self.confirm(record, source is not None and target is None, op)
-        if source is None or target is not None:
+        now = source is not None and target is None
+        optional_absent = int(op["opt"]) == 1 and source is None
+        op["x"] = now or optional_absent
+        self.confirm(record, now, op)
+        if not now or source is None:
+            if optional_absent:
+                return
             raise Refused(f"{op['n']} is missing or {op['to']} exists")
         del self.m.files[source.path.lower()]
         self.m.put_file(w.MACHINEKEYS + "\\" + op["to"], source.sd, source.corrupt)
@@ -208,7 +214,7 @@ class Run:
         record["a"] = {"sm": service.start, "acct": service.account}
 
     def _wait(self, seconds: int, deadline: Any) -> float:
-        left = (deadline - self.m.clock).total_seconds()
+        left = float((deadline - self.m.clock).total_seconds())
         return max(1.0, min(float(seconds), left))
 
     def _await(self, name: str, state: str, seconds: float) -> None:
@@ -331,7 +337,13 @@ def _cert_doc(cert: w.Cert) -> dict[str, Any]:
         "eku": list(cert.eku),
         "key": None
         if key is None
-        else {"pt": key.prov_type, "c": key.container, "pn": key.provider, "ks": key.key_spec, "f": key.cng_file},
+        else {
+            "pt": key.prov_type,
+            "c": key.container,
+            "pn": key.provider,
+            "ks": key.key_spec,
+            "f": key.cng_file,
+        },
     }
 
 
@@ -374,23 +386,23 @@ def execute(
                 if not allowed(op):
                     raise ValueError(f"plan: operation {op.get('k')} is outside the allow-list.")
     except (UnpackError, ValueError, KeyError, TypeError) as exc:
-        return None, gf.limit_text(str(exc), gf.LIMITS["error"]), "plan"
+        return None, gf.limit_text(str(exc), gf.LIMITS["fatal"]), "plan"
     try:
         _root_trusted(m)
     except Failed as exc:
-        return None, gf.limit_text(str(exc), gf.LIMITS["error"]), "internal"
+        return None, gf.limit_text(str(exc), gf.LIMITS["fatal"]), "internal"
     m.azrdp.exists = True
     lock = m.azrdp.lock
     if lock is not None and lock.run != run_id and lock.until > m.clock:
         message = f"run {lock.run} holds the guest lock until {gf.format_time(lock.until)}."
-        return None, gf.limit_text("locked: " + message, gf.LIMITS["error"]), "locked"
+        return None, gf.limit_text("locked: " + message, gf.LIMITS["fatal"]), "locked"
     m.azrdp.lock = w.Lock(run_id, m.clock + timedelta(seconds=int(plan["dl"]) + ROLLBACK_GRACE + LOCK_MARGIN))
     try:
         if run_id in m.azrdp.runs:
             raise Failed(f"Run {run_id} already exists in this guest.")
         return _execute(m, run_id, plan, fail_ops), None, None
     except Failed as exc:
-        return None, gf.limit_text(str(exc), gf.LIMITS["error"]), "internal"
+        return None, gf.limit_text(str(exc), gf.LIMITS["fatal"]), "internal"
     finally:
         if m.azrdp.lock is not None and m.azrdp.lock.run == run_id:
             m.azrdp.lock = None
@@ -422,7 +434,15 @@ def _execute(m: w.Machine, run_id: str, plan: dict[str, Any], fail_ops: frozense
         applied: list[int] = []
         for op in step["ops"]:
             op = json.loads(json.dumps(op))
-            record: dict[str, Any] = {"i": op["i"], "g": index, "op": op, "s": "applying", "p": None, "a": None, "e": None}
+            record: dict[str, Any] = {
+                "i": op["i"],
+                "g": index,
+                "op": op,
+                "s": "applying",
+                "p": None,
+                "a": None,
+                "e": None,
+            }
             run.records[int(op["i"])] = record
             try:
                 if m.clock + timedelta(seconds=int(op["w"])) > run.deadline:
@@ -434,19 +454,24 @@ def _execute(m: w.Machine, run_id: str, plan: dict[str, Any], fail_ops: frozense
                 record["s"] = outcome["s"] = "refused" if isinstance(exc, Refused) else "failed"
                 record["e"] = outcome["e"] = gf.limit_text(str(exc), gf.LIMITS["error"])
             run.save(record)
-            results.append({"i": op["i"], "s": record["s"], "e": record["e"], "p": record["p"], "a": record["a"]})
+            results.append(
+                {"i": op["i"], "s": record["s"], "e": record["e"], "p": record["p"], "a": record["a"]}
+            )
             if record["s"] != "applied":
                 break
         if outcome["s"] != "applied":
             state = "partial"
-            if applied:
-                failed = _rollback(run, step, applied, run.deadline + timedelta(seconds=ROLLBACK_GRACE))
-                if failed == 0 and outcome["s"] == "failed":
-                    outcome["s"] = "rolledBack"
-                if failed:
-                    outcome["s"] = "failed"
-                    text = f"{failed} change(s) could not be rolled back: {outcome['e']}"
-                    outcome["e"] = gf.limit_text(text, gf.LIMITS["error"])
+            failed = (
+                _rollback(run, step, applied, run.deadline + timedelta(seconds=ROLLBACK_GRACE))
+                if applied
+                else 0
+            )
+            if failed == 0 and outcome["s"] == "failed":
+                outcome["s"] = "rolledBack"  # nothing of it is left changed
+            if failed:
+                outcome["s"] = "failed"
+                text = f"{failed} change(s) could not be rolled back: {outcome['e']}"
+                outcome["e"] = gf.limit_text(text, gf.LIMITS["error"])
         elif int(step["b"]) == 1:
             at_boot = True
     if state == "applied" and plan["u"] and plan["u"] in m.azrdp.runs:
@@ -472,7 +497,15 @@ def _rollback(run: Run, step: dict[str, Any], applied: list[int], deadline: Any)
             continue
         if op["k"] == "cert.rm" and op["tp"] == "@":
             op["tp"] = str(run.records[int(op["of"])]["a"])
-        record: dict[str, Any] = {"i": -1, "g": -1, "op": op, "s": "applying", "p": None, "a": None, "e": None}
+        record: dict[str, Any] = {
+            "i": -1,
+            "g": -1,
+            "op": op,
+            "s": "applying",
+            "p": None,
+            "a": None,
+            "e": None,
+        }
         try:
             run.apply(op, record, deadline)
             forward = run.records[int(op["of"])]
@@ -490,7 +523,7 @@ def records(m: w.Machine, run_id: str) -> tuple[dict[str, Any] | None, str | Non
     try:
         _root_trusted(m)
     except Failed as exc:
-        return None, gf.limit_text(str(exc), gf.LIMITS["error"]), "internal"
+        return None, gf.limit_text(str(exc), gf.LIMITS["fatal"]), "internal"
     data = m.azrdp.runs.get(run_id)
     if data is None or not data.get("run"):
         return None, f"No records of run {run_id} in this guest.", "unknown"

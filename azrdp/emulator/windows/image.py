@@ -18,7 +18,10 @@ from azrdp.emulator.windows import state as w
 from azrdp.guest.facts import parse_time
 from azrdp.guest.sddl import SddlError, parse
 
-TLS_SERVER = {v: w.HKLM + rf"SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols\TLS {v}\Server" for v in ("1.0", "1.1", "1.2", "1.3")}
+TLS_SERVER = {
+    v: w.HKLM + rf"SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols\TLS {v}\Server"
+    for v in ("1.0", "1.1", "1.2", "1.3")
+}
 WINLOGON = w.HKLM + r"SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon"
 FIPS = w.HKLM + r"SYSTEM\CurrentControlSet\Control\Lsa\FIPSAlgorithmPolicy"
 CREDSSP = w.HKLM + r"SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System\CredSSP\Parameters"
@@ -39,7 +42,13 @@ _CIPHERS = (
 # name: (display name, start mode, account, pid, depends on) on a healthy image (reference: services).
 _SERVICES: Mapping[str, tuple[str, str, str, int, tuple[str, ...]]] = {
     "TermService": ("Remote Desktop Services", "Manual", "NT Authority\\NetworkService", 1068, ()),
-    "UmRdpService": ("Remote Desktop Services UserMode Port Redirector", "Manual", "LocalSystem", 1184, ("TermService",)),
+    "UmRdpService": (
+        "Remote Desktop Services UserMode Port Redirector",
+        "Manual",
+        "LocalSystem",
+        1184,
+        ("TermService",),
+    ),
     "SessionEnv": ("Remote Desktop Configuration", "Manual", "LocalSystem", 1092, ()),
     "KeyIso": ("CNG Key Isolation", "Manual", "LocalSystem", 712, ()),
     "CryptSvc": ("Cryptographic Services", "Auto", "NT Authority\\NetworkService", 1420, ()),
@@ -82,15 +91,18 @@ def healthy(now: datetime, boot: datetime) -> w.Machine:
     m.policy_sources = {"securityLayer": 2, "userAuthentication": 2, "minEncryptionLevel": 2}
     m.put_file(w.MACHINEKEYS, parse(MACHINEKEYS_SDDL))
     m.put_file(w.CNG_KEYS, parse(CNG_KEYS_SDDL))
-    key = w.KeyProv(24, w.SELF_SIGNED_CONTAINER, w.SELF_SIGNED_PROVIDER)
-    m.put_file(m.key_path(key), m.key_sd_for_build(False))
+    prov = w.KeyProv(24, w.SELF_SIGNED_CONTAINER, w.SELF_SIGNED_PROVIDER)
+    m.put_file(m.key_path(prov), m.key_sd_for_build(False))
     start = (now - timedelta(days=30)).replace(microsecond=0)
-    m.rd_store[HEALTHY_CERT] = w.Cert(HEALTHY_CERT, start + timedelta(days=180), start, key=key)
+    m.rd_store[HEALTHY_CERT] = w.Cert(HEALTHY_CERT, start + timedelta(days=180), start, key=prov)
     m.services = {
         name.lower(): w.Service(name, display, "Running", mode, account, 0, pid, False, deps)
         for name, (display, mode, account, pid, deps) in _SERVICES.items()
     }
-    m.rules = [w.Rule("RemoteDesktop-UserMode-In-TCP"), w.Rule("RemoteDesktop-UserMode-In-UDP", protocol="UDP")]
+    m.rules = [
+        w.Rule("RemoteDesktop-UserMode-In-TCP"),
+        w.Rule("RemoteDesktop-UserMode-In-UDP", protocol="UDP"),
+    ]
     m.profiles = {n: w.Profile(n) for n in ("Domain", "Private", "Public")}
     m.ts_port = 3389
     m.ts_cert = HEALTHY_CERT
@@ -122,7 +134,16 @@ _TOP = {
     "runtime",
     "azrdp",
 }
-FAULTS = ("no-marker", "truncated", "damaged", "cut", "stderr-only", "unknown-schema", "unsupported", "legacy")
+FAULTS = (
+    "no-marker",
+    "truncated",
+    "damaged",
+    "cut",
+    "stderr-only",
+    "unknown-schema",
+    "unsupported",
+    "legacy",
+)
 _RELATIVE = re.compile(r"^([+-]\d+)([dhm])$")
 
 
@@ -144,7 +165,9 @@ def when(value: Any, now: datetime, where: str) -> datetime:
         match = _RELATIVE.match(value.strip())
         if match:
             amount = int(match.group(1))
-            unit = {"d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}[match.group(2)]
+            unit = {"d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}[
+                match.group(2)
+            ]
             return (now + amount * unit).replace(microsecond=0)
         parsed = parse_time(value)
         if parsed is not None:
@@ -304,6 +327,12 @@ def _load_services(m: w.Machine, services: Mapping[str, Any]) -> None:
             setattr(service, _SERVICE_KEYS[key], tuple(value) if key == "dependsOn" else value)
         if service.state == "Stopped" and "pid" not in values:
             service.pid = 0
+    # The SCM never leaves a service running without its dependencies: a scenario that stops one
+    # stops its dependents too (UmRdpService with TermService).
+    for service in m.services.values():
+        if service.state != "Running":
+            for dependent in m.dependents(service.name):
+                dependent.state, dependent.pid = "Stopped", 0
 
 
 _CERT_KEYS = {
@@ -360,7 +389,9 @@ def _load_cert(m: w.Machine, item: Mapping[str, Any], now: datetime, where: str)
         )
     else:
         key = w.KeyProv(
-            24, str(spec.get("container", default)), str(spec.get("providerName", w.SELF_SIGNED_PROVIDER)),
+            24,
+            str(spec.get("container", default)),
+            str(spec.get("providerName", w.SELF_SIGNED_PROVIDER)),
             int(spec.get("keySpec", 1)),
         )
     cert.key = key
@@ -379,7 +410,10 @@ def _load_cert(m: w.Machine, item: Mapping[str, Any], now: datetime, where: str)
         if item.get("keyDenied", False):
             deny = parse("D:(D;;FA;;;NS)").dacl or ()
             sd = replace(sd, dacl=(*deny, *(sd.dacl or ())))
-    corrupt = bool(spec.get("corrupt", item.get("keyOpens", True) is False))
+    if "corrupt" in spec or "keyOpens" in item:
+        corrupt = bool(spec.get("corrupt", item.get("keyOpens", True) is False))
+    else:
+        corrupt = existing.corrupt if existing is not None else False
     m.put_file(path, sd, corrupt)
 
 
@@ -447,9 +481,13 @@ def _load_events(m: w.Machine, events: Any, now: datetime) -> None:
         ]
         return
     for event_id, value in _obj(events, "guest.events").items():
-        count, sources = (value, []) if isinstance(value, int) else (
-            int(_obj(value, f"guest.events.{event_id}").get("count", 0)),
-            list(value.get("sources", [])),
+        count, sources = (
+            (value, [])
+            if isinstance(value, int)
+            else (
+                int(_obj(value, f"guest.events.{event_id}").get("count", 0)),
+                list(value.get("sources", [])),
+            )
         )
         for i in range(int(count)):
             source = str(sources[i % len(sources)]) if sources else ""
@@ -549,7 +587,9 @@ def dump(m: w.Machine) -> dict[str, Any]:
             "computerName": m.computer,
             "tspkgVersion": m.tspkg,
         },
-        "registry": {k.path: {v.name: _reg_dump(v) for v in k.values.values()} for k in m.registry.keys.values()},
+        "registry": {
+            k.path: {v.name: _reg_dump(v) for v in k.values.values()} for k in m.registry.keys.values()
+        },
         "registrySddl": {k.path: k.sd.text() for k in m.registry.keys.values() if k.sd is not None},
         "policySources": dict(m.policy_sources),
         "pinType": m.hash_type,

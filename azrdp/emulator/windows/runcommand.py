@@ -14,7 +14,9 @@ as if Windows refused them, to exercise the rollback.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -75,10 +77,8 @@ def _after_boot(vm: dict[str, Any], machine: w.Machine) -> bool:
     for service in list(machine.services.values()):
         was = before[service.name]
         if service.start != "Disabled" and (was != "Stopped" or service.start == "Auto"):
-            try:
+            with contextlib.suppress(w.ApiError):
                 machine.start_service(service.name)
-            except w.ApiError:
-                pass
     return True
 
 
@@ -93,7 +93,9 @@ def _kept(guest: Any) -> dict[str, Any]:
     return {k: copy.deepcopy(guest[k]) for k in ("fault", "latencySeconds") if k in guest}
 
 
-def handle_run_command(vm: dict[str, Any], body: Mapping[str, Any], now: datetime | None = None) -> RunCommandOutput:
+def handle_run_command(
+    vm: dict[str, Any], body: Mapping[str, Any], now: datetime | None = None
+) -> RunCommandOutput:
     """Answer an action Run Command on a simulated Windows VM, as azrdp's scripts would."""
     now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     script = body.get("script")
@@ -176,7 +178,14 @@ def _run(
                 rec["all"] = False
     elif mode == "history":
         if m.azrdp.exists and m.azrdp.owner not in (w.SYSTEM, "S-1-5-32-544"):
-            doc.update(ec="internal", e=gf.limit_text(f"C:\\ProgramData\\azrdp is owned by {m.azrdp.owner}, not SYSTEM or Administrators; azrdp will not use it.", gf.LIMITS["error"]))
+            doc.update(
+                ec="internal",
+                e=gf.limit_text(
+                    f"C:\\ProgramData\\azrdp is owned by {m.azrdp.owner}, not SYSTEM or Administrators; "
+                    "azrdp will not use it.",
+                    gf.LIMITS["fatal"],
+                ),
+            )
         else:
             runs = executor.history(m)
             doc["h"] = runs
@@ -225,19 +234,25 @@ def _fault(fault: str, line: str) -> tuple[str, str] | None:
     return None
 
 
-def digest(m: w.Machine) -> str:
+def digest(m: w.Machine, *, set_aside: bool = True) -> str:
     """A digest of the Windows state azrdp may change (registry, ACLs, files, certificates,
     services' configuration and state, firewall), without what only moves forward: the clock,
-    the System log, process ids, TermService's runtime view and azrdp's own records."""
+    the System log, process ids, TermService's runtime view and azrdp's own records.
+
+    With `set_aside=False` it also leaves out the key containers an undo or a rollback moved
+    aside (`<file>.azrdp-<run>-new`): azrdp never deletes key material, so a certificate
+    Windows minted during a run that is then undone stays on disk under that name."""
     import hashlib
     import json
 
     doc = image.dump(m)
     for key in ("events", "runtime", "azrdp"):
         doc.pop(key, None)
+    if not set_aside:
+        doc["files"] = {
+            p: f for p, f in doc["files"].items() if not re.search(r"\.azrdp-[0-9a-f]{12}-new$", p)
+        }
     for service in doc["services"].values():
         service.pop("pid", None)
         service.pop("exitCode", None)
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
-
-

@@ -439,8 +439,10 @@ class Machine:
 
     def _mint(self) -> Cert | None:
         store = self.registry.key(RD_CERTIFICATES) or self.registry.key(RD_STORE)
-        if store is not None and store.sd is not None and not allows(
-            store.sd, SYSTEM_TOKEN, KEY_CREATE_SUB_KEY | KEY_SET_VALUE, "key"
+        if (
+            store is not None
+            and store.sd is not None
+            and not allows(store.sd, SYSTEM_TOKEN, KEY_CREATE_SUB_KEY | KEY_SET_VALUE, "key")
         ):
             return None  # a Deny for SYSTEM on the store key stops the creation
         key = KeyProv(24, SELF_SIGNED_CONTAINER, SELF_SIGNED_PROVIDER)

@@ -22,6 +22,7 @@ $ContractVersion = 2
 $Limits = @{
     text = 40
     error = 80
+    fatal = 200
     errors = 4
     certs = 6
     eku = 3
@@ -545,7 +546,7 @@ try {
 }
 catch {
     $report.ec = 'internal'
-    $report.e = Limit-AzrdpText -Value $_.Exception.Message -Limit $Limits.error
+    $report.e = Limit-AzrdpText -Value $_.Exception.Message -Limit $Limits.fatal
 }
 finally {
     Write-Output (ConvertTo-AzrdpLine -Document $report)

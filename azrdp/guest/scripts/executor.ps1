@@ -22,7 +22,7 @@ $RegWritable = @{
 # Never the guest agent: Run Command needs it.
 $ServicesAllowed = @('TermService', 'UmRdpService', 'SessionEnv', 'KeyIso', 'CertPropSvc', 'CryptSvc', 'MpsSvc', 'BFE')
 $ProfilesAllowed = @('Domain', 'Private', 'Public')
-$KeyFilePattern = '^[0-9a-f]{32}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(\.azrdp-[0-9a-f]{12})?$'
+$KeyFilePattern = '^[0-9a-f]{32}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(\.azrdp-[0-9a-f]{12}(-new)?)?$'
 $CustomRulePattern = '^azrdp-RDP-[0-9]{1,5}$'
 # Only SYSTEM and Administrators, inherited by the run folders.
 $BackupSddl = 'D:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)'
@@ -239,9 +239,13 @@ function Invoke-AzrdpKeyRenameOp {
     $from = Join-Path -Path $MachineKeys -ChildPath ([string]$Op.n)
     $to = Join-Path -Path $MachineKeys -ChildPath ([string]$Op.to)
     $now = ([System.IO.File]::Exists($from) -and -not [System.IO.File]::Exists($to))
-    $Op.x = $true
+    # Optional: the container Windows may have created; nothing to move when it is not there.
+    $Op.x = $now -or ([int]$Op.opt -eq 1 -and -not [System.IO.File]::Exists($from))
     Confirm-AzrdpPrior -Record $Record -Now $now -Op $Op -Dir $Dir
-    if (-not $now) { throw ('refused: ' + [string]$Op.n + ' is missing or ' + [string]$Op.to + ' exists') }
+    if (-not $now) {
+        if ([int]$Op.opt -eq 1 -and -not [System.IO.File]::Exists($from)) { return }
+        throw ('refused: ' + [string]$Op.n + ' is missing or ' + [string]$Op.to + ' exists')
+    }
     [System.IO.File]::Move($from, $to)
     $Record.a = [string]$Op.to
 }
@@ -466,14 +470,14 @@ function Invoke-AzrdpExecute {
     }
     catch {
         $Report.ec = 'plan'
-        $Report.e = Limit-AzrdpText -Value $_.Exception.Message -Limit $Limits.error
+        $Report.e = Limit-AzrdpText -Value $_.Exception.Message -Limit $Limits.fatal
         return
     }
     [void](Initialize-AzrdpRoot -Create $true)
     try { Enter-AzrdpLock -Run $RunId -Seconds ([int]$plan.dl + $RollbackGrace + 120) }
     catch {
         $Report.ec = 'locked'
-        $Report.e = Limit-AzrdpText -Value $_.Exception.Message -Limit $Limits.error
+        $Report.e = Limit-AzrdpText -Value $_.Exception.Message -Limit $Limits.fatal
         return
     }
     $dir = Join-Path -Path $BackupRoot -ChildPath $RunId
@@ -525,13 +529,13 @@ function Invoke-AzrdpExecute {
             }
             if ($outcome.s -ne 'applied') {
                 $state = 'partial'
-                if ($applied.Count -gt 0) {
-                    $failed = Undo-AzrdpStep -Step $step -Applied $applied -Records $records -Dir $dir -Deadline $deadline.AddSeconds($RollbackGrace)
-                    if ($failed -eq 0 -and $outcome.s -eq 'failed') { $outcome.s = 'rolledBack' }
-                    if ($failed -gt 0) {
-                        $outcome.s = 'failed'
-                        $outcome.e = Limit-AzrdpText -Value ([string]$failed + ' change(s) could not be rolled back: ' + $outcome.e) -Limit $Limits.error
-                    }
+                $failed = 0
+                if ($applied.Count -gt 0) { $failed = Undo-AzrdpStep -Step $step -Applied $applied -Records $records -Dir $dir -Deadline $deadline.AddSeconds($RollbackGrace) }
+                # Nothing of the step is left changed: rolled back (a refusal changed nothing at all).
+                if ($failed -eq 0 -and $outcome.s -eq 'failed') { $outcome.s = 'rolledBack' }
+                if ($failed -gt 0) {
+                    $outcome.s = 'failed'
+                    $outcome.e = Limit-AzrdpText -Value ([string]$failed + ' change(s) could not be rolled back: ' + $outcome.e) -Limit $Limits.error
                 }
             }
             elseif ([int]$step.b -eq 1) { $atBoot = $true }
