@@ -101,6 +101,8 @@ class StepResult:
     verified: bool | None = None
     error: str | None = None
     done: list[str] = field(default_factory=list)  # what was actually changed, one line each
+    # What the executor reported per operation (status and error), in the step's order.
+    op_results: list[envelope.OpResult | None] = field(default_factory=list)
 
     @property
     def reboot_required(self) -> bool:
@@ -125,8 +127,19 @@ class StepResult:
             "done": list(self.done),
             "error": self.error,
             "operations": [
-                {"kind": op.KIND, "target": op.target(), "before": op.before(), "after": op.after()}
-                for op in self.step.ops
+                {
+                    "kind": op.KIND,
+                    "target": op.target(),
+                    "before": op.before(),
+                    "after": op.after(),
+                    "status": result.status if result is not None else None,
+                    "error": result.error if result is not None else None,
+                }
+                for op, result in zip(
+                    self.step.ops,
+                    self.op_results or [None] * len(self.step.ops),
+                    strict=True,
+                )
             ],
         }
 
@@ -655,9 +668,13 @@ class Repairer:
             envelope.ROLLED_BACK: ROLLED_BACK,
             envelope.NOT_RUN: NOT_RUN,
         }
+        by_index = {r.index: r for r in report.run.ops}
+        first = 0
         for step, result in zip(todo, _results_by_step(plan, report.run), strict=True):
             step.status = statuses.get(result.status or "", FAILED) if result else NOT_RUN
             step.error = result.error if result else None
+            step.op_results = [by_index.get(first + k) for k in range(len(step.step.ops))]
+            first += len(step.step.ops)
             if step.status == APPLIED:
                 step.done = [f"{step.step.title}: " + "; ".join(step.step.changes)]
             elif step.status == REFUSED:

@@ -466,6 +466,9 @@ def _execute(m: w.Machine, run_id: str, plan: dict[str, Any], fail_ops: frozense
                 if applied
                 else 0
             )
+            for result in results:
+                if int(result["i"]) in applied:
+                    result["s"] = run.records[int(result["i"])]["s"]
             if failed == 0 and outcome["s"] == "failed":
                 outcome["s"] = "rolledBack"  # nothing of it is left changed
             if failed:

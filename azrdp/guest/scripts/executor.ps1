@@ -531,6 +531,7 @@ function Invoke-AzrdpExecute {
                 $state = 'partial'
                 $failed = 0
                 if ($applied.Count -gt 0) { $failed = Undo-AzrdpStep -Step $step -Applied $applied -Records $records -Dir $dir -Deadline $deadline.AddSeconds($RollbackGrace) }
+                foreach ($result in $results) { if ($applied.Contains([int]$result.i)) { $result.s = $records[[int]$result.i].s } }
                 # Nothing of the step is left changed: rolled back (a refusal changed nothing at all).
                 if ($failed -eq 0 -and $outcome.s -eq 'failed') { $outcome.s = 'rolledBack' }
                 if ($failed -gt 0) {
