@@ -187,7 +187,20 @@ class GuestFacts:
     # -- events --
 
     def rcm_events(self) -> dict[int, int]:
-        return {e: self.facts.event_count(e) for e in gf.RCM_EVENTS if self.facts.event_count(e)}
+        """RCM 1057/1058 logged since the listener's certificate was created: older ones belong to
+        its predecessor (a run that replaced the certificate leaves them behind for 7 days)."""
+        cert = self.listener_cert
+        since = gf.parse_time(cert.not_before) if cert is not None else None
+        out = {}
+        for event_id in gf.RCM_EVENTS:
+            event = self.facts.event(event_id)
+            if event is None or not event.count:
+                continue
+            last = gf.parse_time(event.last)
+            if since is not None and last is not None and last < since:
+                continue
+            out[event_id] = int(event.count)
+        return out
 
     def service_events(self, names: tuple[str, ...]) -> dict[int, int]:
         """SCM events that name one of these services (by the display name the collector read)."""

@@ -185,11 +185,16 @@ def outcome_from_output(stdout: str, stderr: str, elapsed_s: float | None) -> Gu
         outcome.error = GuestError(
             f"The in-guest script refused to run: {report.error or 'it returned no facts'}",
             f"({report.error_code})." if report.error_code else "",
-            "Windows PowerShell 5.1 is required (Windows Server 2016 or later)."
-            if report.error_code == "unsupported"
-            else "Use the same azrdp version for the script and the CLI.",
+            _FIXES.get(report.error_code or "", "Use the same azrdp version for the script and the CLI."),
         )
     return outcome
+
+
+_FIXES = {
+    "unsupported": "Windows PowerShell 5.1 is required (Windows Server 2016 or later).",
+    "budget": "The guest holds more than one Run Command output can carry, even trimmed; "
+    "report this with `azrdp diagnose --debug`.",
+}
 
 
 def merge(vm: VmResult, outcome: GuestOutcome, expected_port: int, debug: bool = False) -> DiagnoseVmResult:

@@ -691,6 +691,12 @@ class Repairer:
         if not vmr.applied and report is None and not cp_changed:
             return
         control = [f for f in vm.findings if f.source is not Source.GUEST]
+        if report is not None and report.facts is None and vmr.applied:
+            # The executor's facts did not fit its output beside the run's result: collect again.
+            outcome = diagnose_guest(clients, vm, self.options)
+            vmr.run_commands += 1
+            if outcome.status == "ran" and outcome.report is not None:
+                report = outcome.report
         if report is not None and report.facts is not None:
             guest_after = guest_findings(report, self.options.port)
         else:

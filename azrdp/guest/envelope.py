@@ -108,7 +108,8 @@ class GuestReport:
     records: RunRecords | None = wire("rec")
     history: tuple[HistoryRun, ...] = wire_list("h")
     error: str | None = wire("e")
-    error_code: str | None = wire("ec")  # unsupported | parameter | locked | plan | internal
+    # unsupported | parameter | locked | plan | unknown | budget | internal
+    error_code: str | None = wire("ec")
 
     @property
     def guest_time(self) -> datetime | None:

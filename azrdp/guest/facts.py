@@ -118,17 +118,57 @@ LIMITS: Mapping[str, int] = {
     "error": 80,  # one section or operation error message
     "fatal": 200,  # why a script refused to run (the envelope's e)
     "errors": 4,  # section errors kept
-    "certs": 6,  # certificates listed: in use, pinned, then the Remote Desktop store newest first
+    "certs": 5,  # certificates listed: in use, pinned, then the Remote Desktop store newest first
     "eku": 3,  # EKU object ids per certificate
-    "dependents": 4,  # dependent services per service
+    "dependents": 3,  # dependent services per service
     "owners": 3,  # listening processes per port
-    "customRules": 2,  # azrdp-RDP-* rules listed
-    "blocks": 4,  # inbound Block rules listed (Any port first, then the RDP port, then ranges)
-    "sources": 3,  # distinct services named per event id
-    "runs": 5,  # azrdp runs listed, newest first
+    "customRules": 1,  # azrdp-RDP-* rules listed (the one for the listener's port first)
+    "blocks": 3,  # inbound Block rules listed (Any port first, then the RDP port, then ranges)
+    "sources": 2,  # distinct services named per event id
+    "runs": 4,  # azrdp runs listed, newest first
     "sddl": 1000,  # longer descriptors are reported as an error, never cut
     "events": 9999,  # events counted per id
 }
+
+
+# Over the output budget, the scripts trim the facts in this order, one step at a time until the
+# line fits, and name each step applied in Facts.cut (collector.ps1's $Trims holds the same list;
+# a test compares). Least useful first; counts (nrd, nmy, nblk) always stay whole. When even the
+# last step does not fit, the script reports error code "budget" instead of facts.
+TRIMS = (
+    "dep",  # services' dependents
+    "src",  # the services named by SCM events
+    "eku",  # certificates' EKUs
+    "runs",  # azrdp runs beyond the newest 2
+    "blk",  # inbound Block rules beyond the first
+    "err",  # section errors beyond the first
+    "ksd",  # key file SDDLs but the first certificate's (the one in use)
+    "cert",  # certificates beyond the first 2 (in use, pinned)
+)
+
+
+def trim(facts: Facts, step: str) -> Facts:
+    """One step of TRIMS, as the scripts apply it (the Windows model renders with this)."""
+    r = dataclasses.replace
+    if step == "dep" and facts.services is not None:
+        facts = r(facts, services=tuple(r(s, dependents=()) for s in facts.services))
+    elif step == "src" and facts.events is not None:
+        facts = r(facts, events=tuple(r(e, sources=()) for e in facts.events))
+    elif step == "eku" and facts.certs is not None:
+        facts = r(facts, certs=r(facts.certs, certs=tuple(r(c, eku=()) for c in facts.certs.certs)))
+    elif step == "runs" and facts.azrdp is not None:
+        facts = r(facts, azrdp=r(facts.azrdp, runs=facts.azrdp.runs[:2]))
+    elif step == "blk" and facts.firewall is not None:
+        facts = r(facts, firewall=r(facts.firewall, blocks=facts.firewall.blocks[:1]))
+    elif step == "err":
+        facts = r(facts, errors=facts.errors[:1])
+    elif step == "ksd" and facts.certs is not None:
+        certs = facts.certs.certs
+        rest = tuple(r(c, key=r(c.key, sddl=None)) if c.key is not None else c for c in certs[1:])
+        facts = r(facts, certs=r(facts.certs, certs=certs[:1] + rest))
+    elif step == "cert" and facts.certs is not None:
+        facts = r(facts, certs=r(facts.certs, certs=facts.certs.certs[:2]))
+    return r(facts, cut=(*facts.cut, step))
 
 
 def custom_rule_name(port: int) -> str:
@@ -328,6 +368,7 @@ class EventFacts:
     id: int | None = wire("id")
     count: int | None = wire("n")
     sources: tuple[str, ...] = wire_list("src")  # SCM events: the display names they name
+    last: str | None = wire("t")  # when the newest one was logged (UTC)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -379,6 +420,7 @@ class Facts:
     disk: DiskFacts | None = wire("disk")
     azrdp: AzrdpFacts | None = wire("azr")
     errors: tuple[SectionError, ...] = wire_list("err")
+    cut: tuple[str, ...] = wire_list("cut")  # the TRIMS applied to fit the output budget
 
     # -- plain access (no judgement) --
 

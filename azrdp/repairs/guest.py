@@ -69,10 +69,13 @@ def _dword(key: str, name: str, facts: GuestFacts, value: int) -> gp.RegSet:
 
 
 def _restart(name: str, view: GuestFacts) -> list[gp.Op]:
-    """Restart a service that may run (a disabled one cannot: nothing planned)."""
+    """Restart a service that may run (a disabled one cannot: nothing planned). One that is stopped
+    is started instead, so that its inverse (undo, rollback) stops it again."""
     service = view.facts.service(name)
     if service is None or service.state == "NotFound" or service.start == "Disabled" or service.pending:
         return []
+    if service.state == "Stopped":
+        return [gp.ServiceControl(name, "start", "Stopped")]
     return [gp.ServiceControl(name, "restart")]
 
 
@@ -287,6 +290,11 @@ def trigger_cert(view: GuestFacts, ctx: Context) -> Trigger:
             )
         )
     projected = _project(view, ops)
+    pin_removed = bool(ops)
+    if pin_removed and projected.facts.ts is not None:
+        # Once restarted, TermService falls back on the Remote Desktop store (planned on that).
+        ts = replace(projected.facts.ts, cert_hash="")
+        projected = replace(projected, facts=replace(projected.facts, ts=ts))
     store = _store_acl(projected)
     if isinstance(store, str):
         return Trigger(refused=store)
@@ -294,6 +302,15 @@ def trigger_cert(view: GuestFacts, ctx: Context) -> Trigger:
     if not renew:
         if store is not None:
             ops.append(store)  # the next renewal would fail; nothing to renew now
+        if pin_removed:
+            # The certificate the listener falls back on: its key readable first (R2: R1 first).
+            fallback = projected.listener_cert
+            if fallback is not None and projected.key_state(fallback) is KeyState.UNREADABLE:
+                acl = _key_acl(projected, fallback)
+                if isinstance(acl, str):
+                    return Trigger(refused=acl)
+                ops.append(acl)
+            ops += _restart("SessionEnv", view) + _restart_termservice(projected)
         return Trigger(tuple(ops), notes=(SESSION_NOTE,) if ops else ())
     if store is not None:
         ops.append(store)
@@ -311,9 +328,10 @@ def trigger_cert(view: GuestFacts, ctx: Context) -> Trigger:
     renamed: set[str] = set()
     for cert in bad:
         key = cert.key
-        # A damaged container would be reused by the next certificate: move it aside first.
+        # Windows reuses an existing TSSecKeySet1 container for the next certificate: one that is
+        # damaged, or that NETWORK SERVICE cannot read, moves aside first (never deleted).
         if (
-            projected.key_state(cert) is KeyState.CORRUPT
+            projected.key_state(cert) in (KeyState.CORRUPT, KeyState.UNREADABLE)
             and key is not None
             and key.cng is False
             and key.file

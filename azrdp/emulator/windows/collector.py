@@ -283,7 +283,11 @@ def _firewall(m: w.Machine, listener_port: int) -> gf.FirewallFacts:
     )
     active = _active_rules(m)
     rules = [_rule(r) for name in gf.RDP_RULES for r in active if r.name == name][: len(gf.RDP_RULES)]
-    custom = sorted((r for r in active if r.name.startswith(gf.CUSTOM_RULE_PREFIX)), key=lambda r: r.name)
+    # The rule for the listener's port first, then by name.
+    own = gf.custom_rule_name(listener_port)
+    custom = sorted(
+        (r for r in active if r.name.startswith(gf.CUSTOM_RULE_PREFIX)), key=lambda r: (r.name != own, r.name)
+    )
     rules += [_rule(r) for r in custom[: LIMITS["customRules"]]]
     candidates = []
     for r in active:
@@ -309,7 +313,8 @@ def _firewall(m: w.Machine, listener_port: int) -> gf.FirewallFacts:
 def _events(m: w.Machine) -> tuple[gf.EventFacts, ...]:
     out = []
     for event_id in gf.EVENT_IDS:
-        found = m.count_events(event_id, gf.EVENT_DAYS)
+        # Get-WinEvent reads newest first.
+        found = sorted(m.count_events(event_id, gf.EVENT_DAYS), key=lambda e: e.time, reverse=True)
         if not found:
             continue
         sources: list[str] = []
@@ -318,7 +323,11 @@ def _events(m: w.Machine) -> tuple[gf.EventFacts, ...]:
                 name = _text(event.source) or ""
                 if name and name not in sources and len(sources) < LIMITS["sources"]:
                     sources.append(name)
-        out.append(gf.EventFacts(event_id, min(len(found), LIMITS["events"]), tuple(sources)))
+        out.append(
+            gf.EventFacts(
+                event_id, min(len(found), LIMITS["events"]), tuple(sources), gf.format_time(found[0].time)
+            )
+        )
     return tuple(out)
 
 

@@ -153,7 +153,9 @@ def _run(
     elif not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         doc.update(ec="parameter", e="RdpPort must be a TCP port from 1 to 65535.")
     elif mode == "collect":
-        doc["f"] = to_wire(collect(m, int(port_text)))
+        _fit_facts(doc, collect(m, int(port_text)))
+        if _size(doc) > OUTPUT_BUDGET:
+            doc.update(f=None, ec="budget", e="The facts do not fit Run Command output even trimmed.")
     elif not scripts.has_executor(script):
         doc.update(ec="parameter", e="Mode must be collect: the executor was not sent with this script.")
     elif mode == "execute":
@@ -163,8 +165,20 @@ def _run(
             doc.update(e=error, ec=code)
         else:
             doc["r"] = result
-            doc["f"] = to_wire(collect(m, int(port_text)))
-            _fit(doc)
+            facts = collect(m, int(port_text))
+            doc["f"] = to_wire(facts)
+            # As Invoke-AzrdpExecute: over the budget, the per-op values go first (they stay in
+            # the guest: mode records), then the facts are trimmed, then the op list goes; the
+            # steps' results always come back, and facts that still do not fit stay behind.
+            if _size(doc) > OUTPUT_BUDGET:
+                for op in doc["r"]["ops"]:
+                    op["p"] = op["a"] = None
+                doc["r"]["all"] = False
+            _fit_facts(doc, facts)
+            if _size(doc) > OUTPUT_BUDGET:
+                doc["r"]["ops"] = []
+            if _size(doc) > OUTPUT_BUDGET:
+                doc["f"] = None
         store(vm, m)
     elif mode == "records":
         rec, error, code = executor.records(m, params.get("runid", ""))
@@ -197,17 +211,18 @@ def _run(
 
 
 def _size(doc: Mapping[str, Any]) -> int:
-    return len(ge.MARKER + pack(doc))
+    """The length of the line this document prints (as the scripts measure what they print)."""
+    return len(ge.render_line(from_wire(ge.GuestReport, doc)))
 
 
-def _fit(doc: dict[str, Any]) -> None:
-    """As Invoke-AzrdpExecute: over the budget, the per-op values go first, then the op list."""
-    if _size(doc) > OUTPUT_BUDGET:
-        for result in doc["r"]["ops"]:
-            result["p"] = result["a"] = None
-        doc["r"]["all"] = False
-    if _size(doc) > OUTPUT_BUDGET:
-        doc["r"]["ops"] = []
+def _fit_facts(doc: dict[str, Any], facts: gf.Facts) -> None:
+    """As Limit-AzrdpFacts: over the budget, the facts are trimmed one step of gf.TRIMS at a time."""
+    doc["f"] = to_wire(facts)
+    for step in gf.TRIMS:
+        if _size(doc) <= OUTPUT_BUDGET:
+            return
+        facts = gf.trim(facts, step)
+        doc["f"] = to_wire(facts)
 
 
 def _fault(fault: str, line: str) -> tuple[str, str] | None:

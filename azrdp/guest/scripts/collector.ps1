@@ -24,17 +24,20 @@ $Limits = @{
     error = 80
     fatal = 200
     errors = 4
-    certs = 6
+    certs = 5
     eku = 3
-    dependents = 4
+    dependents = 3
     owners = 3
-    customRules = 2
-    blocks = 4
-    sources = 3
-    runs = 5
+    customRules = 1
+    blocks = 3
+    sources = 2
+    runs = 4
     sddl = 1000
     events = 9999
 }
+# Over the output budget, facts are trimmed in this order (azrdp/guest/facts.py TRIMS).
+$Trims = @('dep', 'src', 'eku', 'runs', 'blk', 'err', 'ksd', 'cert')
+$OutputBudget = 3800
 $RegKeys = [ordered]@{
     ts = 'HKLM:\SYSTEM\CurrentControlSet\Control\Terminal Server'
     rdptcp = 'HKLM:\SYSTEM\CurrentControlSet\Control\Terminal Server\WinStations\RDP-Tcp'
@@ -243,7 +246,7 @@ function Get-AzrdpFacts {
     # Read-only. Also ends every executor run, so the facts after travel with its result.
     param([int]$Port)
     $errs = New-Object 'System.Collections.Generic.List[object]'
-    $f = [ordered]@{ os = $null; reg = $null; regk = @(); ts = $null; svc = $null; lsn = $null; cert = $null; mk = $null; fw = $null; evt = $null; disk = $null; azr = $null; err = $errs }
+    $f = [ordered]@{ os = $null; reg = $null; regk = @(); ts = $null; svc = $null; lsn = $null; cert = $null; mk = $null; fw = $null; evt = $null; disk = $null; azr = $null; err = $errs; cut = (New-Object 'System.Collections.Generic.List[object]') }
     # Sections run in child scopes: what they share goes through this table, never a plain variable.
     $ctx = @{ port = $Port; pin = '' }
     Invoke-AzrdpSection -SectionName 'os' -ErrorList $errs -SectionBody {
@@ -427,7 +430,10 @@ function Get-AzrdpFacts {
             }
         }
         $custom = 0
-        foreach ($rule in @(Get-NetFirewallRule -Name ($CustomRulePrefix + '*') -PolicyStore ActiveStore -ErrorAction SilentlyContinue | Sort-Object -Property Name)) {
+        # The rule for the listener's port first, then by name.
+        $own = $CustomRulePrefix + $ctx.port
+        $named = @(Get-NetFirewallRule -Name ($CustomRulePrefix + '*') -PolicyStore ActiveStore -ErrorAction SilentlyContinue | Sort-Object -Property Name)
+        foreach ($rule in @($named | Where-Object { $_.Name -eq $own }) + @($named | Where-Object { $_.Name -ne $own })) {
             if ($custom -ge $Limits.customRules) { break }
             $rules.Add((Get-AzrdpRule -Rule $rule))
             $custom += 1
@@ -456,6 +462,7 @@ function Get-AzrdpFacts {
         foreach ($query in $EventQueries) {
             $counts = @{}
             $named = @{}
+            $newest = @{}
             foreach ($id in $query.ids) {
                 $counts[$id] = 0
                 $named[$id] = New-Object 'System.Collections.Generic.List[object]'
@@ -467,12 +474,14 @@ function Get-AzrdpFacts {
                 $id = [int]$record.Id
                 if (-not $counts.ContainsKey($id) -or $counts[$id] -ge $Limits.events) { continue }
                 $counts[$id] += 1
+                # Get-WinEvent reads newest first.
+                if (-not $newest.ContainsKey($id)) { $newest[$id] = Format-AzrdpTime -Value $record.TimeCreated }
                 if ($query.named -and @($named[$id]).Count -lt $Limits.sources -and @($record.Properties).Count -gt 0) {
                     $source = Limit-AzrdpText -Value $record.Properties[0].Value
                     if (-not $named[$id].Contains($source)) { $named[$id].Add($source) }
                 }
             }
-            foreach ($id in $query.ids) { if ($counts[$id] -gt 0) { $list.Add(@($id, $counts[$id], $named[$id])) } }
+            foreach ($id in $query.ids) { if ($counts[$id] -gt 0) { $list.Add(@($id, $counts[$id], $named[$id], $newest[$id])) } }
         }
         $f.evt = $list
     }
@@ -519,6 +528,31 @@ function ConvertTo-AzrdpLine {
     return 'AZRDP2:' + [System.Convert]::ToBase64String($memory.ToArray())
 }
 
+function Limit-AzrdpList {
+    param([System.Collections.Generic.List[object]]$List, [int]$Count)
+    while ($List.Count -gt $Count) { $List.RemoveAt($List.Count - 1) }
+}
+
+function Limit-AzrdpFacts {
+    # Over the output budget: trim the facts one step at a time, in $Trims' order, naming each in cut.
+    param($Report)
+    $f = $Report.f
+    foreach ($trim in $Trims) {
+        if ((ConvertTo-AzrdpLine -Document $Report).Length -le $OutputBudget) { return }
+        $certs = New-Object 'System.Collections.Generic.List[object]'
+        if ($null -ne $f.cert) { $certs = $f.cert.l }
+        if ($trim -eq 'dep') { foreach ($service in $f.svc) { $service.dep = @() } }
+        elseif ($trim -eq 'src') { foreach ($row in $f.evt) { $row[2] = @() } }
+        elseif ($trim -eq 'eku') { foreach ($item in $certs) { $item.eku = @() } }
+        elseif ($trim -eq 'runs' -and $null -ne $f.azr) { Limit-AzrdpList -List $f.azr.runs -Count 2 }
+        elseif ($trim -eq 'blk' -and $null -ne $f.fw) { Limit-AzrdpList -List $f.fw.blk -Count 1 }
+        elseif ($trim -eq 'err') { Limit-AzrdpList -List $f.err -Count 1 }
+        elseif ($trim -eq 'ksd') { for ($i = 1; $i -lt @($certs).Count; $i++) { if ($null -ne $certs[$i].k) { $certs[$i].k.sd = $null } } }
+        elseif ($trim -eq 'cert') { Limit-AzrdpList -List $certs -Count 2 }
+        $f.cut.Add($trim)
+    }
+}
+
 # azrdp-include: executor.ps1
 
 $report = [ordered]@{ v = $ContractVersion; m = Limit-AzrdpText -Value $Mode; t = Format-AzrdpTime -Value (Get-Date); e = $null; ec = $null }
@@ -534,6 +568,12 @@ try {
     }
     elseif ($Mode -eq 'collect') {
         $report.f = Get-AzrdpFacts -Port $portNumber
+        Limit-AzrdpFacts -Report $report
+        if ((ConvertTo-AzrdpLine -Document $report).Length -gt $OutputBudget) {
+            $report.f = $null
+            $report.ec = 'budget'
+            $report.e = 'The facts do not fit Run Command output even trimmed.'
+        }
     }
     elseif ($null -ne (Get-Command -Name 'Invoke-AzrdpExecute' -CommandType Function -ErrorAction SilentlyContinue)) {
         # Modes execute, records and history, present when azrdp sent the executor's functions.

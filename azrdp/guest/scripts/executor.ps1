@@ -26,7 +26,6 @@ $KeyFilePattern = '^[0-9a-f]{32}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0
 $CustomRulePattern = '^azrdp-RDP-[0-9]{1,5}$'
 # Only SYSTEM and Administrators, inherited by the run folders.
 $BackupSddl = 'D:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)'
-$OutputBudget = 3800
 $RollbackGrace = 120
 
 function Invoke-AzrdpNative {
@@ -464,9 +463,9 @@ function Invoke-AzrdpExecute {
         return
     }
     try {
-        $plan = ConvertFrom-AzrdpToken -Token $Plan
-        if ([int]$plan.v -ne $ExecutorVersion -or [string]$plan.run -cne $RunId) { throw 'plan: not a plan of this version for this run' }
-        foreach ($step in @($plan.steps)) { foreach ($op in @($step.ops) + @($step.rb)) { Assert-AzrdpAllowed -Op $op } }
+        $document = ConvertFrom-AzrdpToken -Token $Plan
+        if ([int]$document.v -ne $ExecutorVersion -or [string]$document.run -cne $RunId) { throw 'plan: not a plan of this version for this run' }
+        foreach ($step in @($document.steps)) { foreach ($op in @($step.ops) + @($step.rb)) { Assert-AzrdpAllowed -Op $op } }
     }
     catch {
         $Report.ec = 'plan'
@@ -474,7 +473,7 @@ function Invoke-AzrdpExecute {
         return
     }
     [void](Initialize-AzrdpRoot -Create $true)
-    try { Enter-AzrdpLock -Run $RunId -Seconds ([int]$plan.dl + $RollbackGrace + 120) }
+    try { Enter-AzrdpLock -Run $RunId -Seconds ([int]$document.dl + $RollbackGrace + 120) }
     catch {
         $Report.ec = 'locked'
         $Report.e = Limit-AzrdpText -Value $_.Exception.Message -Limit $Limits.fatal
@@ -489,12 +488,12 @@ function Invoke-AzrdpExecute {
         if (Test-Path -LiteralPath $dir) { throw ('Run ' + $RunId + ' already exists in this guest.') }
         $null = New-Item -ItemType Directory -Path $dir -Force
         $boot = Format-AzrdpTime -Value (Get-CimInstance -ClassName Win32_OperatingSystem).LastBootUpTime
-        $run = [ordered]@{ id = $RunId; t = Format-AzrdpTime -Value (Get-Date); boot = $boot; st = 'applying'; rb = $false; u = [string]$plan.u; steps = $steps }
+        $run = [ordered]@{ id = $RunId; t = Format-AzrdpTime -Value (Get-Date); boot = $boot; st = 'applying'; rb = $false; u = [string]$document.u; steps = $steps }
         Write-AzrdpJson -Path (Join-Path -Path $dir -ChildPath 'run.json') -Value $run
-        $deadline = (Get-Date).AddSeconds([int]$plan.dl)
+        $deadline = (Get-Date).AddSeconds([int]$document.dl)
         $records = @{}
         $stepIndex = 0
-        foreach ($step in @($plan.steps)) {
+        foreach ($step in @($document.steps)) {
             $outcome = [ordered]@{ id = [string]$step.id; s = 'applied'; e = $null }
             $steps.Add($outcome)
             if ($state -ne 'applied') {
@@ -542,8 +541,8 @@ function Invoke-AzrdpExecute {
             elseif ([int]$step.b -eq 1) { $atBoot = $true }
             $stepIndex += 1
         }
-        if ($state -eq 'applied' -and [string]$plan.u -ne '') {
-            $undone = Join-Path -Path (Join-Path -Path $BackupRoot -ChildPath ([string]$plan.u)) -ChildPath 'run.json'
+        if ($state -eq 'applied' -and [string]$document.u -ne '') {
+            $undone = Join-Path -Path (Join-Path -Path $BackupRoot -ChildPath ([string]$document.u)) -ChildPath 'run.json'
             if (Test-Path -LiteralPath $undone) {
                 $old = Read-AzrdpJson -Path $undone
                 $old.st = 'undone'
@@ -565,7 +564,10 @@ function Invoke-AzrdpExecute {
         }
         $Report.r.all = $false
     }
+    Limit-AzrdpFacts -Report $Report
     if ((ConvertTo-AzrdpLine -Document $Report).Length -gt $OutputBudget) { $Report.r.ops = @() }
+    # The steps' results always come back; facts that still do not fit stay behind (azrdp collects again).
+    if ((ConvertTo-AzrdpLine -Document $Report).Length -gt $OutputBudget) { $Report.f = $null }
 }
 
 function Get-AzrdpRunFolder {
