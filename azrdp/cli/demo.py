@@ -22,6 +22,7 @@ from azrdp.cli.params import DebugOpt, NoColorOpt, OnlyShowErrorsOpt, OutputOpt,
 from azrdp.cli.render import emit
 from azrdp.cli.terminal import Terminal, handle_errors
 from azrdp.errors import UsageError
+from azrdp.model import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -126,7 +127,7 @@ def run_demo(runcommand_seconds: float, observer: Any) -> dict[str, Any]:
             }
         )
     return {
-        "schemaVersion": "1",
+        "schemaVersion": SCHEMA_VERSION,
         "command": "demo",
         "sourceIp": DEMO_SOURCE_IP,
         "vms": rows,

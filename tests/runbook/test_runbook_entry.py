@@ -55,7 +55,7 @@ def test_check_through_managed_identity(make_emulator: Callable[..., Emulator], 
     doc_code, doc, stderr = run_runbook(
         ["*", "*", emu.subscription_id, "check"], automation_env(emu, isolated_env)
     )
-    assert doc["schemaVersion"] == "1"
+    assert doc["schemaVersion"] == "2"
     assert doc["summary"]["total"] >= 1
     assert doc["summary"]["blocked"] >= 1
     assert doc_code == 4, stderr
