@@ -2,9 +2,9 @@
 
 It starts the emulator with a fleet in which every VM fails RDP for a different reason, diagnoses
 the group (control plane and, through Run Command, each guest), repairs the broken VMs with
-`--yes` semantics (one Run Command per VM, backed up and verified), diagnoses again and shows the
-before / after. Nothing leaves this machine: the emulator listens on 127.0.0.1 only, and the
-journal of control-plane changes goes to a temporary directory.
+`--yes` semantics (one more Run Command per VM, the diagnosis reused; backed up and verified),
+diagnoses again and shows the before / after. Nothing leaves this machine: the emulator listens
+on 127.0.0.1 only, and the journal of control-plane changes goes to a temporary directory.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ INCLUDE = f"# azrdp-include: {EXECUTOR}"
 # Learn documents no script-size limit for action Run Command; azrdp refuses above its own ceiling
 # and keeps the scripts under a smaller budget that a test measures.
 SCRIPT_LIMIT = 64 * 1024
-SCRIPT_BUDGET = 48 * 1024
+SCRIPT_BUDGET = 56 * 1024
 CMD_LINE_LIMIT = 8191  # cmd.exe (Learn: "Command prompt (Cmd. exe) command-line string limitation")
 PARAMETERS_LIMIT = 6000  # ours, leaving room for Run Command's own powershell -File ... prefix
 # Run Command's handler puts each parameter on the script's command line as `-Name value`, unquoted,

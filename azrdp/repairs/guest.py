@@ -774,10 +774,11 @@ _register(
     risk=Risk.MEDIUM,
     changes=(
         "Removes only expired or key-less entries of the Remote Desktop store (by thumbprint), moves a "
-        "damaged key container aside (never deletes it), clears an SSLCertificateSHA1Hash binding that names "
-        "a missing or expired certificate, removes Deny entries for SYSTEM on the store key, restarts "
-        "SessionEnv and TermService and waits (bounded) for Windows to create a new certificate. Never "
-        "touches a Group Policy binding or the My store."
+        "damaged or unreadable key container aside so Windows does not reuse it (never deletes it), clears "
+        "an SSLCertificateSHA1Hash binding that names a missing or expired certificate (and makes the key of "
+        "the certificate the listener falls back on readable), removes Deny entries for SYSTEM on the store "
+        "key, restarts SessionEnv and TermService and waits (bounded) for Windows to create a new "
+        "certificate. Never touches a Group Policy binding or the My store."
     ),
     backup="The serialized store entry of each removed certificate "
     "(public part and key link; never the key).",

@@ -70,7 +70,13 @@ def test_the_marker_line_is_the_last_one_and_survives_noise_before_it() -> None:
     assert ge.parse_output(out) == report
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(), lambda c: st.lists(c) | st.dictionaries(st.text(), c), max_leaves=20))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(),
+        lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+        max_leaves=20,
+    )
+)
 def test_pack_and_token_round_trip(data: object) -> None:
     assert unpack(pack(data)) == data
     token = pack_token(data)
@@ -91,7 +97,7 @@ def test_a_plan_is_one_command_line_token_and_round_trips() -> None:
     for step in doc["steps"]:
         for op in step["ops"]:
             assert {"i", "k", "chk", "of", "w"} <= set(op)
-            assert gp.op_from_wire(op).KIND == op["k"]
+            assert op["k"] == gp.op_from_wire(op).KIND
 
 
 def test_the_schema_keys_are_short_and_unique_per_class() -> None:
