@@ -159,21 +159,28 @@ def parse_code(text: str) -> tuple[int, str | None]:
     """A code as typed (0x904, 904h, 2308, or a name) -> (value, the table a name belongs to)."""
     raw = text.strip()
     lowered = raw.lower()
+    shown = raw if len(raw) <= 40 else f"{raw[:24]}... ({len(raw)} characters)"
+    too_large = UsageError(
+        f"'{shown}' is larger than any RDP error code.",
+        "RDP codes are 32-bit values.",
+        fix="Copy the code exactly as the client shows it, e.g. 0x904.",
+    )
     value: int | None = None
     for pattern in (_HEX_PREFIXED, _HEX_SUFFIXED):
         match = pattern.match(lowered)
         if match:
+            # Counted before converting: Python refuses to convert more than 4300 decimal digits.
+            if len(match.group(1).lstrip("0")) > 8:
+                raise too_large
             value = int(match.group(1), 16)
             break
     if value is None and _DECIMAL.match(lowered):
+        if len(lowered.lstrip("0")) > 10:
+            raise too_large
         value = int(lowered, 10)
     if value is not None:
         if value > MAX_CODE:
-            raise UsageError(
-                f"'{raw}' is larger than any RDP error code.",
-                "RDP codes are 32-bit values.",
-                fix="Copy the code exactly as the client shows it, e.g. 0x904.",
-            )
+            raise too_large
         return value, None
     if _NAME.match(raw):
         hits = _name_index().get(_normalise_name(raw), [])
@@ -186,7 +193,7 @@ def parse_code(text: str) -> tuple[int, str | None]:
                 fix="Use the full name with its prefix, or the number.",
             )
     raise UsageError(
-        f"'{raw}' is not an RDP error code.",
+        f"'{shown}' is not an RDP error code.",
         "It is neither a number (0x904, 904h, 2308) nor the name of a known code.",
         fix="Pass the code as the client shows it, e.g. azrdp explain 0x904 --extended 0x7.",
     )

@@ -115,18 +115,31 @@ class JournalEntry:
 
 
 def record(entry: JournalEntry) -> JournalEntry:
-    """Append one entry; the directory is created private to the user."""
+    """Append one entry, on disk before this returns; the directory is created private to the user."""
     path = journal_path()
-    line = entry.to_json() + "\n"
+    data = (entry.to_json() + "\n").encode("utf-8")
     with _write_lock:
         ensure_writable()
         # One write of one line in append mode: concurrent azrdp processes never interleave lines.
-        fd = _open_journal(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        fd = _open_journal(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
         try:
-            os.write(fd, line.encode("utf-8"))
+            if _ends_torn(fd):
+                # A process killed mid-write left half a line: end it, or this entry would be glued
+                # to it and skipped with it (undo would then miss, say, the NSG rule it records).
+                data = b"\n" + data
+            os.write(fd, data)
+            os.fsync(fd)
         finally:
             os.close(fd)
     return entry
+
+
+def _ends_torn(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return False
+    os.lseek(fd, size - 1, os.SEEK_SET)
+    return os.read(fd, 1) != b"\n"
 
 
 # The journal decides what `azrdp undo` deletes in Azure, with the user's credentials: it is trusted
@@ -136,16 +149,45 @@ _TRUST_WHY = "The journal decides what `azrdp undo` deletes in Azure, so azrdp t
 
 
 def ensure_writable() -> None:
-    """Create the config directory private to the user, or check the existing one (before any change)."""
+    """Create the config directory private to the user, or check the existing one, and check the
+    journal file if there is one: `repair` and `undo` call this before their first change."""
     directory = config_dir()
     try:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _make_private(directory)
     except OSError as exc:
         raise UsageError(
             f"Cannot create the azrdp config directory {directory}: {exc.strerror or exc}.",
             fix="Set AZRDP_CONFIG_DIR to a directory of yours.",
         ) from None
     _check_directory(directory)
+    path = journal_path()
+    try:
+        info = os.lstat(path)  # never opened here: a FIFO would block the open
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise UsageError(
+            f"Cannot read the azrdp journal {path}: {exc.strerror or exc}.",
+            fix="Fix its permissions, or set AZRDP_CONFIG_DIR to a directory of yours.",
+        ) from None
+    problem = _file_problem(info)
+    if problem:
+        raise _untrusted(path, problem)
+
+
+def _make_private(directory: Path) -> None:
+    """mkdir -p with every directory azrdp creates 0700, whatever the umask (mkdir's parents would
+    get 0777 & ~umask: world-writable under umask 000). The XDG base directory spec asks 0700 too."""
+    missing: list[Path] = []
+    current = directory
+    while not current.exists() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, 0o700)  # the umask can only take bits away from 0700
+        except FileExistsError:
+            continue  # another azrdp process made it first; _check_directory judges the final one
 
 
 def _trusted_owners() -> tuple[int, ...]:
@@ -171,41 +213,61 @@ def _check_directory(directory: Path) -> None:
         )
 
 
+def _file_problem(info: os.stat_result) -> str:
+    """Why a journal file with this stat is not trusted ('' when it is)."""
+    if stat.S_ISLNK(info.st_mode):
+        return "is a symbolic link"
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a regular file" + (" (it is a FIFO)" if stat.S_ISFIFO(info.st_mode) else "")
+    if not hasattr(os, "geteuid"):
+        return ""
+    if info.st_uid not in _trusted_owners():
+        return f"belongs to another user (uid {info.st_uid})"
+    if info.st_mode & 0o022:
+        return "is writable by other users"
+    return ""
+
+
+def _untrusted(path: Path, problem: str) -> UsageError:
+    if problem == "is a symbolic link":
+        return UsageError(
+            f"The azrdp journal {path} cannot be used.",
+            "It is a symbolic link. " + _TRUST_WHY,
+            fix=f"Remove the link {path}; azrdp creates the journal itself.",
+        )
+    return UsageError(
+        f"The azrdp journal {path} {problem}.",
+        _TRUST_WHY,
+        fix=f"chmod 600 {path} if it is yours, or move it away; azrdp then starts a new one.",
+    )
+
+
 def _open_journal(path: Path, flags: int) -> int:
-    """The journal file opened without following a symlink, checked to be the user's own file."""
+    """The journal file opened without following a symlink, checked to be the user's own file.
+
+    O_NONBLOCK: opening a FIFO planted in its place would otherwise wait for a writer or reader
+    forever; it opens (or fails) at once and fstat then refuses it.
+    """
+    extra = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        fd = os.open(path, flags | extra, 0o600)
     except FileNotFoundError:
         raise
     except OSError as exc:
-        if path.is_symlink():
-            raise UsageError(
-                f"The azrdp journal {path} cannot be used.",
-                "It is a symbolic link. " + _TRUST_WHY,
-                fix=f"Remove the link {path}; azrdp creates the journal itself.",
-            ) from None
+        try:
+            problem = _file_problem(os.lstat(path))
+        except OSError:
+            problem = ""
+        if problem:
+            raise _untrusted(path, problem) from None
         raise UsageError(
             f"Cannot open the azrdp journal {path}: {exc.strerror or exc}.",
             fix="Fix its permissions, or set AZRDP_CONFIG_DIR to a directory of yours.",
         ) from None
-    if hasattr(os, "geteuid"):
-        info = os.fstat(fd)
-        problem = (
-            "is not a regular file"
-            if not stat.S_ISREG(info.st_mode)
-            else f"belongs to another user (uid {info.st_uid})"
-            if info.st_uid not in _trusted_owners()
-            else "is writable by other users"
-            if info.st_mode & 0o022
-            else ""
-        )
-        if problem:
-            os.close(fd)
-            raise UsageError(
-                f"The azrdp journal {path} {problem}.",
-                _TRUST_WHY,
-                fix=f"chmod 600 {path} if it is yours, or move it away; azrdp then starts a new one.",
-            )
+    problem = _file_problem(os.fstat(fd))
+    if problem:
+        os.close(fd)
+        raise _untrusted(path, problem)
     return fd
 
 

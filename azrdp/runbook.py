@@ -15,7 +15,6 @@ IDENTITY_ENDPOINT / IDENTITY_HEADER (set AZURE_CLIENT_ID for a user-assigned ide
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -23,6 +22,7 @@ from typing import Any, NoReturn
 from azrdp import __version__
 from azrdp.errors import AzrdpError, ExitCode, UsageError
 from azrdp.model import SCHEMA_VERSION
+from azrdp.text import json_text, printable
 
 MODES = ("check", "diagnose", "plan", "repair")
 ALL = "*"
@@ -50,8 +50,19 @@ def _parser() -> argparse.ArgumentParser:
 def _targets(args: argparse.Namespace) -> Any:
     from azrdp.targets import parse_targets
 
-    vm = None if args.vm in ("", ALL) else args.vm
-    group = None if args.resource_group in ("", ALL) else args.resource_group
+    # Only `*` means every VM: an empty parameter (left unset in the job) is refused, never a fleet.
+    for label, value, scope in (
+        ("VM", args.vm, "group"),
+        ("RESOURCE_GROUP", args.resource_group, "subscription"),
+    ):
+        if not value.strip():
+            raise UsageError(
+                f"The runbook parameter {label} is empty.",
+                "An empty parameter never stands for every VM.",
+                fix=f"Pass the name, or * for every VM of the {scope}.",
+            )
+    vm = None if args.vm == ALL else args.vm
+    group = None if args.resource_group == ALL else args.resource_group
     if vm and not group:
         raise UsageError("A VM name needs its resource group.", fix="Pass the group, or * for the VM.")
     return parse_targets(vm=vm, resource_group=group, all_vms=group is None)
@@ -60,9 +71,11 @@ def _targets(args: argparse.Namespace) -> Any:
 def run(argv: Sequence[str]) -> tuple[dict[str, Any], int]:
     """Run one job; returns the result document and the exit code. Raises only AzrdpError."""
     from azrdp.engine.check import CheckOptions, run_check
+    from azrdp.query import compile_query
     from azrdp.targets import validate_port, validate_source
 
     args = _parser().parse_args(list(argv))
+    compile_query(args.query)  # before any work: a typo must not cost a repair that already ran
     options = CheckOptions(port=validate_port(args.port), source_ip=validate_source(args.source_ip))
     targets = _targets(args)
     subscription = args.subscription
@@ -99,14 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         doc, code = run(argv)
     except AzrdpError as err:
         doc, code = {"schemaVersion": SCHEMA_VERSION, "error": err.to_dict()}, int(err.exit_code)
-        print(f"azrdp: {err.message}" + (f" Fix: {err.fix}" if err.fix else ""), file=sys.stderr)
+        print(printable(f"azrdp: {err.message}" + (f" Fix: {err.fix}" if err.fix else "")), file=sys.stderr)
     except KeyboardInterrupt:
         doc, code = {"schemaVersion": SCHEMA_VERSION, "error": {"code": "Interrupted"}}, ExitCode.INTERRUPTED
     except Exception as exc:  # the job must still end with a document and a failing exit code
         message = f"Unexpected {type(exc).__name__}: {' '.join(str(exc).split())}"
         doc, code = {"schemaVersion": SCHEMA_VERSION, "error": {"code": "Unexpected", "message": message}}, 1
-        print(f"azrdp: {message}", file=sys.stderr)
-    print(json.dumps(doc, indent=2, ensure_ascii=False))
+        print(printable(f"azrdp: {message}"), file=sys.stderr)
+    print(json_text(doc))
     sys.stdout.flush()
     return int(code)
 

@@ -150,6 +150,27 @@ def parse_tag(value: str | None) -> TagFilter | None:
     return TagFilter(key, tag_value if sep else None)
 
 
+def refuse_empty(
+    vm: str | None, name: str | None, resource_group: str | None, ids: Sequence[str] | None
+) -> None:
+    """An empty name (an unset shell variable) must never widen the target to a whole group."""
+    for label, value in (("The VM name", vm), ("-n/--name", name), ("-g/--resource-group", resource_group)):
+        if value is not None and not value.strip():
+            raise UsageError(
+                f"{label} is empty.",
+                "An empty value (often an unset shell variable) would otherwise widen the target, "
+                "e.g. to every VM of the group.",
+                fix="Pass the name; for every VM of a group pass -g GROUP without a VM name.",
+            )
+    if any(not value.strip() for value in ids or ()):
+        raise UsageError(
+            "An --ids value is empty.",
+            "An empty value (often an unset shell variable or an empty `az vm list`) is not a VM.",
+            fix="Pass VM resource IDs, e.g. --ids \"$(az vm list --query '[].id' -o tsv)\", and check "
+            "that the list is not empty.",
+        )
+
+
 def parse_targets(
     vm: str | None = None,
     name: str | None = None,
@@ -158,6 +179,7 @@ def parse_targets(
     all_vms: bool = False,
     tag: str | None = None,
 ) -> Targets:
+    refuse_empty(vm, name, resource_group, ids)
     id_list = split_ids(ids)
     positional = vm.strip() if vm else None
     if positional and positional.lower().startswith("/subscriptions/"):

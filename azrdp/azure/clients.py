@@ -8,6 +8,7 @@ the emulator without a line of test-only code.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 from collections.abc import Iterator
@@ -44,8 +45,10 @@ def _float_env(name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise UsageError(f"{name} {raw!r} is not a number.", fix=f"Set {name} to seconds, e.g. 2.") from None
-    if value < 0:
-        raise UsageError(f"{name} must not be negative.", fix=f"Set {name} to seconds, e.g. 2.")
+    if not math.isfinite(value) or value < 0:  # nan passes `< 0`; inf would wait forever
+        raise UsageError(
+            f"{name} {raw!r} is not a finite number of 0 or more.", fix=f"Set {name} to seconds, e.g. 2."
+        )
     return value
 
 

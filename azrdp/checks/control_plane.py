@@ -644,7 +644,8 @@ def facts_incomplete(facts: ControlPlaneFacts) -> list[Finding]:
             Severity.WARNING,
             "Some network resources of the VM could not be read",
             "; ".join(f"{rid.rsplit('/', 1)[-1]}: {why}" for rid, why in problems)
-            + ". The network verdict may be incomplete.",
+            + ". Without them the verdict would be a guess: the VM's status is unknown (exit 1), never "
+            "healthy.",
             "Grant Reader on the resource groups holding them (Microsoft.Network/*/read), then check again.",
             unreadable=[{"id": rid, "reason": why} for rid, why in problems],
         )

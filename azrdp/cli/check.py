@@ -6,8 +6,6 @@ Control-plane only: VM state, guest agent, NICs, NSGs (subnet and NIC), public I
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Annotated
 
 import typer
@@ -109,7 +107,7 @@ def check(
         boot_diagnostics=boot_diagnostics,
         health=health,
     )
-    from azrdp.cli.render import emit
+    from azrdp.cli.render import emit, write_json
 
     with ProgressView(term, fleet=targets.is_fleet) as progress:
         result = run_check(
@@ -125,11 +123,9 @@ def check(
         and query is None
         and (output is OutputFormat.json or (output is None and not term.stdout_is_tty))
     ):
-        # Same text as emit's json, written chunk by chunk: an indented dump of a large fleet
-        # would otherwise hold every fragment in memory at once.
-        json.dump(doc, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
-        sys.stdout.flush()
+        # Same text as emit's json (escapes included), written chunk by chunk: an indented dump of
+        # a large fleet would otherwise hold every fragment in memory at once.
+        write_json(doc)
     else:
         emit(doc, term, output, query, human=human_view, table_rows=table_rows)
     code = int(result.exit_code)

@@ -38,6 +38,7 @@ def human_view(doc: Mapping[str, Any], console: Console) -> None:
         [
             ("blocked", summary.get("blocked", 0)),
             ("could not be read", summary.get("errors", 0)),
+            ("unknown (not everything could be read)", summary.get("unknown", 0)),
             ("healthy", summary.get("healthy", 0)),
             ("with the guest step skipped", guest.get("skipped", 0)),
             ("with the guest step failed", guest.get("error", 0)),

@@ -155,21 +155,25 @@ def observer_note(observer: Any, message: str) -> None:
 
 def _human(doc: Mapping[str, Any], console: Console) -> None:
     from rich.table import Table
+    from rich.text import Text
+
+    from azrdp.cli.terminal import inert
 
     table = Table(title="azrdp demo: before and after", title_justify="left", expand=False)
     for column in ("VM", "what is wrong", "before", "repairs applied", "after"):
         table.add_column(column, overflow="fold")
     for row in doc["vms"]:
-        after = ", ".join(row["after"]) or "[green]RDP clear[/green]"
+        after = inert(", ".join(row["after"])) if row["after"] else Text("RDP clear", style="green")
         if row["rebootRequired"]:
-            after = "[yellow]applied: restart the VM to verify[/yellow]"
+            after = Text("applied: restart the VM to verify", style="yellow")
         if row["warningsAfter"]:
-            after += "\n[yellow]warning: " + ", ".join(row["warningsAfter"]) + "[/yellow]"
+            after.append("\n")
+            after.append_text(inert("warning: " + ", ".join(row["warningsAfter"]), "yellow"))
         table.add_row(
-            row["name"],
-            row["failure"],
-            ", ".join(row["before"]) or "RDP clear",
-            ", ".join(row["repairs"]) or "-",
+            inert(row["name"]),
+            inert(row["failure"]),
+            inert(", ".join(row["before"]) or "RDP clear"),
+            inert(", ".join(row["repairs"]) or "-"),
             after,
         )
     console.print(table)

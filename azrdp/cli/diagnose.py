@@ -6,6 +6,7 @@ module parses flags, shows a spinner with the elapsed time and renders the resul
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 import typer
@@ -33,6 +34,7 @@ from azrdp.cli.params import (
     VerboseOpt,
     VerifyOpt,
     VmArg,
+    seconds,
 )
 from azrdp.cli.terminal import ProgressView, Terminal, handle_errors, printable
 from azrdp.errors import UsageError
@@ -42,13 +44,17 @@ WaitTimeoutOpt = Annotated[
     typer.Option(
         "--wait-timeout",
         envvar="AZRDP_WAIT_TIMEOUT",
+        callback=seconds(zero=True),
         help="Seconds to wait for a Run Command already in progress on a VM (409 Conflict).",
     ),
 ]
 TimeoutOpt = Annotated[
     float,
     typer.Option(
-        "--timeout", envvar="AZRDP_TIMEOUT", help="Seconds to wait for the in-guest script to finish."
+        "--timeout",
+        envvar="AZRDP_TIMEOUT",
+        callback=seconds(zero=False),
+        help="Seconds to wait for the in-guest script to finish.",
     ),
 ]
 ConcurrencyOpt = Annotated[
@@ -89,9 +95,11 @@ def run_diagnose_command(
     from azrdp.cli.targeting import resolve_targets
     from azrdp.targets import validate_network_watcher, validate_port, validate_protocol, validate_source
 
-    for label, value in (("--wait-timeout", wait_timeout), ("--timeout", timeout)):
-        if value < 0:
-            raise UsageError(f"{label} must not be negative.", fix=f"Pass seconds, e.g. {label} 300.")
+    for label, value, zero in (("--wait-timeout", wait_timeout, True), ("--timeout", timeout, False)):
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+            raise UsageError(
+                f"{label} {value} is not a usable timeout.", fix=f"Pass seconds, e.g. {label} 300."
+            )
     if concurrency < 1:
         raise UsageError("--concurrency must be at least 1.", fix="Pass e.g. --concurrency 10.")
     targets = resolve_targets("diagnose", vm, name, resource_group, ids, all_vms=all_vms, tag=tag)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from azrdp.cli.params import NoColorOpt, OutputOpt, QueryOpt
+from azrdp.cli.params import NoColorOpt, OutputOpt, QueryOpt, seconds
 from azrdp.cli.terminal import Terminal, handle_errors
 from azrdp.errors import UsageError
 
@@ -41,10 +41,19 @@ def serve(
         int, typer.Option("--port", min=0, max=65535, help="HTTPS port on 127.0.0.1 (0: any free).")
     ] = 0,
     latency_ms: Annotated[
-        float, typer.Option("--latency-ms", min=0, help="Added to every ARM response.")
+        float,
+        typer.Option(
+            "--latency-ms", min=0, callback=seconds(zero=True, unit="ms"), help="Added to every ARM response."
+        ),
     ] = 0,
     jitter_ms: Annotated[
-        float, typer.Option("--jitter-ms", min=0, help="Random extra latency, 0..N ms.")
+        float,
+        typer.Option(
+            "--jitter-ms",
+            min=0,
+            callback=seconds(zero=True, unit="ms"),
+            help="Random extra latency, 0..N ms.",
+        ),
     ] = 0,
     request_log: Annotated[
         Path | None,
@@ -60,7 +69,10 @@ def serve(
         typer.Option("--faults", help="Injected faults, e.g. '503:0.05,reset:0.01' or '429@3,500@7'."),
     ] = None,
     runcommand_seconds: Annotated[
-        float, typer.Option("--runcommand-seconds", min=0, help="How long a Run Command takes.")
+        float,
+        typer.Option(
+            "--runcommand-seconds", min=0, callback=seconds(zero=True), help="How long a Run Command takes."
+        ),
     ] = 0.2,
     no_throttle: Annotated[
         bool, typer.Option("--no-throttle", help="Disable the ARM token-bucket throttling.")

@@ -7,6 +7,8 @@ result (Output) and switches every command takes (Global).
 from __future__ import annotations
 
 import enum
+import math
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -32,6 +34,34 @@ class Cloud(str, enum.Enum):
     AzureChinaCloud = "AzureChinaCloud"
 
 
+def _compiled_query(value: str | None) -> str | None:
+    """--query is compiled while the flags are parsed: a typo is exit 2 before anything runs."""
+    from azrdp.query import query_problem
+
+    problem = query_problem(value)
+    if problem:
+        raise typer.BadParameter(f"not valid JMESPath: {problem}")
+    return value
+
+
+def seconds(*, zero: bool, unit: str = "seconds") -> Callable[[float | None], float | None]:
+    """A callback for a duration flag: finite, above 0 (or 0 too with `zero`).
+
+    Click's FloatRange lets nan through (every comparison with nan is false), and inf means never.
+    """
+
+    def check(value: float | None) -> float | None:
+        if value is None:
+            return None
+        if not math.isfinite(value):
+            raise typer.BadParameter(f"{value} is not a finite number of {unit}")
+        if value < 0 or (value == 0 and not zero):
+            raise typer.BadParameter(f"{value:g} is too short: pass {'0 or ' if zero else ''}more {unit}")
+        return value
+
+    return check
+
+
 OutputOpt = Annotated[
     OutputFormat | None,
     typer.Option(
@@ -48,6 +78,7 @@ QueryOpt = Annotated[
     typer.Option(
         "--query",
         rich_help_panel=OUTPUT_PANEL,
+        callback=_compiled_query,
         help="JMESPath query applied to the result before formatting.",
     ),
 ]

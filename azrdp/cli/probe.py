@@ -22,6 +22,7 @@ from azrdp.cli.params import (
     ResourceGroupOpt,
     SubscriptionOpt,
     VerboseOpt,
+    seconds,
 )
 from azrdp.cli.terminal import Terminal, handle_errors
 from azrdp.errors import ExitCode, UsageError
@@ -52,7 +53,13 @@ SamplesOpt = Annotated[
 ]
 TimeoutOpt = Annotated[
     float,
-    typer.Option("--timeout", min=0.1, max=60.0, help="Seconds to wait for each connect and each reply."),
+    typer.Option(
+        "--timeout",
+        min=0.1,
+        max=60.0,
+        callback=seconds(zero=False),
+        help="Seconds to wait for each connect and each reply.",
+    ),
 ]
 NtlmInfoOpt = Annotated[
     bool,

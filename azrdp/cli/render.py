@@ -7,15 +7,15 @@ stdout.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from azrdp.cli.params import OutputFormat
-from azrdp.cli.terminal import Terminal, printable, printable_doc
+from azrdp.cli.terminal import Terminal
 from azrdp.errors import UsageError
 from azrdp.query import apply_query
+from azrdp.text import json_chunks, json_text, printable, printable_doc, unsafe
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -32,14 +32,6 @@ def _scalar(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return json.dumps(value, separators=(",", ":"))
     return printable(str(value))
-
-
-_C1 = re.compile(r"[\x7f-\x9f]")
-
-
-def _escape_c1(text: str) -> str:
-    """JSON escapes C0 controls itself; DEL and C1 (which some terminals obey) get \\u escapes too."""
-    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def generic_rows(data: Any) -> list[dict[str, Any]]:
@@ -83,17 +75,48 @@ def format_document(
     if output is OutputFormat.none:
         return ""
     if output in (OutputFormat.json, OutputFormat.jsonc):
-        return _escape_c1(json.dumps(data, indent=2, ensure_ascii=False)) + "\n"
+        return json_text(data) + "\n"
     if output is OutputFormat.yaml:
-        try:
-            import yaml
-        except ImportError:
-            raise UsageError(
-                "Output format yaml needs PyYAML.", fix="pip install 'azrdp[yaml]', or use -o json."
-            ) from None
-        return str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+        return _yaml_text(data)
     rows = table_rows(doc) if (table_rows and not query) else generic_rows(data)
     return _table_text(rows) if output is OutputFormat.table else _tsv_text(rows)
+
+
+def _yaml_text(data: Any) -> str:
+    """YAML with UTF-8 kept, but a string holding a bidi, zero-width or other invisible character
+    written double-quoted with every non-ASCII character escaped (PyYAML would emit those raw)."""
+    try:
+        import yaml
+    except ImportError:
+        raise UsageError(
+            "Output format yaml needs PyYAML.", fix="pip install 'azrdp[yaml]', or use -o json."
+        ) from None
+
+    class Dumper(yaml.SafeDumper):
+        def analyze_scalar(self, scalar: str) -> Any:
+            analysis = super().analyze_scalar(scalar)
+            if unsafe(scalar):
+                analysis.allow_flow_plain = analysis.allow_block_plain = False
+                analysis.allow_single_quoted = analysis.allow_block = False
+            return analysis
+
+        def write_double_quoted(self, text: str, split: bool = True) -> None:
+            keep = self.allow_unicode
+            self.allow_unicode = keep and not unsafe(text)
+            try:
+                super().write_double_quoted(text, split)
+            finally:
+                self.allow_unicode = keep
+
+    return str(yaml.dump(data, Dumper=Dumper, sort_keys=False, allow_unicode=True))
+
+
+def write_json(data: Any) -> None:
+    """Write a (large) document as `-o json` text, chunk by chunk: never the whole text at once."""
+    for chunk in json_chunks(data):
+        sys.stdout.write(chunk)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
 
 
 def emit(

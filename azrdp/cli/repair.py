@@ -26,6 +26,7 @@ from azrdp.cli.params import (
     VerboseOpt,
     VmArg,
     YesOpt,
+    seconds,
 )
 from azrdp.cli.terminal import ProgressView, Terminal, handle_errors, printable, printable_doc
 from azrdp.cli.views import plural
@@ -73,7 +74,7 @@ WaitTimeoutOpt = Annotated[
     typer.Option(
         "--wait-timeout",
         envvar="AZRDP_WAIT_TIMEOUT",
-        min=0,
+        callback=seconds(zero=True),
         help="Seconds to wait for another Run Command in progress (409).",
     ),
 ]
@@ -83,10 +84,20 @@ GuestOpt = Annotated[
 ]
 
 
-def _split(values: Sequence[str] | None) -> tuple[str, ...]:
+def _split(values: Sequence[str] | None, flag: str) -> tuple[str, ...]:
+    """Repair ids from a repeatable, comma- or space-separated flag. An empty item is refused: an
+    unset variable (`--only "$X"`) must not turn "only these" into "all of them"."""
     out: list[str] = []
     for value in values or ():
-        out.extend(part.strip() for part in value.replace(",", " ").split() if part.strip())
+        for item in value.split(","):
+            if not item.strip():
+                raise UsageError(
+                    f"{flag} {value!r} has an empty repair id.",
+                    "An empty value (often an unset shell variable) names no repair.",
+                    fix=f"Name repairs, e.g. {flag} rdp-services,nsg-allow-rdp (see `azrdp checks list`), "
+                    f"or leave {flag} out.",
+                )
+            out.extend(item.split())
     return tuple(dict.fromkeys(out))
 
 
@@ -102,8 +113,8 @@ def _describe(targets: Targets) -> str:
 def plan_table(vms: Sequence[Mapping[str, Any]], console: Console, title: str = "Plan") -> None:
     """The plan before the prompt: what each step changes, its risk and its backup."""
     from rich.table import Table
-    from rich.text import Text
 
+    from azrdp.cli.terminal import inert
     from azrdp.cli.views import STEP_STYLE
 
     table = Table(title=title, title_justify="left", show_edge=False, header_style="bold", expand=True)
@@ -117,12 +128,12 @@ def plan_table(vms: Sequence[Mapping[str, Any]], console: Console, title: str = 
             for note in step.get("notes", []):
                 what += f"\nnote: {note}"
             table.add_row(
-                vm["name"],
-                step["id"],
-                Text(what),
-                step["risk"],
-                step["backup"],
-                Text(step["status"], style=STEP_STYLE.get(step["status"], "")),
+                inert(vm["name"]),
+                inert(step["id"]),
+                inert(what),
+                inert(step["risk"]),
+                inert(step["backup"]),
+                inert(step["status"], STEP_STYLE.get(step["status"], "")),
             )
     console.print(table)
 
@@ -221,6 +232,7 @@ def human_view(doc: Mapping[str, Any], console: Console, *, broken_only: bool = 
             ("still blocked", summary.get("blocked", 0)),
             ("not verified", summary.get("notVerified", 0)),
             ("could not be repaired (error)", summary.get("errors", 0)),
+            ("unknown (not everything could be read)", summary.get("unknown", 0)),
             ("healthy", summary.get("healthy", 0)),
             ("skipped (--broken-only: nothing broken)", summary.get("skipped", 0)),
         ],
@@ -315,7 +327,7 @@ def repair(
         no_color=no_color, verbose=verbose, debug=debug, only_show_errors=only_show_errors
     )
     targets = resolve_targets("repair", vm, name, resource_group, ids)
-    only_ids, skip_ids = _split(only), _split(skip)
+    only_ids, skip_ids = _split(only, "--only"), _split(skip, "--skip")
     validate_ids(only_ids, skip_ids)
     options = RepairOptions(
         port=validate_port(port),
@@ -440,7 +452,8 @@ def undo(
                 f"Refusing to change {what} without confirmation: stdin is not a terminal.",
                 fix="Pass --yes to undo the run.",
             )
-        if not typer.confirm(question, default=False, err=True):
+        # The run summary comes from the journal: shown like any other foreign text.
+        if not typer.confirm(printable(question), default=False, err=True):
             term.err.print("Declined: nothing was changed.", markup=False)
             raise typer.Exit(int(ExitCode.USAGE))
     with term.status(f"Undoing run {run_id}"):
@@ -565,19 +578,21 @@ def _history_view(doc: Mapping[str, Any], console: Console) -> None:
     from rich.table import Table
 
     from azrdp.cli import views
+    from azrdp.cli.terminal import inert
 
     for vm in doc["vms"]:
-        table = Table(title=f"{vm['name']} ({vm['resourceGroup']})", title_justify="left", show_edge=False)
+        title = inert(f"{vm['name']} ({vm['resourceGroup']})")
+        table = Table(title=title, title_justify="left", show_edge=False)
         for col in ("Run", "Time", "Steps", "Backup", "Undone"):
             table.add_column(col, overflow="fold")
         for run in vm["runs"]:
             result = run.get("result") or {}
             steps = ", ".join(f"{k} {v}" for k, v in (result.get("steps") or {}).items())
             table.add_row(
-                run["runId"],
-                run["time"],
-                steps,
-                str(result.get("backupDir") or ""),
+                inert(run["runId"]),
+                inert(run["time"]),
+                inert(steps),
+                inert(result.get("backupDir") or ""),
                 "yes" if run["undone"] else "",
             )
         if vm["runs"]:

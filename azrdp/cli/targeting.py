@@ -41,11 +41,12 @@ def resolve_targets(
     one_vm: bool = False,
 ) -> Targets:
     """Targets for `azrdp <command>`; `one_vm` commands (undo, history) take exactly one VM."""
-    from azrdp.targets import parse_targets, split_ids
+    from azrdp.targets import parse_targets, refuse_empty, split_ids
 
     id_values = split_ids(ids)
     if ids is not None and not id_values:
         raise UsageError("--ids was given without any ID.", fix=f"Pass VM resource IDs, e.g. {IDS_EXAMPLE}.")
+    refuse_empty(vm, name, resource_group, ids)
     by_id = bool(id_values) or is_resource_id(vm)
     if by_id and resource_group:
         if group_from_env(resource_group):

@@ -9,45 +9,32 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 
 from azrdp.errors import AzrdpError, ExitCode
+from azrdp.text import printable, printable_doc
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
+
+__all__ = ["ProgressView", "Terminal", "handle_errors", "inert", "printable", "printable_doc"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-# C0 controls but tab and newline, DEL and C1: what a terminal would act on instead of showing.
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+def inert(text: object, style: str = "") -> Text:
+    """Foreign text (a guest's, ARM's, an RDP server's, an old journal's) as rich Text: printable,
+    never read as markup, so `[link=...]`, `[/x]` or `:emoji:` show as typed."""
+    from rich.text import Text
 
-
-def printable(text: str) -> str:
-    """Text as the terminal shows it: every control character (escape sequences included) is '?'.
-
-    Run Command output and ARM data are another machine's words: a guest must not be able to
-    retitle the window, write the clipboard or repaint a verdict through azrdp's output.
-    """
-    return _CONTROLS.sub("?", text.replace("\r\n", "\n"))
-
-
-def printable_doc(value: Any) -> Any:
-    """A result document with every string made printable (for views and text formats)."""
-    if isinstance(value, str):
-        return printable(value)
-    if isinstance(value, Mapping):
-        return {printable_doc(k): printable_doc(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [printable_doc(v) for v in value]
-    return value
+    return Text(printable(str(text)), style=style)
 
 
 def _truthy(value: str | None) -> bool:
@@ -108,8 +95,12 @@ class Terminal:
 
             target = sys.stdout if stream == "stdout" else sys.stderr
             color = self.color and target.isatty() if stream == "stderr" else self.color
+            # markup and emoji off: a string printed or put in a table is shown as it is, so text
+            # from a guest or ARM can never become a style, a hyperlink or a crash ("[/x]").
             self._consoles[stream] = Console(
                 file=target,
+                markup=False,
+                emoji=False,
                 no_color=not color,
                 force_terminal=color or None,
                 highlight=False,
@@ -144,8 +135,9 @@ class Terminal:
     def status(self, message: str) -> Iterator[Callable[[str], None]]:
         """A spinner on a terminal, plain lines with --verbose, silence otherwise."""
         if self.show_progress:
-            with self.err.status(message) as live:
-                yield lambda text: live.update(text)
+            # A spinner's text is read as markup when it is a str: always hand it Text.
+            with self.err.status(inert(message)) as live:
+                yield lambda text: live.update(inert(text))
         else:
             self.info(message)
             yield self.info
@@ -183,12 +175,12 @@ class ProgressView:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
-        columns: list[Any] = [SpinnerColumn(), TextColumn("{task.description}")]
+        columns: list[Any] = [SpinnerColumn(), TextColumn("{task.description}", markup=False)]
         if self.fleet:
             columns += [BarColumn(), MofNCompleteColumn()]
         self._live = Progress(*columns, console=self.term.err, transient=True)
         self._live.start()
-        self._task = self._live.add_task(message, total=None)
+        self._task = self._live.add_task(printable(message), total=None)
 
     def pause(self) -> None:
         if self._live is not None:
@@ -198,7 +190,9 @@ class ProgressView:
     def __call__(self, event: Any) -> None:
         if self._live is not None:
             total = event.total or None
-            self._live.update(self._task, description=event.message, completed=event.done, total=total)
+            self._live.update(
+                self._task, description=printable(event.message), completed=event.done, total=total
+            )
         else:
             counter = event.kind in ("vm", "guest") and event.total > 1
             if not counter:
@@ -213,7 +207,7 @@ class ProgressView:
         head = message.split(" (")[0]  # "Running ... (3 s)" ticks every second: one line per phase
         if head != self._last_head:
             self._last_head = head
-            self.term.err.print(message, markup=False, highlight=False)
+            self.term.err.print(printable(message), markup=False, highlight=False)
 
 
 def enable_http_debug_logging() -> None:
@@ -224,7 +218,17 @@ def enable_http_debug_logging() -> None:
     """
     import logging
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    class PrintableFormatter(logging.Formatter):
+        # Logged URLs and headers carry ARM's text (nextLink, Location): shown like any foreign text.
+        def format(self, record: logging.LogRecord) -> str:
+            return printable(super().format(record))
+
+    root = logging.getLogger()
+    if not root.handlers:  # as logging.basicConfig, with the printable formatter
+        handler = logging.StreamHandler()
+        handler.setFormatter(PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
     logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.DEBUG)
 
 

@@ -6,10 +6,11 @@ names only the counts that are not zero, and with the commands worth running nex
 
 `-o table`/`tsv` rows are the same six columns for all three commands (cli-and-style.md B3):
 name, resourceGroup, check, status, severity, detail. check and diagnose give one row per finding
-(FAIL/WARN/INFO), PASS for a VM with none, ERROR for a VM that could not be read and, for the guest
-step, SKIP or ERROR. repair gives one row per finding too, its status saying what the repair did
-(FIXED, APPLIED, UNVERIFIED, PLANNED, REFUSED, DECLINED, FAILED, ROLLEDBACK, SKIP) or, when no step
-targets it, the check's own status.
+(FAIL/WARN/INFO; UNKNOWN for a resource on the RDP path that could not be read), PASS for a VM
+with none, ERROR for a VM that could not be read and, for the guest step, SKIP or ERROR. repair
+gives one row per finding too, its status saying what the repair did (FIXED, APPLIED, UNVERIFIED,
+PLANNED, REFUSED, DECLINED, FAILED, ROLLEDBACK, SKIP) or, when no step targets it, the check's own
+status.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ VM_STATUS_STYLE = {
     "healthy": "bold green",
     "repaired": "bold green",
     "planned": "bold cyan",
+    "unknown": "bold magenta",
 }
 STEP_STYLE = {
     "applied": "green",
@@ -43,7 +45,15 @@ STEP_STYLE = {
     "failed": "bold red",
     "notRun": "dim",
 }
-_VM_ORDER = {"error": 0, "blocked": 1, "notVerified": 2, "planned": 3, "repaired": 4, "healthy": 5}
+_VM_ORDER = {
+    "error": 0,
+    "unknown": 1,
+    "blocked": 2,
+    "notVerified": 3,
+    "planned": 4,
+    "repaired": 5,
+    "healthy": 6,
+}
 _SEVERITY_ORDER = {"blocker": 0, "warning": 1, "info": 2}
 _FINDING_STATUS = {"blocker": "FAIL", "warning": "WARN", "info": "INFO"}
 _STEP_STATUS = {
@@ -58,6 +68,7 @@ _STEP_STATUS = {
 # Every status a table row can carry; docs/output.md explains each (a test keeps them in step).
 TABLE_STATUSES = (
     *_FINDING_STATUS.values(),
+    "UNKNOWN",
     "PASS",
     "ERROR",
     "SKIP",
@@ -234,6 +245,8 @@ def fleet_table(
     from rich.table import Table
     from rich.text import Text
 
+    from azrdp.cli.terminal import inert
+
     table = Table(show_edge=False, header_style="bold")
     table.add_column("VM", no_wrap=True)
     table.add_column("Group", overflow="fold")
@@ -241,10 +254,11 @@ def fleet_table(
         table.add_column(header, overflow="fold")
     for vm in vms:
         status = str(vm.get("status", ""))
+        cells = (fn(vm) for _, fn in columns)
         table.add_row(
-            Text(vm["name"], style=VM_STATUS_STYLE.get(status, "").replace("bold ", "")),
-            vm["resourceGroup"],
-            *(fn(vm) for _, fn in columns),
+            inert(vm["name"], VM_STATUS_STYLE.get(status, "").replace("bold ", "")),
+            inert(vm["resourceGroup"]),
+            *(cell if isinstance(cell, Text) else inert(cell) for cell in cells),
         )
     return table
 
@@ -307,6 +321,15 @@ def plural(n: int, word: str) -> str:
 # --- table rows (-o table / tsv) ----------------------------------------------------------------
 
 
+def _finding_status(finding: Mapping[str, Any]) -> str:
+    """FAIL/WARN/INFO by severity; UNKNOWN for a resource on the RDP path that could not be read."""
+    from azrdp.engine.check import UNKNOWN_FINDINGS
+
+    if finding.get("id") in UNKNOWN_FINDINGS:
+        return "UNKNOWN"
+    return _FINDING_STATUS.get(finding.get("severity", ""), "")
+
+
 def _row(vm: Mapping[str, Any], check: str, status: str, severity: str, detail: str) -> dict[str, Any]:
     return {
         "name": vm["name"],
@@ -326,7 +349,7 @@ def finding_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
             rows.append(_row(vm, "", "ERROR", "", vm["error"]["message"]))
             continue
         for f in sorted_findings(vm.get("findings", [])):
-            rows.append(_row(vm, f["id"], _FINDING_STATUS.get(f["severity"], ""), f["severity"], f["title"]))
+            rows.append(_row(vm, f["id"], _finding_status(f), f["severity"], f["title"]))
         guest = vm.get("guest") or {}
         if guest.get("status") == "error":
             rows.append(_row(vm, "guest", "ERROR", "", (guest.get("error") or {}).get("message", "")))
@@ -371,9 +394,7 @@ def repair_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
                 step = steps[index]
                 rows.append(_row(vm, f["id"], _step_status(step), f["severity"], _step_detail(step)))
             elif f["id"] in remaining:
-                rows.append(
-                    _row(vm, f["id"], _FINDING_STATUS.get(f["severity"], ""), f["severity"], f["title"])
-                )
+                rows.append(_row(vm, f["id"], _finding_status(f), f["severity"], f["title"]))
             else:
                 rows.append(_row(vm, f["id"], "PASS", f["severity"], f"{f['title']} (gone after the repair)"))
         for index, step in enumerate(steps):

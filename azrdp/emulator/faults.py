@@ -1,10 +1,13 @@
-"""Injected faults: HTTP 429/500/502/503/504 or a connection reset, by probability or by schedule.
+"""Injected faults: HTTP 403/404/429/500/502/503/504 or a connection reset, by probability or schedule.
 
 Spec strings (CLI `--faults`, or `faults=` in Python), comma-separated items:
   `503:0.05`  each ARM request fails with 503 with probability 0.05
   `reset:0.01` each ARM request has its connection reset with probability 0.01
   `429@3`     the 3rd ARM request (1-based, counted since start) gets a 429
-Python callers may also pass `Fault` objects, which can be limited to a method or a path substring.
+Python callers may also pass `Fault` objects, which can be limited to a method or a path substring:
+`Fault("403", probability=1.0, method="GET", path_contains="/networkSecurityGroups/nic-nsg")` makes
+one NSG unreadable (AuthorizationFailed, as ARM answers a caller without the read action) and
+`Fault("404", ...)` makes a resource gone (ResourceNotFound).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 
 from azrdp.errors import UsageError
 
-KINDS = ("429", "500", "502", "503", "504", "reset")
+KINDS = ("403", "404", "429", "500", "502", "503", "504", "reset")
 
 
 @dataclass(frozen=True)

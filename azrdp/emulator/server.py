@@ -34,15 +34,17 @@ from azrdp.emulator import (
     routes_paths,
     routes_resources,
 )
+from azrdp.emulator.builders import stable_guid
 from azrdp.emulator.faults import Fault, FaultPlan
 from azrdp.emulator.identity import IdentityServer
+from azrdp.emulator.ids import parse_id
 from azrdp.emulator.lro import OperationBook
 from azrdp.emulator.requestlog import RequestLog, RequestRecord
 from azrdp.emulator.scenario import Scenario, from_document, populate, resolve
 from azrdp.emulator.store import ResourceStore
 from azrdp.emulator.throttle import Throttle, ThrottleConfig
 from azrdp.emulator.tls import tls_material
-from azrdp.emulator.wire import JSON, ArmError, Request, Response, Route
+from azrdp.emulator.wire import JSON, ArmError, Request, Response, Route, not_found
 
 EMULATOR_TENANT = "72f988bf-0000-4000-8000-0000000a2d9e"
 EMULATOR_CLIENT_ID = "5d3c6e1a-0000-4000-8000-0000000a2d9e"
@@ -491,7 +493,7 @@ class _ArmHandler(BaseHTTPRequestHandler):
             return
         try:
             if fault is not None:
-                raise _fault_error(int(fault), emu.subscription_id)
+                raise _fault_error(int(fault), emu.subscription_id, req.method, req.path)
             response = emu.handle(req)
         except ArmError as error:
             response = error.response()
@@ -532,7 +534,29 @@ class _ArmHandler(BaseHTTPRequestHandler):
             self.connection.close()
 
 
-def _fault_error(status: int, subscription: str) -> ArmError:
+def _fault_error(status: int, subscription: str, method: str = "GET", path: str = "") -> ArmError:
+    parsed = parse_id(path)
+    if status == 403:
+        # ARM's answer to a caller whose roles lack the action (docs: arm-wire.md, "no role").
+        scope = path.rstrip("/")
+        if parsed is None:
+            action = "Microsoft.Resources/subscriptions/resourceGroups/read"
+        else:
+            types = "/".join(parsed.types)
+            verb = {"GET": "read", "PUT": "write", "PATCH": "write", "DELETE": "delete"}.get(method, "action")
+            action = f"{parsed.namespace}/{types}/{verb}"
+        return ArmError(
+            403,
+            "AuthorizationFailed",
+            f"The client '{EMULATOR_CLIENT_ID}' with object id '{stable_guid('oid', EMULATOR_CLIENT_ID)}' "
+            f"does not have authorization to perform action '{action}' over scope '{scope}' or the scope is "
+            "invalid. If access was recently granted, please refresh your credentials.",
+        )
+    if status == 404:
+        if parsed is None:
+            return ArmError(404, "NotFound", f"Resource {path} not found.")
+        kind = f"{parsed.namespace}/{'/'.join(parsed.types)}"
+        return not_found(kind, parsed.names[-1], parsed.resource_group)
     if status == 429:
         return ArmError(
             429,

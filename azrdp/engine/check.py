@@ -57,6 +57,11 @@ if TYPE_CHECKING:
     from azrdp.azure.clients import Clients
 
 DEFAULT_CONCURRENCY = 8
+# Findings that say a resource on the RDP path could not be read (NIC, its NSG, the subnet and its
+# NSG, the VNet, the public IP, a load balancer leading in, the route table): all of them a Reader
+# can read. Extra readings with actions of their own (admin rules, Resource Health, boot
+# diagnostics, --verify, --effective) stay warnings under their own checks.
+UNKNOWN_FINDINGS = frozenset({"facts-incomplete"})
 
 
 @dataclass(frozen=True)
@@ -113,16 +118,27 @@ class VmResult:
         return [f for f in self.findings if f.severity is Severity.BLOCKER]
 
     @property
+    def unknown(self) -> bool:
+        """A resource on the way in or out could not be read (facts-incomplete): the verdict would
+        be a guess, so the VM is never called healthy."""
+        return any(f.id in UNKNOWN_FINDINGS for f in self.findings)
+
+    @property
     def status(self) -> str:
+        """error (not read), blocked (a proven blocker), unknown (not all read), or healthy."""
         if self.error is not None:
             return "error"
-        return "blocked" if self.blockers else "healthy"
+        if self.blockers:
+            return "blocked"
+        return "unknown" if self.unknown else "healthy"
 
     @property
     def exit_code(self) -> ExitCode:
         if self.error is not None:
             return self.error.exit_code
-        return ExitCode.BLOCKERS if self.blockers else ExitCode.OK
+        if self.blockers:
+            return ExitCode.BLOCKERS  # proven whatever the unread resources say
+        return ExitCode.ERROR if self.unknown else ExitCode.OK
 
     def to_doc(self) -> dict[str, Any]:
         return vm_doc(self)
@@ -152,6 +168,7 @@ class CheckResult:
                 "total": len(self.vms),
                 "healthy": sum(1 for vm in self.vms if vm.status == "healthy"),
                 "blocked": sum(1 for vm in self.vms if vm.status == "blocked"),
+                "unknown": sum(1 for vm in self.vms if vm.status == "unknown"),
                 "errors": sum(1 for vm in self.vms if vm.status == "error"),
                 "exitCode": int(self.exit_code),
             },

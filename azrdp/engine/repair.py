@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from azrdp import journal
 from azrdp.engine import Observer, Progress, ignore
-from azrdp.engine.check import CheckOptions, VmResult, run_check
+from azrdp.engine.check import UNKNOWN_FINDINGS, CheckOptions, VmResult, run_check
 from azrdp.engine.diagnose import (
     DEFAULT_GUEST_CONCURRENCY,
     DiagnoseVmResult,
@@ -51,6 +51,8 @@ PLANNED, APPLIED, REFUSED, DECLINED = "planned", "applied", "refused", "declined
 ROLLED_BACK, FAILED, NOT_RUN = "rolledBack", "failed", "notRun"
 
 Confirm = Callable[[Sequence["VmRepair"]], bool]
+# What a VM's repair ended as (besides "error"), counted in the summary.
+REPAIR_STATUSES = ("repaired", "healthy", "planned", "blocked", "notVerified", "skipped", "unknown")
 
 
 @dataclass(frozen=True)
@@ -191,10 +193,19 @@ class VmRepair:
 
     @property
     def error_or_guest_error(self) -> AzrdpError | None:
+        """The repair's own error, else the check's (the VM or its NIC could not be read), else
+        the guest diagnosis's."""
         if self.error is not None:
             return self.error
+        if self.vm.error is not None:
+            return self.vm.error
         guest = self.vm.guest
         return guest.error if guest is not None and guest.status == "error" else None
+
+    @property
+    def unknown(self) -> bool:
+        """Not every resource on the RDP path could be read: "repaired" or "healthy" would be a guess."""
+        return any(f.id in UNKNOWN_FINDINGS for f in self.remaining)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -209,7 +220,7 @@ class VmRepair:
             return ExitCode.BLOCKERS
         if self.guest_blocked or any(f.severity is Severity.BLOCKER for f in self.remaining):
             return ExitCode.BLOCKERS
-        return ExitCode.OK
+        return ExitCode.ERROR if self.unknown else ExitCode.OK
 
     @property
     def suggestions(self) -> list[dict[str, Any]]:
@@ -269,7 +280,7 @@ def _status(vmr: VmRepair, err: AzrdpError | None) -> str:
         return "notVerified"
     if code == ExitCode.BLOCKERS:
         return "planned" if (vmr.dry_run or vmr.declined) and vmr.actionable else "blocked"
-    return "error"
+    return "unknown" if err is None and vmr.unknown else "error"
 
 
 @dataclass
@@ -302,10 +313,7 @@ class RepairResult:
             "vms": vms,
             "summary": {
                 "total": len(vms),
-                **{
-                    s: statuses.count(s)
-                    for s in ("repaired", "healthy", "planned", "blocked", "notVerified", "skipped")
-                },
+                **{s: statuses.count(s) for s in REPAIR_STATUSES},
                 "errors": statuses.count("error"),
                 "runCommands": sum(vm.run_commands for vm in self.vms),
                 "exitCode": int(self.exit_code),
@@ -413,7 +421,7 @@ def run_executor(
     """One executor run: the plan applied, the facts after collected. Refusals raise GuestError."""
     parameters = scripts.execute_parameters(plan.run_id, plan.token(), options.port)
     stdout, stderr, _ = _run_script(clients, vm, parameters, options, scripts.script_lines("execute"))
-    report = envelope.parse_output(stdout, stderr)
+    report = envelope.parse_output(stdout, stderr, run_id=plan.run_id)
     if report.error is not None or report.run is None:
         raise _guest_error(report)
     return report, stderr.strip()
@@ -424,7 +432,7 @@ def read_records(clients: Clients, vm: VmResult, options: RepairOptions, run_id:
     stdout, stderr, _ = _run_script(
         clients, vm, scripts.records_parameters(run_id), options, scripts.script_lines("records")
     )
-    return envelope.parse_output(stdout, stderr)
+    return envelope.parse_output(stdout, stderr, run_id=run_id)
 
 
 def diagnose_guest(clients: Clients, vm: VmResult, options: RepairOptions) -> GuestOutcome:
@@ -551,8 +559,8 @@ class Repairer:
         options = self.options
         vm: VmResult = vmr.vm
         clients = _clients_for(self.clients, vm)
-        if vmr.vm.guest is not None and vmr.vm.guest.status == "error":
-            return vmr  # the diagnosis failed: nothing is planned from half the facts
+        if vmr.vm.error is not None or (vmr.vm.guest is not None and vmr.vm.guest.status == "error"):
+            return vmr  # the check or the diagnosis failed: nothing is applied from half the facts
         cp_changed = False
         for step in vmr.steps:
             if step.step.where is not Where.CONTROL_PLANE or not step.step.actionable:

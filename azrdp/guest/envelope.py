@@ -17,6 +17,7 @@ naming what is wrong, never "healthy". Pure.
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ LEGACY_MARKER = "AZRDP:"  # azrdp 1.x's script printed plain JSON after this
 RUN_COMMAND_OUTPUT_LIMIT = 4096
 # The marker line's ceiling, with room for a line ending and a stray line before it in the tail.
 OUTPUT_BUDGET = 3800
+RUN_ID = re.compile(r"[0-9a-f]{12}")
 MODES = ("collect", "execute", "records", "history")
 
 # Step and op statuses the executor reports.
@@ -135,8 +137,13 @@ _TAIL = 600
 _FIX = "Rerun with --debug to see the end of the raw output, and report it with the VM's OS version."
 
 
-def parse_output(stdout: str, stderr: str = "") -> GuestReport:
-    """The report in a Run Command's StdOut; anything off-contract raises ContractError."""
+def parse_output(stdout: str, stderr: str = "", *, run_id: str | None = None) -> GuestReport:
+    """The report in a Run Command's StdOut; anything off-contract raises ContractError.
+
+    `run_id`: the run the script was asked about (modes execute and records): a report of another
+    run is refused. Every run id and backup folder a guest reports must have the shape the scripts
+    write (they reach the local journal and `history`), or the report is refused before anything is
+    recorded."""
     stdout = stdout or ""
     stderr = (stderr or "").strip()
     tail = stdout[-_TAIL:]
@@ -196,11 +203,52 @@ def parse_output(stdout: str, stderr: str = "") -> GuestReport:
             raw_tail=tail,
         )
     try:
-        return from_wire(GuestReport, data)
+        report = from_wire(GuestReport, data)
     except ValueError as exc:
         raise ContractError(
             "The in-guest script's output does not follow the contract:", f"{exc}.", _FIX, raw_tail=tail
         ) from None
+    why = _identifiers(report, run_id)
+    if why:
+        raise ContractError(
+            "The in-guest script's output does not follow the contract:",
+            why,
+            "Use the same azrdp version for the script and the CLI; if it is the same, the guest's "
+            "output was tampered with.",
+            raw_tail=tail,
+        )
+    return report
+
+
+def _identifiers(report: GuestReport, run_id: str | None) -> str:
+    """Why the run ids and backup folder a report carries are not what the scripts write ("" if they are)."""
+
+    def run(value: str | None, *, empty: bool = False) -> bool:
+        return (empty and not value) or (value is not None and RUN_ID.fullmatch(value) is not None)
+
+    if report.error is not None:
+        return ""
+    found = report.run
+    if found is not None:
+        if not run(found.run_id):
+            return "its run id is not 12 lower-case hex characters."
+        if run_id is not None and found.run_id != run_id:
+            return f"it reports another run than {run_id}."
+        if found.backup_dir != f"{gf.BACKUP_ROOT}\\{found.run_id}":
+            return f"its backup folder is not {gf.BACKUP_ROOT}\\{found.run_id}."
+    records = report.records
+    if records is not None:
+        if not run(records.run_id) or (run_id is not None and records.run_id != run_id):
+            return f"its records are not those of run {run_id}."
+        if not run(records.undoes, empty=True):
+            return "a run id it names is not 12 lower-case hex characters."
+    runs = [(h.run_id, h.undoes) for h in report.history]
+    azr = report.facts.azrdp if report.facts is not None else None
+    if azr is not None:
+        runs += [(r.id, r.undoes) for r in azr.runs] + [(azr.lock_run or "0" * 12, "")]
+    if not all(run(a) and run(b, empty=True) for a, b in runs):
+        return "a run id it names is not 12 lower-case hex characters."
+    return ""
 
 
 def _first_line(text: str) -> str:

@@ -100,7 +100,8 @@ def test_healthy_vm_from_my_address_exits_0(run: Run) -> None:
         ("subnet", "allow-rdp-admin", "Allow"),
         ("nic", "allow-rdp-admin", "Allow"),
     ]
-    assert doc["summary"] == {"total": 1, "healthy": 1, "blocked": 0, "errors": 0, "exitCode": 0}
+    summary = {"total": 1, "healthy": 1, "blocked": 0, "unknown": 0, "errors": 0, "exitCode": 0}
+    assert doc["summary"] == summary
 
 
 def test_without_source_ip_the_internet_is_restricted(run: Run) -> None:

@@ -237,7 +237,7 @@ def test_human_view_mentions_the_guest(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--wait-timeout", "-1"], "--wait-timeout must not be negative."),
+        (["--wait-timeout", "-1"], "--wait-timeout: -1 is too short: pass 0 or more seconds."),
         (["--concurrency", "0"], "--concurrency must be at least 1."),
         (["--port", "0"], "port"),
     ],

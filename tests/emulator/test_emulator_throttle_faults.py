@@ -132,13 +132,39 @@ def test_fault_objects_can_target_a_path(make_emulator: Callable[..., Emulator])
     assert caught.value.status_code == 500
 
 
+def test_403_and_404_faults_answer_as_arm_does(make_emulator: Callable[..., Emulator]) -> None:
+    """403 AuthorizationFailed naming the action and scope, 404 ResourceNotFound (arm-wire.md 1.5)."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    emu = make_emulator(
+        "healthy",
+        faults=[
+            Fault("403", probability=1.0, method="GET", path_contains="/networkSecurityGroups/"),
+            Fault("404", probability=1.0, method="GET", path_contains="/networkInterfaces/"),
+        ],
+    )
+    _, network = sdk_clients(emu, retry_total=0)
+    nsg = next(iter(network.network_security_groups.list(RG))).name  # the listing is not faulted
+    with pytest.raises(HttpResponseError) as denied:
+        network.network_security_groups.get(RG, nsg)
+    assert denied.value.status_code == 403 and denied.value.error is not None
+    assert denied.value.error.code == "AuthorizationFailed"
+    message = str(denied.value.error.message)
+    assert "'Microsoft.Network/networkSecurityGroups/read'" in message
+    assert f"/resourceGroups/{RG}/providers/Microsoft.Network/networkSecurityGroups/{nsg}'" in message
+    with pytest.raises(ResourceNotFoundError) as missing:
+        network.network_interfaces.get(RG, "vm-rdp01-nic")
+    assert missing.value.error is not None and missing.value.error.code == "ResourceNotFound"
+    assert "Microsoft.Network/networkInterfaces/vm-rdp01-nic" in str(missing.value.error.message)
+
+
 def test_fault_spec_parsing() -> None:
     assert parse_faults("503:0.05, reset:0.01,429@3") == [
         Fault("503", probability=0.05),
         Fault("reset", probability=0.01),
         Fault("429", at=3),
     ]
-    for bad in ("404:0.1", "503:2", "500@0", "nonsense"):
+    for bad in ("418:0.1", "503:2", "500@0", "nonsense"):
         with pytest.raises(UsageError):
             parse_faults(bad)
 
