@@ -92,13 +92,19 @@ SERVICE_TIMEOUT = 60  # seconds a service may take to reach its state
 CERT_TIMEOUT = 60  # Windows mints a certificate within seconds of the services starting (measured)
 LISTENER_TIMEOUT = 60
 # The executor's own deadline stays below azrdp's Run Command wait (RepairOptions.timeout), with
-# room for the collector that ends every run.
+# room for the rollback of a failing step (executor.ps1 $RollbackGrace) and the collector that ends
+# every run: deadline + ROLLBACK_GRACE + COLLECTOR_SECONDS + 30 s of margin <= the wait, for any
+# wait from MIN_TIMEOUT up (below it the deadline stays at its 60 s floor).
 COLLECTOR_SECONDS = 60
+ROLLBACK_GRACE = 120
+MIN_DEADLINE = 60
 MAX_DEADLINE = 600
+MIN_TIMEOUT = MIN_DEADLINE + ROLLBACK_GRACE + COLLECTOR_SECONDS + 30
 
 
 def deadline_for(run_command_timeout: float) -> int:
-    return int(max(60, min(MAX_DEADLINE, run_command_timeout - COLLECTOR_SECONDS - 30)))
+    spare = run_command_timeout - ROLLBACK_GRACE - COLLECTOR_SECONDS - 30
+    return int(max(MIN_DEADLINE, min(MAX_DEADLINE, spare)))
 
 
 class PlanError(ValueError):

@@ -25,7 +25,7 @@ from azrdp.guest import plan as gp
 from azrdp.guest.sddl import SddlError, owner_and_dacl, parse
 from azrdp.guest.wire import UnpackError, unpack_token
 
-ROLLBACK_GRACE = 120
+ROLLBACK_GRACE = gp.ROLLBACK_GRACE
 LOCK_MARGIN = 240
 ACL_TARGETS = {"mk": ("dir", w.MACHINEKEYS), "rds": ("reg", w.RD_STORE), "rdc": ("reg", w.RD_CERTIFICATES)}
 KEY_FILE = re.compile(gp.KEY_FILE.pattern[:-1] + r"(\.azrdp-[0-9a-f]{12}(-new)?)?$")
