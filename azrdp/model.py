@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import date, datetime, timezone
 from typing import Any
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 
 class Severity(str, enum.Enum):

@@ -2,9 +2,9 @@
 
 It starts the emulator with a fleet in which every VM fails RDP for a different reason, diagnoses
 the group (control plane and, through Run Command, each guest), repairs the broken VMs with
-`--yes` semantics (one Run Command per VM, backed up and verified), diagnoses again and shows the
-before / after. Nothing leaves this machine: the emulator listens on 127.0.0.1 only, and the
-journal of control-plane changes goes to a temporary directory.
+`--yes` semantics (one more Run Command per VM, the diagnosis reused; backed up and verified),
+diagnoses again and shows the before / after. Nothing leaves this machine: the emulator listens
+on 127.0.0.1 only, and the journal of control-plane changes goes to a temporary directory.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from azrdp.cli.params import DebugOpt, NoColorOpt, OnlyShowErrorsOpt, OutputOpt,
 from azrdp.cli.render import emit
 from azrdp.cli.terminal import Terminal, handle_errors
 from azrdp.errors import UsageError
+from azrdp.model import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -69,7 +70,7 @@ def run_demo(runcommand_seconds: float, observer: Any) -> dict[str, Any]:
     from azrdp.emulator import Emulator
     from azrdp.emulator.demo import DEMO_SOURCE_IP, DEMO_VMS, GROUP, demo_scenario
     from azrdp.engine.check import CheckOptions
-    from azrdp.engine.diagnose import DiagnoseOptions, run_diagnose
+    from azrdp.engine.diagnose import DiagnoseOptions, DiagnoseVmResult, run_diagnose
     from azrdp.engine.repair import RepairOptions, run_repair
     from azrdp.targets import parse_targets
 
@@ -84,7 +85,8 @@ def run_demo(runcommand_seconds: float, observer: Any) -> dict[str, Any]:
         clients = Clients(resolve_context())
         group = parse_targets(resource_group=GROUP)
         observer_note(observer, f"Emulator on {emu.endpoint}: {len(DEMO_VMS)} VMs in {GROUP}")
-        before = run_diagnose(group, diagnose_options, clients=clients, observer=observer).to_doc()
+        diagnosed = run_diagnose(group, diagnose_options, clients=clients, observer=observer)
+        before = diagnosed.to_doc()
         broken = [vm["id"] for vm in before["vms"] if _blockers(vm)]
         observer_note(observer, f"Repairing {len(broken)} VM(s) with --yes")
         repair_doc: dict[str, Any] = {"vms": []}
@@ -94,6 +96,8 @@ def run_demo(runcommand_seconds: float, observer: Any) -> dict[str, Any]:
                 RepairOptions(source_ip=DEMO_SOURCE_IP),
                 clients=clients,
                 observer=observer,
+                # The facts the diagnose just collected: one Run Command (the executor) per VM.
+                prior=[vm for vm in diagnosed.vms if isinstance(vm, DiagnoseVmResult)],
             ).to_doc()
         after = run_diagnose(group, diagnose_options, clients=clients, observer=observer).to_doc()
         run_commands = sum(
@@ -123,7 +127,7 @@ def run_demo(runcommand_seconds: float, observer: Any) -> dict[str, Any]:
             }
         )
     return {
-        "schemaVersion": "1",
+        "schemaVersion": SCHEMA_VERSION,
         "command": "demo",
         "sourceIp": DEMO_SOURCE_IP,
         "vms": rows,

@@ -312,7 +312,8 @@ def repair(
     """Repair what stops RDP, with a backup first and a verification after.
 
     Checks the VM, diagnoses the guest, shows the plan, asks, applies, re-diagnoses and verifies.
-    With --yes the guest is diagnosed, repaired and verified in one Run Command.
+    Two Run Commands per VM: a read-only collection, then the executor with the plan (it records
+    every change in the guest before making it, and ends by collecting the facts to verify).
 
     Exit codes: 0 repaired and verified (or nothing to do), 4 planned (dry run) or blockers it
     cannot fix or a declined prompt, 5 applied but not verified, 2 no terminal to confirm on
@@ -424,7 +425,7 @@ def undo(
     """
     from azrdp.cli.targeting import resolve_targets
     from azrdp.engine.repair import run_undo
-    from azrdp.repairs.outcome import validate_run_id
+    from azrdp.journal import validate_run_id
     from azrdp.targets import validate_port
 
     term = Terminal.for_command(

@@ -17,8 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from azrdp.emulator.guest_sim import CREDSSP, FIPS, RDPTCP, TLS_SERVER, TS, TSPOL, WINLOGON
 from azrdp.emulator.scenario import builtin_dir
+
+# Registry keys as scenarios spell them (HKLM\..., compared case-insensitively).
+TS = r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server"
+RDPTCP = TS + r"\WinStations\RDP-Tcp"
+TSPOL = r"HKLM\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services"
+WINLOGON = r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon"
+_SCHANNEL = r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols"
+TLS_SERVER = {v: _SCHANNEL + rf"\TLS {v}\Server" for v in ("1.0", "1.1", "1.2", "1.3")}
+FIPS = r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa\FIPSAlgorithmPolicy"
+CREDSSP = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System\CredSSP\Parameters"
+# The Remote Desktop store's Certificates key with an explicit Deny for SYSTEM before its inherited ACEs.
+DENIED_STORE_SDDL = (
+    "O:SYD:AI(D;;KA;;;SY)(A;CIID;KR;;;BU)(A;CIID;KA;;;BA)(A;CIID;KA;;;SY)(A;CIIOID;KA;;;CO)(A;CIID;KR;;;AC)"
+)
 
 BASE_SCENARIO = "healthy"
 PINNED_MISSING = "9F1C2B3A4D5E6F708192A3B4C5D6E7F8091A2B3C"
@@ -140,6 +153,13 @@ GUEST_SCENARIOS: tuple[GuestScenario, ...] = (
         ("rdp-cert-binding-stale",),
     ),
     GuestScenario(
+        "rdp-cert-store-denied",
+        "SYSTEM is denied on the Remote Desktop store key and the store is empty: "
+        "no certificate can be created",
+        {"rdStoreSddl": DENIED_STORE_SDDL, "certificates": [], "events": {"1058": 3}},
+        ("rdp-cert-store-denied",),
+    ),
+    GuestScenario(
         "machinekeys-acl-corrupt",
         "MachineKeys hardened and the listener key unreadable for NETWORK SERVICE (0x904, event 36870)",
         {
@@ -164,10 +184,30 @@ GUEST_SCENARIOS: tuple[GuestScenario, ...] = (
         ("fips-policy-enabled",),
     ),
     GuestScenario(
+        "credssp-server-unpatched",
+        "A Server 2016 image without the CredSSP update (tspkg.dll 10.0.14393.2097): "
+        "updated clients refuse it",
+        {
+            "os": {
+                "version": "10.0.14393",
+                "build": 14393,
+                "psVersion": "5.1.14393.2097",
+                "tspkgVersion": "10.0.14393.2097",
+            }
+        },
+        ("credssp-server-unpatched",),
+    ),
+    GuestScenario(
         "credssp-oracle-mismatch",
-        "CredSSP AllowEncryptionOracle = 2 (Vulnerable)",
-        {"registry": {CREDSSP: {"AllowEncryptionOracle": 2}}},
+        "CredSSP AllowEncryptionOracle = 0 (Force updated clients): clients without the update are refused",
+        {"registry": {CREDSSP: {"AllowEncryptionOracle": 0}}},
         ("credssp-oracle-mismatch",),
+    ),
+    GuestScenario(
+        "credssp-oracle-vulnerable",
+        "CredSSP AllowEncryptionOracle = 2 (Vulnerable): every client is admitted",
+        {"registry": {CREDSSP: {"AllowEncryptionOracle": 2}}},
+        ("credssp-oracle-vulnerable",),
     ),
     GuestScenario(
         "firewall-rule-disabled",

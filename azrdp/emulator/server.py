@@ -68,9 +68,9 @@ GuestHandler = Callable[[dict[str, Any], dict[str, Any]], RunCommandOutput]
 
 
 def default_guest_handler() -> GuestHandler:
-    """The in-guest simulator's handler when `azrdp.emulator.guest_sim` provides one, else a plain StdErr."""
+    """The Windows model's handler (`azrdp.emulator.windows.runcommand`) when present, else a plain StdErr."""
     try:
-        module = importlib.import_module("azrdp.emulator.guest_sim")
+        module = importlib.import_module("azrdp.emulator.windows.runcommand")
     except ImportError:
         module = None
     handler = getattr(module, "handle_run_command", None)

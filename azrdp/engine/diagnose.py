@@ -1,12 +1,13 @@
-"""`azrdp diagnose` (= `azrdp check --guest`): the control-plane check, then the in-guest script.
+"""`azrdp diagnose` (= `azrdp check --guest`): the control-plane check, then the in-guest collector.
 
     result = run_diagnose(parse_targets("web01", resource_group="rg"))
     result.to_doc(); result.exit_code
 
 For every VM the control-plane check runs first (in bulk for fleets); then, on each running
-Windows VM whose agent is Ready, one action Run Command runs azrdp's script, with bounded
-concurrency across VMs. Its report is decoded through the contract and the guest checks add
-their findings (source "guest") to the same document `check` returns, plus a `guest` block per VM.
+Windows VM whose agent is Ready, one action Run Command runs azrdp's read-only collector, with
+bounded concurrency across VMs. Its raw facts are decoded through the facts schema and the guest
+checks judge them, adding their findings (source "guest") to the same document `check` returns,
+plus a `guest` block per VM.
 
 A guest run that cannot start because of a control-plane blocker (VM stopped, agent not Ready,
 not Windows) is `skipped`: that blocker is already a finding. A run that fails (409 wait timed
@@ -27,7 +28,8 @@ from azrdp.checks.guest import GuestFacts
 from azrdp.engine import Observer, Progress, ignore
 from azrdp.engine.check import CheckOptions, CheckResult, VmResult, run_check
 from azrdp.errors import AzrdpError, ExitCode, GuestError, Interrupted, most_serious
-from azrdp.guest import contract
+from azrdp.guest import envelope, scripts
+from azrdp.guest import facts as gf
 from azrdp.model import Source, to_doc
 from azrdp.targets import Targets
 
@@ -36,6 +38,9 @@ if TYPE_CHECKING:
 
 DEFAULT_GUEST_CONCURRENCY = 10
 RUNS_PER_VM = 1  # one Run Command per VM per diagnose (the emulator's request log asserts it)
+# A repair reuses a collection this recent instead of collecting again (the executor's
+# preconditions refuse any step whose target moved in between).
+FRESH_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -51,18 +56,25 @@ class DiagnoseOptions:
 class GuestOutcome:
     status: str  # ran | skipped | error
     reason: str = ""  # why it was skipped
-    report: contract.GuestReport | None = None
+    report: envelope.GuestReport | None = None
     stderr: str = ""
     elapsed_s: float | None = None
     error: AzrdpError | None = None
     raw_tail: str | None = None
+    collected_at: float | None = None  # time.monotonic() when the facts came back
 
     @property
-    def diagnosis(self) -> contract.Diagnosis | None:
-        return self.report.diagnosis if self.report else None
+    def facts(self) -> gf.Facts | None:
+        return self.report.facts if self.report else None
+
+    def fresh(self, now: float | None = None) -> bool:
+        """Recent enough for a repair to plan on without collecting again."""
+        if self.status != "ran" or self.facts is None or self.collected_at is None:
+            return False
+        return (now if now is not None else time.monotonic()) - self.collected_at <= FRESH_SECONDS
 
     def to_doc(self, debug: bool = False) -> dict[str, Any]:
-        diagnosis = self.diagnosis
+        facts = self.facts
         doc: dict[str, Any] = {"status": self.status}
         if self.reason:
             doc["reason"] = self.reason
@@ -70,13 +82,13 @@ class GuestOutcome:
             doc["elapsedSeconds"] = round(self.elapsed_s, 1)
         if self.report is not None:
             doc["time"] = self.report.time
-            doc["contractVersion"] = self.report.schema
-        if diagnosis is not None:
-            os_info = diagnosis.os
+            doc["contractVersion"] = self.report.version
+        if facts is not None:
+            os_info = facts.os
             doc["os"] = {"version": os_info.version, "build": os_info.build} if os_info else None
-            doc["listenerPort"] = diagnosis.rdp.port if diagnosis.rdp else None
-            doc["sectionErrors"] = [{"section": e.section, "message": e.message} for e in diagnosis.errors]
-            doc["facts"] = to_doc(diagnosis)
+            doc["listenerPort"] = facts.number("rdptcp", "PortNumber")
+            doc["sectionErrors"] = [{"section": e.section, "message": e.message} for e in facts.errors]
+            doc["facts"] = to_doc(facts)
         if self.stderr:
             doc["stderr"] = self.stderr
         doc["error"] = (
@@ -149,33 +161,40 @@ def skip_reason(vm: VmResult) -> str:
     return ""
 
 
-def guest_findings(report: contract.GuestReport, expected_port: int) -> list[Any]:
+def guest_findings(report: envelope.GuestReport, expected_port: int) -> list[Any]:
     """The guest checks over a decoded report (pure)."""
-    if report.diagnosis is None:
+    if report.facts is None:
         return []
-    facts = GuestFacts(report.diagnosis, expected_port, report.guest_time)
+    facts = GuestFacts(report.facts, expected_port, report.guest_time)
     return run_checks(facts, Source.GUEST)
 
 
 def outcome_from_output(stdout: str, stderr: str, elapsed_s: float | None) -> GuestOutcome:
     """Decode a Run Command's output into an outcome (contract errors become an error outcome)."""
     try:
-        report = contract.parse_output(stdout, stderr)
-    except contract.ContractError as err:
+        report = envelope.parse_output(stdout, stderr)
+    except envelope.ContractError as err:
         return GuestOutcome(
             "error", stderr=stderr.strip(), elapsed_s=elapsed_s, error=err, raw_tail=err.raw_tail
         )
-    outcome = GuestOutcome("ran", report=report, stderr=stderr.strip(), elapsed_s=elapsed_s)
-    if report.error is not None or report.diagnosis is None:
+    outcome = GuestOutcome(
+        "ran", report=report, stderr=stderr.strip(), elapsed_s=elapsed_s, collected_at=time.monotonic()
+    )
+    if report.error is not None or report.facts is None:
         outcome.status = "error"
         outcome.error = GuestError(
-            f"The in-guest script refused to run: {report.error or 'it returned no diagnosis'}",
+            f"The in-guest script refused to run: {report.error or 'it returned no facts'}",
             f"({report.error_code})." if report.error_code else "",
-            "Windows PowerShell 5.1 is required (Windows Server 2016 or later)."
-            if report.error_code == "unsupported"
-            else "Use the same azrdp version for the script and the CLI.",
+            _FIXES.get(report.error_code or "", "Use the same azrdp version for the script and the CLI."),
         )
     return outcome
+
+
+_FIXES = {
+    "unsupported": "Windows PowerShell 5.1 is required (Windows Server 2016 or later).",
+    "budget": "The guest holds more than one Run Command output can carry, even trimmed; "
+    "report this with `azrdp diagnose --debug`.",
+}
 
 
 def merge(vm: VmResult, outcome: GuestOutcome, expected_port: int, debug: bool = False) -> DiagnoseVmResult:
@@ -215,12 +234,12 @@ def run_guest(
         return GuestOutcome("skipped", reason=reason)
     start = time.monotonic()
     try:
-        parameters = contract.build_parameters("diagnose", options.check.port)
+        parameters = scripts.collect_parameters(options.check.port)
         result = run_powershell(
             clients,
             vm.resource_group,
             vm.name,
-            contract.script_lines(),
+            scripts.script_lines("collect"),
             parameters,
             agent_status=vm.facts.agent_status if vm.facts else None,
             wait_timeout=options.wait_timeout,

@@ -4,14 +4,16 @@
     result.to_doc(); result.exit_code
 
 Per VM: the control-plane check (in bulk for fleets) -> the agent must be Ready for anything in the
-guest (else stop with guidance, no Run Command) -> the guest diagnosis -> the plan -> confirm ->
-apply -> re-diagnose -> verify that the findings each step targeted are gone.
+guest (else stop with guidance, no Run Command) -> the guest's facts (the collector) -> the plan,
+made here in Python as primitive operations -> confirm -> apply (the executor, which ends by
+collecting the facts after) -> verify that the findings each step targeted are gone.
 
-Run Commands per VM: `confirm=None` (--yes) does diagnose -> repair -> verify in ONE run (the
-script re-evaluates every trigger in the guest); interactive runs two (diagnose, then
-repair + verify); --dry-run one (the script plans and changes nothing). Fleets run with bounded
-concurrency and one result per VM. No typer, no rich: the CLI, the runbook and the Python API
-share this module.
+Run Commands per VM: two for a repair (the collector, then the executor), one when the facts of a
+diagnose that ran moments before are handed in (`prior`: the executor's preconditions refuse any
+step whose target moved since), one for --dry-run (the collector; nothing changes). Undo is one
+(the executor with the inverse plan) when the local journal holds what the run recorded, two when
+it must first read the records from the guest. Fleets run with bounded concurrency and one result
+per VM. No typer, no rich: the CLI, the runbook and the Python API share this module.
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ from azrdp.engine.diagnose import (
     skip_reason,
 )
 from azrdp.errors import AzrdpError, ExitCode, GuestError, Interrupted, NotFoundError, most_serious
-from azrdp.guest import contract
+from azrdp.guest import envelope, scripts
+from azrdp.guest import plan as gp
 from azrdp.model import SCHEMA_VERSION, Finding, Severity, Source, to_doc
-from azrdp.repairs import RepairFacts, RepairStep, Where, all_repairs, get_repair, plan_repairs, selected
-from azrdp.repairs import outcome as ro
+from azrdp.repairs import RepairFacts, RepairStep, Where, all_repairs, plan_repairs, selected
 from azrdp.targets import Targets, VmRef
 
 if TYPE_CHECKING:
@@ -101,13 +103,13 @@ class StepResult:
     verified: bool | None = None
     error: str | None = None
     done: list[str] = field(default_factory=list)  # what was actually changed, one line each
+    # What the executor reported per operation (status and error), in the step's order.
+    op_results: list[envelope.OpResult | None] = field(default_factory=list)
 
     @property
     def reboot_required(self) -> bool:
         """Applied, but only a restart of the VM makes it real (and provable)."""
-        from azrdp.repairs.guest import REBOOT_REQUIRED
-
-        return self.status == APPLIED and self.step.id in REBOOT_REQUIRED
+        return self.status == APPLIED and self.step.boot
 
     def to_doc(self) -> dict[str, Any]:
         return {
@@ -126,6 +128,21 @@ class StepResult:
             "rebootRequired": self.reboot_required,
             "done": list(self.done),
             "error": self.error,
+            "operations": [
+                {
+                    "kind": op.KIND,
+                    "target": op.target(),
+                    "before": op.before(),
+                    "after": op.after(),
+                    "status": result.status if result is not None else None,
+                    "error": result.error if result is not None else None,
+                }
+                for op, result in zip(
+                    self.step.ops,
+                    self.op_results or [None] * len(self.step.ops),
+                    strict=True,
+                )
+            ],
         }
 
 
@@ -142,7 +159,9 @@ class VmRepair:
     guest_before_known: bool = True
     error: AzrdpError | None = None
     notes: list[str] = field(default_factory=list)
-    guest_after: ro.RepairReport | None = None  # the repair run's report (diagnosis after)
+    guest_after: envelope.GuestReport | None = None  # the executor's report (facts after)
+    guest_plan: gp.Plan | None = None  # what the executor was given
+    reused: bool = False  # planned on the facts of a diagnose that had just run
     guest_blocked: str = ""  # why in-guest repairs could not run (agent not Ready ...)
     skipped: str = ""  # why the VM was left out of the run (--broken-only and nothing broken)
 
@@ -243,6 +262,7 @@ class VmRepair:
                 "backupDir": self.backup_dir,
                 "runCommands": self.run_commands,
                 "guestFindingsBefore": "known" if self.guest_before_known else "unavailable",
+                "guestFactsReused": self.reused,
                 "exitCode": int(self.exit_code),
             }
         )
@@ -306,7 +326,9 @@ class RepairResult:
 # --------------------------------------------------------------------------------------------
 
 
-def plan_vm(vm: VmResult, options: RepairOptions, report: contract.GuestReport | None) -> list[RepairStep]:
+def plan_vm(
+    vm: VmResult, options: RepairOptions, report: envelope.GuestReport | None, run_id: str = ""
+) -> list[RepairStep]:
     facts = RepairFacts(
         findings=tuple(vm.findings),
         vm=vm.facts,
@@ -314,28 +336,10 @@ def plan_vm(vm: VmResult, options: RepairOptions, report: contract.GuestReport |
         source_ip=options.source_ip,
         port=options.port,
         requested=frozenset(options.only),
+        selected=frozenset(s.id for s in selected(options.only, options.skip)),
+        run_id=run_id,
     )
-    steps = plan_repairs(facts, options.only, options.skip)
-    # The security layer is raised only with its prerequisites fixed in the same run.
-    ids = [s.id for s in steps if s.actionable]
-    if report is not None and report.diagnosis is not None:
-        from azrdp.repairs import guest as rg
-
-        now = report.guest_time or rg.guest_now(None)
-        blocked = rg.security_blocked_by(report.diagnosis, now, ids)
-        steps = [
-            replace(
-                s,
-                refused="Raising the security layer needs "
-                + ", ".join(blocked)
-                + " in the same run (a broken certificate, key or TLS with TLS-only security locks "
-                "every client out).",
-            )
-            if s.id == "rdp-security-restore" and s.actionable and blocked
-            else s
-            for s in steps
-        ]
-    return steps
+    return plan_repairs(facts, options.only, options.skip)
 
 
 def verify(steps: Sequence[StepResult], after: Sequence[Finding]) -> None:
@@ -350,16 +354,16 @@ def verify(steps: Sequence[StepResult], after: Sequence[Finding]) -> None:
             step.verified = None if step.reboot_required else not (present & set(step.step.fixes))
 
 
-def steps_from_outcome(outcome: ro.RepairOutcome) -> list[RepairStep]:
-    """Guest steps as the script reported them, when the diagnosis before is not available."""
+def build_plan(
+    run_id: str, steps: Sequence[RepairStep], run_command_timeout: float, undoes: str = ""
+) -> gp.Plan:
+    """The executor's plan: the steps' operations numbered in order, each step with its rollback."""
     out = []
-    for entry in outcome.steps:
-        spec = get_repair(entry.id or "")
-        if spec is None:
-            continue
-        refused = entry.error if entry.status == ro.REFUSED else None
-        out.append(spec.step(spec.fixes, entry.changes, refused=refused))
-    return out
+    index = 0
+    for step in steps:
+        out.append(gp.make_step(step.id, step.ops, index, boot=step.boot, run_id=run_id))
+        index += len(step.ops)
+    return gp.Plan(run_id, tuple(out), gp.deadline_for(run_command_timeout), undoes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -395,7 +399,13 @@ def _run_script(
     return result.stdout, result.stderr, result.elapsed_s
 
 
-def _guest_error(report: contract.GuestReport) -> GuestError:
+def _guest_error(report: envelope.GuestReport) -> GuestError:
+    if report.error_code == "locked":
+        return GuestError(
+            f"The guest is busy with another azrdp run: {report.error}",
+            "One azrdp run at a time changes a VM; its lock expires on its own.",
+            "Wait for that run to finish (azrdp history VM -g GROUP --guest shows it), then rerun.",
+        )
     return GuestError(
         f"The in-guest script refused: {report.error}",
         f"({report.error_code})." if report.error_code else "",
@@ -405,22 +415,24 @@ def _guest_error(report: contract.GuestReport) -> GuestError:
     )
 
 
-def run_repair_mode(
-    clients: Clients, vm: VmResult, options: RepairOptions, run_id: str, only: Sequence[str], dry_run: bool
-) -> tuple[ro.RepairReport, str]:
-    parameters = ro.build_parameters(
-        "repair",
-        rdp_port=options.port,
-        run_id=run_id,
-        only=only,
-        dry_run=dry_run,
-        known_ids=[s.id for s in all_repairs(Where.GUEST)],
-    )
-    stdout, stderr, _ = _run_script(clients, vm, parameters, options, ro.repair_script_lines())
-    report = ro.parse_repair_output(stdout, stderr, run_id=run_id)
-    if report.error is not None or report.repair is None:
+def run_executor(
+    clients: Clients, vm: VmResult, options: RepairOptions, plan: gp.Plan
+) -> tuple[envelope.GuestReport, str]:
+    """One executor run: the plan applied, the facts after collected. Refusals raise GuestError."""
+    parameters = scripts.execute_parameters(plan.run_id, plan.token(), options.port)
+    stdout, stderr, _ = _run_script(clients, vm, parameters, options, scripts.script_lines("execute"))
+    report = envelope.parse_output(stdout, stderr, run_id=plan.run_id)
+    if report.error is not None or report.run is None:
         raise _guest_error(report)
     return report, stderr.strip()
+
+
+def read_records(clients: Clients, vm: VmResult, options: RepairOptions, run_id: str) -> envelope.GuestReport:
+    """Mode records: what a run recorded in the guest (read-only)."""
+    stdout, stderr, _ = _run_script(
+        clients, vm, scripts.records_parameters(run_id), options, scripts.script_lines("records")
+    )
+    return envelope.parse_output(stdout, stderr, run_id=run_id)
 
 
 def diagnose_guest(clients: Clients, vm: VmResult, options: RepairOptions) -> GuestOutcome:
@@ -466,10 +478,17 @@ def _recheck(clients: Clients, vm: VmResult, options: RepairOptions) -> VmResult
 
 
 class Repairer:
-    def __init__(self, clients: Clients, options: RepairOptions, confirm: Confirm | None) -> None:
+    def __init__(
+        self,
+        clients: Clients,
+        options: RepairOptions,
+        confirm: Confirm | None,
+        prior: Mapping[str, GuestOutcome] | None = None,
+    ) -> None:
         self.clients = clients
         self.options = options
         self.confirm = confirm
+        self.prior = {k.lower(): v for k, v in (prior or {}).items()}
         self.lock = threading.Lock()
         # What was changed so far across VMs, for the Ctrl-C listing (appended as it happens).
         self.changed: list[str] = []
@@ -494,34 +513,32 @@ class Repairer:
     # phase 1 -----------------------------------------------------------------------------------
 
     def prepare(self, vm: VmResult, run_id: str) -> VmRepair:
-        """Plan. Runs the guest script (dry run, or diagnose when a confirmation will follow)."""
+        """Plan. Collects the guest's facts (one Run Command) unless a fresh collection is at hand."""
         options = self.options
         clients = _clients_for(self.clients, vm)
         reason = skip_reason(vm)
         guest: GuestOutcome | None = None
-        report: contract.GuestReport | None = None
+        report: envelope.GuestReport | None = None
         runs = 0
+        reused = False
         if vm.error is None and not reason and options.guest_ids:
-            if options.dry_run:
-                runs = 1
-                try:
-                    report, stderr = run_repair_mode(clients, vm, options, run_id, options.guest_ids, True)
-                    guest = GuestOutcome("ran", report=report, stderr=stderr)
-                except Interrupted:
-                    raise
-                except AzrdpError as err:
-                    guest = GuestOutcome("error", error=err, raw_tail=getattr(err, "raw_tail", None))
-            elif self.confirm is not None:
+            prior = self.prior.get(vm.id.lower())
+            if prior is not None and prior.fresh():
+                guest, reused = prior, True
+            else:
                 runs = 1
                 guest = diagnose_guest(clients, vm, options)
-                report = guest.report
+            report = guest.report
         elif vm.error is None:
             guest = GuestOutcome("skipped", reason=reason or "No in-guest repair selected.")
         merged = merge(vm, guest, options.port, options.debug) if guest else _as_diagnose(vm)
-        steps = plan_vm(merged, options, report)
+        steps = plan_vm(merged, options, report, run_id)
         vmr = VmRepair(merged, run_id, options.dry_run, [StepResult(s) for s in steps], run_commands=runs)
-        if guest is None and vm.error is None and not reason and options.guest_ids:
-            vmr.notes.append("The guest is diagnosed and repaired in the same Run Command (--yes).")
+        vmr.reused = reused
+        if reused:
+            vmr.notes.append(
+                "Planned on the in-guest facts the diagnose before it collected (no second collection)."
+            )
         if reason and vm.error is None and options.guest_ids:
             vmr.notes.append(f"No in-guest repair: {reason}")
             vmr.guest_blocked = reason
@@ -592,8 +609,8 @@ class Repairer:
             return
         guest_steps = [s for s in vmr.steps if s.step.where is Where.GUEST]
         diagnosed = vmr.vm.guest is not None and vmr.vm.guest.status == "ran"
-        if not diagnosed and self.confirm is not None:
-            # The VM was just started: diagnose, show the guest plan, ask again.
+        if not diagnosed:
+            # The VM was just started: collect, plan, and (interactively) ask again.
             outcome = diagnose_guest(clients, vm, options)
             vmr.run_commands += 1
             fresh = merge(vm, outcome, options.port, options.debug)
@@ -601,91 +618,90 @@ class Repairer:
             if outcome.status != "ran":
                 return
             guest_steps = [
-                StepResult(s) for s in plan_vm(fresh, options, outcome.report) if s.where is Where.GUEST
+                StepResult(s)
+                for s in plan_vm(fresh, options, outcome.report, vmr.run_id)
+                if s.where is Where.GUEST
             ]
             for s in guest_steps:
                 s.status = REFUSED if s.step.refused else PLANNED
             vmr.steps = [s for s in vmr.steps if s.step.where is Where.CONTROL_PLANE] + guest_steps
-            if any(s.step.actionable for s in guest_steps) and not self.confirm([vmr]):
+            if (
+                self.confirm is not None
+                and any(s.step.actionable for s in guest_steps)
+                and not self.confirm([vmr])
+            ):
                 for s in guest_steps:
                     if s.status == PLANNED:
                         s.status = DECLINED
                 return
-            diagnosed = True
-        if diagnosed:
-            only = [s.step.id for s in guest_steps if s.step.actionable]
-            if not only:
-                return
-        else:
-            only = list(options.guest_ids)
+        todo = [s for s in guest_steps if s.step.actionable and s.status == PLANNED and s.step.ops]
+        if not todo:
+            return
+        plan = build_plan(vmr.run_id, [s.step for s in todo], options.timeout)
+        vmr.guest_plan = plan
         try:
-            report, _ = run_repair_mode(clients, vm, options, vmr.run_id, only, False)
+            report, _ = run_executor(clients, vm, options, plan)
         except Interrupted:
             self._changed(
                 vm,
                 vmr.run_id,
                 [
-                    f"the in-guest repair (run {vmr.run_id}: {', '.join(only) or 'evidence-triggered'}) was "
-                    f"running and cannot be cancelled; see `azrdp history {vm.name} -g {vm.resource_group} "
-                    "--guest`"
+                    f"the in-guest repair (run {vmr.run_id}: {', '.join(s.step.id for s in todo)}) was "
+                    "running and cannot be cancelled; see "
+                    f"`azrdp history {vm.name} -g {vm.resource_group} --guest`"
                 ],
                 guest_running=True,
             )
             raise
-        vmr.run_commands += 1
-        assert report.repair is not None
-        vmr.backup_dir = report.repair.backup_dir
-        if not diagnosed:
-            self._adopt_one_shot_plan(vmr, vm, report)
-            guest_steps = [s for s in vmr.steps if s.step.where is Where.GUEST]
-        by_id = {s.step.id: s for s in guest_steps}
-        for entry in report.repair.steps:
-            step = by_id.get(entry.id or "")
-            if step is None:
-                continue
-            step.status = {ro.APPLIED: APPLIED, ro.REFUSED: REFUSED, ro.ROLLED_BACK: ROLLED_BACK}.get(
-                entry.status or "", FAILED
-            )
-            step.error = entry.error
-            if step.status == APPLIED:
-                step.done = (
-                    [f"{step.step.title}: " + "; ".join(step.step.changes)]
-                    if step.step.changes
-                    else [step.step.title]
+        except AzrdpError as err:
+            vmr.run_commands += 1
+            vmr.error = err
+            for step in todo:
+                step.status = FAILED
+                step.error = (
+                    "The in-guest run gave no readable result; `azrdp history --guest` shows what it did."
                 )
-            elif step.status == ROLLED_BACK:
-                vmr.notes.append(f"{step.step.id} failed in the guest and was rolled back: {entry.error}")
-        self._changed(vm, vmr.run_id, [line for s in guest_steps for line in s.done])
-        for step in guest_steps:
-            if step.status == PLANNED:
-                step.status = NOT_RUN  # the guest found its trigger gone: nothing to do any more
+            return
+        vmr.run_commands += 1
+        assert report.run is not None
+        vmr.backup_dir = report.run.backup_dir
         vmr.guest_after = report
-
-    def _adopt_one_shot_plan(self, vmr: VmRepair, vm: VmResult, report: ro.RepairReport) -> None:
-        """--yes: the plan is what the guest found; its diagnosis before gives the findings."""
-        assert report.repair is not None
-        if report.before is not None:
-            before = contract.GuestReport(report.schema, "diagnose", report.time, report.before)
-            fresh = merge(vm, GuestOutcome("ran", report=before), self.options.port, self.options.debug)
-            vmr.vm = fresh
-            steps = [s for s in plan_vm(fresh, self.options, before) if s.where is Where.GUEST]
-            reported = {e.id for e in report.repair.steps}
-            steps = [s for s in steps if s.id in reported]
-            steps += [s for s in steps_from_outcome(report.repair) if s.id not in {x.id for x in steps}]
-        else:
-            vmr.guest_before_known = False
-            vmr.vm = merge(vm, GuestOutcome("ran", report=report), self.options.port, self.options.debug)
-            steps = steps_from_outcome(report.repair)
-        vmr.steps = [s for s in vmr.steps if s.step.where is Where.CONTROL_PLANE] + [
-            StepResult(s) for s in steps
-        ]
+        statuses = {
+            envelope.APPLIED: APPLIED,
+            envelope.REFUSED: REFUSED,
+            envelope.ROLLED_BACK: ROLLED_BACK,
+            envelope.NOT_RUN: NOT_RUN,
+        }
+        by_index = {r.index: r for r in report.run.ops}
+        first = 0
+        for step, result in zip(todo, _results_by_step(plan, report.run), strict=True):
+            step.status = statuses.get(result.status or "", FAILED) if result else NOT_RUN
+            step.error = result.error if result else None
+            step.op_results = [by_index.get(first + k) for k in range(len(step.step.ops))]
+            first += len(step.step.ops)
+            if step.status == APPLIED:
+                step.done = [f"{step.step.title}: " + "; ".join(step.step.changes)]
+            elif step.status == REFUSED:
+                vmr.notes.append(
+                    f"{step.step.id} was refused in the guest (nothing of it changed): {step.error}. "
+                    "Run repair again to plan on what the guest holds now."
+                )
+            elif step.status in (ROLLED_BACK, FAILED):
+                vmr.notes.append(f"{step.step.id} failed in the guest: {step.error}")
+        self._changed(vm, vmr.run_id, [line for s in todo for line in s.done])
 
     def _verify(self, clients: Clients, vmr: VmRepair, vm: VmResult, cp_changed: bool) -> None:
         report = vmr.guest_after
         if not vmr.applied and report is None and not cp_changed:
             return
         control = [f for f in vm.findings if f.source is not Source.GUEST]
-        if report is not None:
+        if report is not None and report.facts is None and vmr.applied:
+            # The executor's facts did not fit its output beside the run's result: collect again.
+            outcome = diagnose_guest(clients, vm, self.options)
+            vmr.run_commands += 1
+            if outcome.status == "ran" and outcome.report is not None:
+                report = outcome.report
+        if report is not None and report.facts is not None:
             guest_after = guest_findings(report, self.options.port)
         else:
             guest_after = [f for f in vmr.vm.findings if f.source is Source.GUEST]
@@ -698,19 +714,34 @@ class Repairer:
             )
 
     def _journal(self, vmr: VmRepair) -> None:
-        journal.record(
-            journal.JournalEntry(
-                vmr.run_id,
-                vmr.vm.id,
-                "run",
-                {
-                    "steps": {s.step.id: s.status for s in vmr.steps},
-                    "backupDir": vmr.backup_dir,
-                    "verified": vmr.verified,
-                    "exitCode": int(vmr.exit_code),
-                },
-            )
-        )
+        details: dict[str, Any] = {
+            "steps": {s.step.id: s.status for s in vmr.steps},
+            "backupDir": vmr.backup_dir,
+            "verified": vmr.verified,
+            "exitCode": int(vmr.exit_code),
+        }
+        if vmr.guest_plan is not None:
+            # What undo needs: the plan and, per op, what the guest found and left (when the
+            # executor's output carried them; otherwise undo reads them from the guest).
+            run = vmr.guest_after.run if vmr.guest_after is not None else None
+            details["guest"] = {
+                "plan": vmr.guest_plan.to_wire(),
+                "ops": [{"i": o.index, "s": o.status, "p": o.prior, "a": o.after} for o in run.ops]
+                if run
+                else [],
+                "complete": bool(run and run.complete and run.ops),
+                "state": run.state if run else None,
+            }
+        journal.record(journal.JournalEntry(vmr.run_id, vmr.vm.id, "run", details))
+
+
+def _results_by_step(plan: gp.Plan, run: envelope.RunResult) -> list[envelope.StepResult | None]:
+    """The executor's step results in the plan's order (by position: step ids may repeat in undo)."""
+    results = list(run.steps)
+    return [
+        results[i] if i < len(results) and results[i].id == step.id else None
+        for i, step in enumerate(plan.steps)
+    ]
 
 
 def share_nsg_rules(prepared: Sequence[VmRepair]) -> None:
@@ -826,8 +857,13 @@ def run_repair(
     cloud: str | None = None,
     observer: Observer = ignore,
     clients: Clients | None = None,
+    prior: Sequence[DiagnoseVmResult] = (),
 ) -> RepairResult:
-    """Plan, confirm (`confirm=None`: already confirmed, e.g. --yes), apply and verify."""
+    """Plan, confirm (`confirm=None`: already confirmed, e.g. --yes), apply and verify.
+
+    `prior`: the results of a diagnose that just ran; a VM's in-guest facts are reused when they are
+    fresh (a few minutes), which spares one Run Command per VM.
+    """
     from azrdp.azure.auth import new_run_id
 
     options = options or RepairOptions()
@@ -837,7 +873,8 @@ def run_repair(
     clients = _make_clients(clients, subscription, cloud, targets.ids)
     checked = run_check(targets, options.check_options, observer=observer, clients=clients)
     vms = list(checked.vms)
-    repairer = Repairer(clients, options, confirm)
+    collected = {vm.id: vm.guest for vm in prior if vm.guest is not None}
+    repairer = Repairer(clients, options, confirm, collected)
     progress_lock = threading.Lock()
     started = time.monotonic()
 
@@ -919,7 +956,7 @@ def run_undo(
     """Take back one run: delete the NSG rules it added, restore the guest from its backups."""
     from azrdp.azure.network import remove_rule
 
-    run_id = ro.validate_run_id(run_id)
+    run_id = journal.validate_run_id(run_id)
     ref = _single_vm(targets)
     journal.ensure_writable()
     clients = _make_clients(clients, subscription, cloud, targets.ids)
@@ -962,47 +999,31 @@ def run_undo(
                 }
             )
     run_entries = [e for e in entries if e.kind == "run"]
-    guest_expected = not entries or any(e.details.get("backupDir") for e in run_entries)
+    guest_expected = not entries or any(
+        e.details.get("backupDir") or e.details.get("guest") for e in run_entries
+    )
     guest_doc: dict[str, Any] = {"status": "skipped", "reason": "The run changed nothing in the guest."}
     findings: list[Finding] = list(vm.findings)
     code = ExitCode.OK
+    runs = 0
     if guest_expected:
         reason = skip_reason(vm)
         if reason:
             guest_doc = {"status": "error", "reason": reason}
             code = ExitCode.ERROR
         else:
-            parameters = ro.build_parameters(
-                "undo",
-                rdp_port=options.port,
-                run_id=run_id,
-                known_ids=[s.id for s in all_repairs(Where.GUEST)],
-            )
-            stdout, stderr, _ = _run_script(
-                _clients_for(clients, vm), vm, parameters, options, ro.repair_script_lines()
-            )
-            report = ro.parse_repair_output(stdout, stderr, run_id=run_id)
-            if report.error is not None:
+            guest_doc, report, runs = _undo_guest(_clients_for(clients, vm), vm, options, run_id, run_entries)
+            if guest_doc["status"] == "unknown":
                 if not entries:
                     raise NotFoundError(
                         f"Run {run_id} is unknown for VM '{vm.name}'.",
-                        "This machine's journal has no entry for it and the guest has no backup of it.",
+                        "This machine's journal has no entry for it and the guest has no record of it.",
                         fix=f"List the runs with `azrdp history {vm.name} -g {vm.resource_group} --guest`.",
                     )
-                guest_doc = {"status": "error", "reason": report.error}
-                code = ExitCode.ERROR
-            else:
-                assert report.repair is not None
-                restored = [s.id for s in report.repair.steps if s.status == ro.RESTORED]
-                failed = [s.id for s in report.repair.steps if s.status != ro.RESTORED]
-                guest_doc = {
-                    "status": "restored" if restored else "nothingToRestore",
-                    "restored": restored,
-                    "failed": failed,
-                    "backupDir": report.repair.backup_dir,
-                }
-                if failed:
-                    code = ExitCode.NOT_VERIFIED
+                guest_doc = {"status": "error", "reason": guest_doc["reason"]}
+            if guest_doc["status"] == "error" or guest_doc.get("failed"):
+                code = ExitCode.ERROR if guest_doc["status"] == "error" else ExitCode.NOT_VERIFIED
+            if report is not None and report.facts is not None:
                 findings = [f for f in vm.findings if f.source is not Source.GUEST] + guest_findings(
                     report, options.port
                 )
@@ -1029,11 +1050,103 @@ def run_undo(
                 "controlPlane": control,
                 "guest": guest_doc,
                 "findings": [to_doc(f) for f in findings],
+                "runCommands": runs,
                 "exitCode": int(code),
             }
         ],
         "summary": {"total": 1, "exitCode": int(code)},
     }
+
+
+def _undo_guest(
+    clients: Clients,
+    vm: VmResult,
+    options: RepairOptions,
+    run_id: str,
+    entries: Sequence[journal.JournalEntry],
+) -> tuple[dict[str, Any], envelope.GuestReport | None, int]:
+    """The guest part of undo: the inverse plan from what the run recorded, run by the executor.
+
+    The records come from the local journal when it holds them whole, else from the guest (mode
+    records, one more Run Command). Returns the document part, the executor's report and the Run
+    Commands used.
+    """
+    from azrdp.azure.auth import new_run_id
+
+    runs = 0
+    done = [
+        e
+        for e in journal.run_entries(vm.id, run_id)
+        if e.kind == "undone" and e.details.get("guest") == "restored"
+    ]
+    if done:
+        return {"status": "alreadyUndone", "restored": [], "failed": []}, None, runs
+    guest = next(
+        (e.details["guest"] for e in reversed(entries) if isinstance(e.details.get("guest"), dict)), None
+    )
+    steps_wire: list[Any] = []
+    records: dict[int, Mapping[str, Any]] = {}
+    if guest is not None and guest.get("complete"):
+        steps_wire = list(guest["plan"]["steps"])
+        records = {int(r["i"]): r for r in guest["ops"]}
+    else:
+        report = read_records(clients, vm, options, run_id)
+        runs += 1
+        if report.error is not None or report.records is None:
+            if report.error_code == "unknown":
+                return {"status": "unknown", "reason": report.error}, None, runs
+            raise _guest_error(report)
+        found = report.records
+        if found.state == "undone":
+            return {"status": "alreadyUndone", "restored": [], "failed": []}, None, runs
+        if not found.complete:
+            return (
+                {
+                    "status": "error",
+                    "reason": f"The records of run {run_id} do not fit one Run Command's output, and this "
+                    "machine's journal lacks them: undo refuses to act on part of them.",
+                },
+                None,
+                runs,
+            )
+        steps_wire = gp.steps_from_records(
+            [s.id or "" for s in found.steps], [to_doc_record(r) for r in found.ops]
+        )
+        records = {int(r.index or 0): {"s": r.status, "p": r.prior, "a": r.after} for r in found.ops}
+    undo_run = new_run_id()
+    undo_steps = gp.undo_steps(steps_wire, records, run_id, undo_run)
+    if not undo_steps:
+        return {"status": "nothingToRestore", "restored": [], "failed": []}, None, runs
+    plan = gp.Plan(
+        undo_run,
+        tuple(gp.make_step(i, ops, index, run_id=undo_run) for i, ops, index in gp.number(undo_steps)),
+        gp.deadline_for(options.timeout),
+        undoes=run_id,
+    )
+    report, _ = run_executor(clients, vm, options, plan)
+    runs += 1
+    assert report.run is not None
+    results = _results_by_step(plan, report.run)
+    restored = [
+        step.id for step, r in zip(plan.steps, results, strict=True) if r and r.status == envelope.APPLIED
+    ]
+    failed = [
+        step.id for step, r in zip(plan.steps, results, strict=True) if not r or r.status != envelope.APPLIED
+    ]
+    doc = {
+        "status": "restored" if restored and not failed else "partial" if restored else "refused",
+        "restored": restored,
+        "failed": failed,
+        "undoRunId": plan.run_id,
+        "backupDir": report.run.backup_dir,
+    }
+    if failed:
+        doc["errors"] = [r.error for r in results if r and r.error]
+    return doc, report, runs
+
+
+def to_doc_record(record: envelope.OpRecord) -> dict[str, Any]:
+    return {"i": record.index, "g": record.step, "op": record.op, "s": record.status}
 
 
 def _shared_with(entry: journal.JournalEntry, vm_id: str) -> dict[str, Any]:
@@ -1087,16 +1200,21 @@ def run_history(
         if reason:
             doc["guestRuns"] = {"error": reason}
         else:
-            parameters = ro.build_parameters("history", known_ids=())
             stdout, stderr, _ = _run_script(
-                clients, vm, parameters, RepairOptions(), ro.repair_script_lines()
+                clients, vm, scripts.history_parameters(), RepairOptions(), scripts.script_lines("history")
             )
-            report = ro.parse_repair_output(stdout, stderr)
-            if report.error is not None or report.repair is None:
+            report = envelope.parse_output(stdout, stderr)
+            if report.error is not None:
                 raise _guest_error(report)
             doc["guestRuns"] = [
-                {"runId": h.run_id, "time": h.time, "state": h.state, "steps": list(h.steps)}
-                for h in report.repair.history
+                {
+                    "runId": h.run_id,
+                    "time": h.time,
+                    "state": h.state,
+                    "undoes": h.undoes or None,
+                    "steps": list(h.steps),
+                }
+                for h in report.history
             ]
     return {
         "schemaVersion": SCHEMA_VERSION,

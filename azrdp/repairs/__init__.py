@@ -9,9 +9,9 @@ with `refused` saying why, so the user sees what would be needed instead of sile
 Metadata (id, title, fixes, risk, rbac, changes, backup, undo) feeds `azrdp checks list` and the
 docs catalogue. Modules holding repairs are listed in REPAIR_MODULES and imported on first use.
 
-In-guest repairs are carried out by the guest script in `repair` mode (scripts/repair.ps1) and,
-in the emulator, by `azrdp.emulator.guest_repair`; both apply the same evidence triggers again
-inside the guest, so a repair never runs on a value that turned healthy in between.
+In-guest repairs are planned here, in Python, as primitive operations with preconditions
+(azrdp.guest.plan); the guest's executor only runs them, refusing any whose target moved since it
+was read, so a repair never acts on a value that turned healthy in between.
 """
 
 from __future__ import annotations
@@ -44,11 +44,14 @@ class RepairFacts:
 
     findings: tuple[Finding, ...] = ()
     vm: Any = None  # azrdp.facts.VmFacts
-    guest: Any = None  # azrdp.guest.contract report
+    guest: Any = None  # azrdp.guest.envelope.GuestReport: the collector's facts
     source_ip: str | None = None
     port: int | None = None
     # Repairs named with --only: suggestion-only repairs (redeploy, reapply) plan only when named.
     requested: frozenset[str] = frozenset()
+    # The repairs --only/--skip leave (None: all): the guest planners project only those.
+    selected: frozenset[str] | None = None
+    run_id: str = ""  # names what a repair moves aside in the guest
 
     def present(self, *check_ids: str) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.id in check_ids)
@@ -72,6 +75,8 @@ class RepairStep:
     notes: tuple[str, ...] = ()  # consequences the user must know (sessions dropped, NSG follows port)
     # Values the apply step needs (NSG id, priority, port ...), validated here, never user text.
     params: Mapping[str, Any] = field(default_factory=dict)
+    ops: tuple[Any, ...] = ()  # in-guest: the primitive operations (azrdp.guest.plan.Op), in order
+    boot: bool = False  # in-guest: takes effect only at the next boot
 
     @property
     def actionable(self) -> bool:
@@ -110,6 +115,8 @@ class RepairSpec:
         notes: Sequence[str] = (),
         risk: Risk | None = None,
         params: Mapping[str, Any] | None = None,
+        ops: Sequence[Any] = (),
+        boot: bool = False,
     ) -> RepairStep:
         return RepairStep(
             id=self.id,
@@ -122,6 +129,8 @@ class RepairSpec:
             refused=refused,
             notes=tuple(notes),
             params=dict(params or {}),
+            ops=tuple(ops),
+            boot=boot,
         )
 
 

@@ -1,16 +1,16 @@
-"""In-guest repairs and their evidence triggers.
+"""In-guest repairs: each planned here, in Python, as primitive operations the executor runs.
 
-Each trigger is a pure function of the guest diagnosis (azrdp.guest.contract.Diagnosis) that
-returns what it would change, one `Change` per value, and nothing on a healthy guest. The same
-triggers are used three times: by the planner here (what the user confirms), by the emulator's
-simulated guest (azrdp.emulator.guest_repair), and, re-implemented line for line in PowerShell, by
-scripts/repair.ps1, which evaluates them again in the guest right before it acts. The order of
-GUEST_ORDER is the order the script applies them in: services before keys, keys before the
-certificate, the certificate and TLS before the security layer is raised.
+The guest repairs are planned together, in GUEST_ORDER (services before keys, keys before the
+certificate, the certificate and TLS before the security layer is raised). Each is planned on
+the state the previous ones leave: its evidence (the findings of the checks it fixes) and its
+trigger are evaluated on the facts projected through the operations planned before it
+(azrdp.guest.plan.project), so after rdp-port moves the listener, the firewall repair sees the
+new port. A trigger returns its operations, or why it refuses, or nothing on a healthy guest.
 
-What these repairs never do: lower SecurityLayer, turn NLA off, lower MinEncryptionLevel, delete a
-MachineKeys file, take ownership recursively, touch a Group-Policy-owned value, change FIPS, or
-enable TLS 1.0/1.1.
+What these repairs never do: lower SecurityLayer, turn NLA off, lower MinEncryptionLevel, delete
+a key file, take ownership of more than one key file (and only after its descriptor is backed
+up), replace a descriptor wholesale, touch a Group-Policy-owned value, change FIPS, enable TLS
+1.0/1.1, remove a firewall Block rule, or touch the guest agent.
 """
 
 from __future__ import annotations
@@ -20,21 +20,17 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from azrdp.guest.contract import (
-    CertEntry,
-    Diagnosis,
-    FirewallInfo,
-    FirewallProfile,
-    PortOwner,
-    RdpSettings,
-    custom_rule_name,
-)
+from azrdp.checks import run_checks
+from azrdp.checks.guest import MUST_RUN, SERVICE_DEFAULTS, needs_new_certificate, norm_account
+from azrdp.checks.guest_view import GuestFacts, KeyState, port_in
+from azrdp.guest import facts as gf
+from azrdp.guest import plan as gp
+from azrdp.guest import sddl
+from azrdp.model import Source
 from azrdp.repairs import RepairFacts, RepairStep, Risk, Where, register_repair, spec
 
 C = "Microsoft.Compute/virtualMachines"
 RUN_COMMAND_RBAC = (f"{C}/read", f"{C}/runCommand/action")
-
-MACHINEKEYS_DEFAULT_SDDL = "O:SYG:SYD:PAI(A;;0x12019f;;;WD)(A;;FA;;;BA)"
 SESSION_NOTE = "Restarts Remote Desktop Services: every logged-on RDP session is disconnected."
 REBOOT_NOTE = (
     "Takes effect only after the VM restarts (Schannel reads it at boot): azrdp reports it as applied, "
@@ -43,403 +39,564 @@ REBOOT_NOTE = (
 # Repairs whose effect no re-diagnosis can prove until the VM restarts.
 REBOOT_REQUIRED = frozenset({"tls12-server"})
 DEFAULT_RDP_PORT = 3389
-
-# Start mode and account of the services RDP needs (Microsoft's services guidance; shipped defaults).
-SERVICE_DEFAULTS: dict[str, tuple[str, str]] = {
-    "TermService": ("Manual", "NT Authority\\NetworkService"),
-    "UmRdpService": ("Manual", "LocalSystem"),
-    "SessionEnv": ("Manual", "LocalSystem"),
-    "KeyIso": ("Manual", "LocalSystem"),
-    "CertPropSvc": ("Manual", "LocalSystem"),
-    "CryptSvc": ("Auto", "NT Authority\\NetworkService"),
-    "MpsSvc": ("Auto", "NT Authority\\LocalService"),
-    "BFE": ("Auto", "NT Authority\\LocalService"),
-}
-# Services whose being stopped is a fault by itself (the others start on demand).
-MUST_RUN = ("TermService", "MpsSvc", "BFE")
-RDP_TCP_RULE = "RemoteDesktop-UserMode-In-TCP"
-RDP_UDP_RULE = "RemoteDesktop-UserMode-In-UDP"
 WINLOGON = "Winlogon"
 
 
 @dataclass(frozen=True)
-class Change:
-    """One value a repair changes. `target` names it (registry value, service, cert, rule)."""
-
-    target: str
-    before: Any
-    after: Any
-
-    def line(self) -> str:
-        return f"{self.target}: {_show(self.before)} -> {_show(self.after)}"
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "absent"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
-@dataclass(frozen=True)
 class Trigger:
-    changes: tuple[Change, ...] = ()
+    ops: tuple[gp.Op, ...] = ()
     refused: str | None = None
     notes: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.changes) or self.refused is not None
+        return bool(self.ops) or self.refused is not None
 
 
-def _norm_account(value: str | None) -> str:
-    """Accounts as Win32_Service spells them, compared like the service check does."""
-    text = (value or "").lower().replace(" ", "")
-    return {"ntauthority\\system": "localsystem", ".\\localsystem": "localsystem"}.get(text, text)
+@dataclass(frozen=True)
+class Context:
+    target_port: int = DEFAULT_RDP_PORT  # the port clients use (--port): where rdp-port moves RDP
+    run_id: str = "000000000000"
 
 
-def guest_now(diag_time: datetime | None) -> datetime:
-    return diag_time or datetime.now(timezone.utc)
+def guest_now(time: datetime | None) -> datetime:
+    return time or datetime.now(timezone.utc)
 
 
-def _expired(entry: CertEntry, now: datetime) -> bool:
-    expires = entry.expires
-    return expires is not None and expires <= now
+def _dword(key: str, name: str, facts: GuestFacts, value: int) -> gp.RegSet:
+    return gp.RegSet(
+        key, name, gp.reg_data(facts.facts.value(key, name)), ("DWord", value), key in facts.facts.reg_keys
+    )
 
 
-# --- triggers (pure; mirrored in repair.ps1) --------------------------------------------------
-#
-# Each trigger is narrower than the guest check(s) the repair fixes, so a repair never acts
-# without a finding that explains it.
-
-
-def key_acl_broken(d: Diagnosis) -> bool:
-    """The listener key file exists but NETWORK SERVICE cannot read it (an ACL problem, repairable)."""
-    mk = d.machine_keys
-    return mk is not None and mk.key_found is True and (mk.key_readable is False or mk.key_denied is True)
-
-
-def trigger_machinekeys(d: Diagnosis, now: datetime) -> Trigger:
-    mk = d.machine_keys
-    if mk is None:
-        return Trigger()
-    key_broken = key_acl_broken(d)
-    listener = d.cert.listener_cert if d.cert else None
-    cert_trouble = listener is not None and (listener.key_opens is False or listener.has_private_key is False)
-    events = d.events is not None and any(d.events.count(e) > 0 for e in (1057, 1058, 36870))
-    changes: list[Change] = []
-    # A hardened folder alone does not break RDP: reset it only with evidence that keys suffer.
-    if mk.sddl is not None and mk.sddl != MACHINEKEYS_DEFAULT_SDDL and (key_broken or cert_trouble or events):
-        changes.append(Change("MachineKeys folder SDDL", mk.sddl, MACHINEKEYS_DEFAULT_SDDL))
-    if key_broken:
-        changes.append(
-            Change("RDP key file ACL", "NETWORK SERVICE cannot read", "SYSTEM F, NETWORK SERVICE R")
-        )
-    return Trigger(tuple(changes), notes=(SESSION_NOTE,) if changes else ())
-
-
-def bad_listener(d: Diagnosis, now: datetime) -> bool:
-    """The listener's certificate is expired, key-less, or its key is lost (not merely unreadable)."""
-    listener = d.cert.listener_cert if d.cert else None
-    if listener is None:
-        return False
-    lost_key = listener.key_opens is False and not key_acl_broken(d)
-    return _expired(listener, now) or listener.has_private_key is False or lost_key
-
-
-def bad_certificates(d: Diagnosis, now: datetime) -> list[CertEntry]:
-    """Remote Desktop store certificates to remove: expired, key-less, or with a lost key."""
-    if d.cert is None:
+def _restart(name: str, view: GuestFacts) -> list[gp.Op]:
+    """Restart a service that may run (a disabled one cannot: nothing planned). One that is stopped
+    is started instead, so that its inverse (undo, rollback) stops it again."""
+    service = view.facts.service(name)
+    if service is None or service.state == "NotFound" or service.start == "Disabled" or service.pending:
         return []
-    out = []
-    for entry in d.cert.certs:
-        if entry.store != "RD":
-            continue  # the My store holds certificates azrdp did not create: never touched
-        lost_key = entry.key_opens is False and not key_acl_broken(d)
-        if _expired(entry, now) or entry.has_private_key is False or lost_key:
-            out.append(entry)
-    return out
+    if service.state == "Stopped":
+        return [gp.ServiceControl(name, "start", "Stopped")]
+    return [gp.ServiceControl(name, "restart")]
 
 
-def stale_pin(d: Diagnosis, now: datetime) -> bool:
-    """SSLCertificateSHA1Hash names a certificate that is missing or expired."""
-    cert = d.cert
-    if cert is None or not cert.pin:
-        return False
-    pinned = cert.find(cert.pin)
-    return pinned is None or _expired(pinned, now)
+def expect_listening(view: GuestFacts) -> int | None:
+    """The port TermService should listen on once it (re)starts, or None when it will not."""
+    service = view.facts.service("TermService")
+    port = view.number("rdptcp", "PortNumber")
+    if service is None or service.start == "Disabled" or port is None or not 1 <= port <= 65535:
+        return None
+    if view.effective("fDenyTSConnections") == 1 or view.number("ts", "TSEnabled") == 0:
+        return None
+    if view.number("rdptcp", "fEnableWinStation") == 0:
+        return None
+    ts_pid = service.pid
+    if any(o.port == port and o.pid not in (None, ts_pid) for o in view.facts.listeners or ()):
+        return None
+    return port
 
 
-def trigger_cert(d: Diagnosis, now: datetime) -> Trigger:
-    cert = d.cert
-    if cert is None:
-        return Trigger()
-    pin = stale_pin(d, now)
-    if not pin and not bad_listener(d, now):
-        return Trigger()
-    if cert.pin_type == 2:
-        return Trigger(
-            refused="Group Policy owns the RDP certificate binding (SSLCertificateSHA1HashType 2): "
-            "renew or replace the certificate in that policy."
-        )
-    changes = [
-        Change(f"certificate {e.thumbprint} in Remote Desktop store", "present", "removed")
-        for e in bad_certificates(d, now)
-    ]
-    if pin:
-        changes.append(Change("RDP-Tcp SSLCertificateSHA1Hash", cert.pin, None))
-    changes.append(Change("Remote Desktop certificate", "none valid", "new self-signed"))
-    return Trigger(tuple(changes), notes=(SESSION_NOTE,))
+def _restart_termservice(view: GuestFacts) -> list[gp.Op]:
+    ops = _restart("TermService", view)
+    port = expect_listening(view)
+    if ops and port is not None:
+        ops.append(gp.WaitListener(port))
+    return ops
 
 
-def trigger_services(d: Diagnosis, now: datetime) -> Trigger:
-    changes: list[Change] = []
-    for name, (start, account) in SERVICE_DEFAULTS.items():
-        svc = d.service(name)
-        if svc is None or svc.state in (None, "NotFound"):
-            continue
-        if svc.start_mode == "Disabled":
-            changes.append(Change(f"service {name} start type", svc.start_mode, start))
-        if svc.account is not None and _norm_account(svc.account) != _norm_account(account):
-            changes.append(Change(f"service {name} account", svc.account, account))
-        if name in MUST_RUN and svc.state != "Running":
-            changes.append(Change(f"service {name} state", svc.state, "Running"))
-    notes = (SESSION_NOTE,) if any(c.target.startswith("service TermService") for c in changes) else ()
-    return Trigger(tuple(changes), notes=notes)
+# --- triggers ------------------------------------------------------------------------------------
 
 
-def trigger_listener(d: Diagnosis, now: datetime) -> Trigger:
-    rdp = d.rdp
-    if rdp is None:
-        return Trigger()
-    if rdp.deny_policy == 1:
-        return Trigger(
-            refused="Group Policy sets fDenyTSConnections=1 (Remote Desktop turned off by policy); a local "
-            "change would be reverted at the next policy refresh. Allow RDP in that GPO."
-        )
-    changes: list[Change] = []
-    if rdp.deny == 1 and rdp.deny_policy is None:
-        changes.append(Change("Terminal Server fDenyTSConnections", 1, 0))
-    if rdp.ts_enabled == 0:
-        changes.append(Change("Terminal Server TSEnabled", 0, 1))
-    if rdp.winstation_enabled == 0:
-        changes.append(Change("RDP-Tcp fEnableWinStation", 0, 1))
-    logons = False
-    if rdp.logon_disabled == 1:
-        changes.append(Change("RDP-Tcp fLogonDisabled", 1, 0))
-        logons = True
-    if rdp.ts_user_enabled not in (None, 0):
-        changes.append(Change("Terminal Server TSUserEnabled", rdp.ts_user_enabled, 0))
-        logons = True
+def trigger_services(view: GuestFacts, ctx: Context) -> Trigger:
+    ops: list[gp.Op] = []
     notes: list[str] = []
-    if drained(rdp):
-        if rdp.terminal_server_mode == 1:
-            # On a Session Host a drain is usually deliberate: flag it, never end it.
-            message = (
-                "This Session Host is drained or has logons disabled, which is usually deliberate: "
-                "ask its owner, then run `change logon /enable` yourself."
+    for name, (start, account) in SERVICE_DEFAULTS.items():
+        service = view.facts.service(name)
+        if service is None or service.state in (None, "NotFound"):
+            continue
+        if service.pending:
+            if name == "TermService":
+                return Trigger(
+                    refused=f"TermService is {service.state}: it hangs, and azrdp never acts on a "
+                    "pending service (the wait would hold the VM's Run Command). "
+                    "Restart the VM, then run repair again."
+                )
+            notes.append(f"{name} is {service.state}; azrdp leaves it.")
+            continue
+        new_start = start if service.start == "Disabled" else ""
+        new_account = (
+            account if service.account and norm_account(service.account) != norm_account(account) else ""
+        )
+        if new_start or new_account:
+            ops.append(
+                gp.ServiceConfig(name, service.start or "", service.account or "", new_start, new_account)
             )
-            if not changes:
+    for name in ("BFE", "MpsSvc", "TermService"):
+        service = view.facts.service(name)
+        if service is None or service.state in ("Running", "NotFound", None) or service.pending:
+            continue
+        if name in MUST_RUN:
+            ops.append(gp.ServiceControl(name, "start", service.state.replace(" ", "")))
+    projected = _project(view, ops)
+    port = expect_listening(projected)
+    if any(isinstance(o, gp.ServiceControl) and o.name == "TermService" for o in ops) and port is not None:
+        ops.append(gp.WaitListener(port))
+    if any(o.name == "TermService" for o in ops if isinstance(o, (gp.ServiceConfig, gp.ServiceControl))):
+        notes.append(SESSION_NOTE)
+    return Trigger(tuple(ops), notes=tuple(notes))
+
+
+def _key_target(cert: gf.CertFacts) -> str:
+    assert cert.key is not None and cert.key.file
+    return ("cng:" if cert.key.cng else "key:") + cert.key.file
+
+
+def _third_ace(view: GuestFacts) -> sddl.Ace:
+    build = view.facts.os.build if view.facts.os and view.facts.os.build else 20348
+    # Measured: Administrators Read up to 14393, NT SERVICE\SessionEnv Full from 17763.
+    if build < 17763:
+        return sddl.Ace("A", (), sddl.FILE_READ, sddl.ADMINISTRATORS)
+    return sddl.Ace("A", (), sddl.FILE_ALL, sddl.SESSIONENV)
+
+
+def grant(
+    sd: sddl.SecurityDescriptor,
+    wanted: Sequence[sddl.Ace],
+    deny_sids: frozenset[str],
+    mapping: Sequence[int] = sddl.FILE_MAPPING,
+) -> sddl.SecurityDescriptor:
+    """Add the missing grants and remove only the explicit denies that would take them away.
+
+    `deny_sids`: whose denies may go (the accounts being granted and the groups through which the
+    grant reaches them). The DACL comes back in canonical order; nothing else is touched.
+    """
+    wanted_bits = 0
+    for ace in wanted:
+        wanted_bits |= sddl.map_generic(ace.mask, mapping)
+    remove = [
+        a
+        for a in sd.dacl or ()
+        if a.type == "D"
+        and a.explicit
+        and a.sid in deny_sids
+        and sddl.map_generic(a.mask, mapping) & wanted_bits
+    ]
+    current = sddl.edit(sd, remove=remove)
+    add = [
+        a
+        for a in wanted
+        if not sddl.holds(sddl.access(current, {a.sid}, mapping), sddl.map_generic(a.mask, mapping))
+    ]
+    return sddl.edit(current, add=add, remove=remove)
+
+
+def _key_acl(view: GuestFacts, cert: gf.CertFacts) -> gp.Acl | str:
+    """The key file's owner and DACL with what the listener needs, or why azrdp will not touch it."""
+    sd = view.key_sd(cert)
+    if sd is None or cert.key is None:
+        return (
+            "SYSTEM cannot read the key file's permissions, so azrdp cannot back them up: it will not "
+            f"take ownership of it. Run `takeown /f <{cert.key.file if cert.key else 'key file'}>` "
+            "yourself, then repair."
+        )
+    readers = sddl.Ace("A", (), sddl.FILE_READ, sddl.NETWORK_SERVICE)
+    wanted = [readers]
+    if cert.store == "rd":
+        # The self-signed key goes back to the build's measured set: SYSTEM Full, NETWORK SERVICE
+        # Read and the third entry. A pinned certificate's key may serve others: only NS Read.
+        wanted = [sddl.Ace("A", (), sddl.FILE_ALL, sddl.SYSTEM), readers, _third_ace(view)]
+    deny_sids = sddl.NETWORK_SERVICE_TOKEN | {a.sid for a in wanted}
+    locked = view.system_locked_out(sd)
+    new = grant(sd, wanted, frozenset(deny_sids))
+    if locked:
+        new = replace(new, owner=sddl.SYSTEM)
+    return gp.Acl(
+        _key_target(cert),
+        cert.key.sddl or "",
+        sddl.owner_and_dacl(new).text(),
+        owner=locked,
+        take_ownership=locked,
+    )
+
+
+def trigger_machinekeys(view: GuestFacts, ctx: Context) -> Trigger:
+    ops: list[gp.Op] = []
+    cert = view.listener_cert
+    state = view.key_state(cert) if cert is not None else None
+    if cert is not None and state is KeyState.UNREADABLE:
+        acl = _key_acl(view, cert)
+        if isinstance(acl, str):
+            return Trigger(refused=acl)
+        ops.append(acl)
+    container_trouble = state in (KeyState.UNREADABLE, KeyState.MISSING, KeyState.CORRUPT)
+    if view.folder_hardened and (container_trouble or view.rcm_events()):
+        sd = view.folder_sd
+        assert sd is not None
+        wanted = [
+            sddl.Ace("A", (), sddl.MACHINEKEYS_EVERYONE, sddl.EVERYONE),
+            sddl.Ace("A", (), sddl.FILE_ALL, sddl.ADMINISTRATORS),
+        ]
+        new = grant(sd, wanted, frozenset({sddl.EVERYONE, sddl.ADMINISTRATORS}))
+        folder = view.facts.machine_keys.sddl if view.facts.machine_keys is not None else None
+        ops.insert(0, gp.Acl("mk", folder or "", sddl.owner_and_dacl(new).text()))
+    if not ops:
+        return Trigger()
+    ops += _restart("SessionEnv", view) + _restart_termservice(view)
+    return Trigger(tuple(ops), notes=(SESSION_NOTE,))
+
+
+def stale_pin(view: GuestFacts) -> bool:
+    """SSLCertificateSHA1Hash names a certificate that is missing or expired."""
+    pin, certs = view.pin, view.facts.certs
+    if not pin or certs is None:
+        return False
+    pinned = certs.find(pin)
+    return pinned is None or view.expired(pinned)
+
+
+def _store_acl(view: GuestFacts) -> gp.Acl | str | None:
+    found = view.store_sd()
+    if found is None or not view.store_denies_system:
+        return None
+    target, sd = found
+    system = sddl.SYSTEM_TOKEN
+    denies = [a for a in sd.dacl or () if a.type == "D" and a.sid in system and a.explicit]
+    inherited = [a for a in sd.dacl or () if a.type == "D" and a.sid in system and a.inherited]
+    if not denies and inherited:
+        return (
+            "The Deny for SYSTEM on the Remote Desktop store key is inherited from a parent key: "
+            "fix it there."
+        )
+    new = sddl.edit(sd, remove=denies)
+    text = view.facts.certs.certs_sddl if target == "rdc" else view.facts.certs.store_sddl  # type: ignore[union-attr]
+    return gp.Acl(target, text or "", sddl.owner_and_dacl(new).text())
+
+
+def trigger_cert(view: GuestFacts, ctx: Context) -> Trigger:
+    certs = view.facts.certs
+    if certs is None:
+        return Trigger()
+    ops: list[gp.Op] = []
+    if view.pin and stale_pin(view):
+        if view.facts.ts is not None and view.facts.ts.cert_hash_type == 2:
+            return Trigger(
+                refused="Group Policy owns the RDP certificate binding (SSLCertificateSHA1HashType 2): renew "
+                "or replace the certificate in that policy."
+            )
+        ops.append(
+            gp.RegDel(
+                "rdptcp",
+                "SSLCertificateSHA1Hash",
+                gp.reg_data(view.facts.value("rdptcp", "SSLCertificateSHA1Hash")),
+            )
+        )
+    projected = _project(view, ops)
+    pin_removed = bool(ops)
+    if pin_removed and projected.facts.ts is not None:
+        # Once restarted, TermService falls back on the Remote Desktop store (planned on that).
+        ts = replace(projected.facts.ts, cert_hash="")
+        projected = replace(projected, facts=replace(projected.facts, ts=ts))
+    store = _store_acl(projected)
+    if isinstance(store, str):
+        return Trigger(refused=store)
+    renew = needs_new_certificate(projected) and not projected.pin
+    if not renew:
+        if store is not None:
+            ops.append(store)  # the next renewal would fail; nothing to renew now
+        if pin_removed:
+            # The certificate the listener falls back on: its key readable first (R2: R1 first).
+            fallback = projected.listener_cert
+            if fallback is not None and projected.key_state(fallback) is KeyState.UNREADABLE:
+                acl = _key_acl(projected, fallback)
+                if isinstance(acl, str):
+                    return Trigger(refused=acl)
+                ops.append(acl)
+            ops += _restart("SessionEnv", view) + _restart_termservice(projected)
+        return Trigger(tuple(ops), notes=(SESSION_NOTE,) if ops else ())
+    if store is not None:
+        ops.append(store)
+    rd = [c for c in certs.certs if c.store == "rd"]
+    bad = [c for c in rd if projected.bad_entry(c) or projected.key_state(c) is KeyState.CORRUPT]
+    good = [c for c in rd if c not in bad and not projected.expired(c)]
+    if good:
+        return Trigger(tuple(ops), notes=(SESSION_NOTE,) if ops else ())
+    notes = [SESSION_NOTE]
+    if not view.certs_listed:
+        notes.append(
+            f"The Remote Desktop store holds {certs.rd_count} certificates and azrdp read {len(rd)}: "
+            "run repair again if Windows still cannot create one."
+        )
+    renamed: set[str] = set()
+    for cert in bad:
+        key = cert.key
+        # Windows reuses an existing TSSecKeySet1 container for the next certificate: one that is
+        # damaged, or that NETWORK SERVICE cannot read, moves aside first (never deleted).
+        if (
+            projected.key_state(cert) in (KeyState.CORRUPT, KeyState.UNREADABLE)
+            and key is not None
+            and key.cng is False
+            and key.file
+            and key.file not in renamed
+        ):
+            ops.append(gp.KeyRename(key.file, f"{key.file}.azrdp-{ctx.run_id}"))
+            renamed.add(key.file)
+        ops.append(gp.CertRemove(str(cert.thumbprint).upper()))
+    known = tuple(str(c.thumbprint).upper() for c in rd if c not in bad)
+    restarts = _restart("SessionEnv", view) + _restart("TermService", view)
+    if not any(isinstance(o, gp.ServiceControl) for o in restarts):
+        return Trigger(
+            refused="TermService and SessionEnv cannot start (disabled or hung): "
+            "Windows would not create a certificate."
+        )
+    ops += restarts
+    ops.append(gp.WaitCert(known))
+    port = expect_listening(projected)
+    if port is not None:
+        ops.append(gp.WaitListener(port))
+    return Trigger(tuple(ops), notes=tuple(notes))
+
+
+def trigger_tls(view: GuestFacts, ctx: Context) -> Trigger:
+    enabled, by_default = view.number("tls12", "Enabled"), view.number("tls12", "DisabledByDefault")
+    if enabled != 0 and by_default != 1:
+        return Trigger()
+    ops: list[gp.Op] = []
+    if enabled == 0:
+        ops.append(_dword("tls12", "Enabled", view, 1))
+    if by_default == 1:
+        ops.append(_dword("tls12", "DisabledByDefault", view, 0))
+    functions = view.facts.value("cipher", "Functions")
+    if functions is not None and not "".join(
+        functions.data if isinstance(functions.data, tuple) else [str(functions.data)]
+    ).strip(", "):
+        ops.append(gp.RegDel("cipher", "Functions", gp.reg_data(functions)))
+    return Trigger(tuple(ops), notes=(REBOOT_NOTE,))
+
+
+def drained(view: GuestFacts) -> bool:
+    return (
+        view.number("ts", "TSServerDrainMode") not in (None, 0)
+        or view.number("winlogon", "WinStationsDisabled") == 1
+    )
+
+
+def trigger_listener(view: GuestFacts, ctx: Context) -> Trigger:
+    if view.number("tspol", "fDenyTSConnections") == 1:
+        return Trigger(
+            refused="Group Policy sets fDenyTSConnections=1 (Terminal Services policy): "
+            "allow Remote Desktop in that policy; a local change would be reverted."
+        )
+    ops: list[gp.Op] = []
+    if view.number("ts", "fDenyTSConnections") == 1:
+        ops.append(_dword("ts", "fDenyTSConnections", view, 0))
+    if view.number("ts", "TSEnabled") == 0:
+        ops.append(_dword("ts", "TSEnabled", view, 1))
+    if view.number("rdptcp", "fEnableWinStation") == 0:
+        ops.append(_dword("rdptcp", "fEnableWinStation", view, 1))
+    if view.number("rdptcp", "fLogonDisabled") == 1:
+        ops.append(_dword("rdptcp", "fLogonDisabled", view, 0))
+    if view.number("ts", "TSUserEnabled") not in (None, 0):
+        ops.append(_dword("ts", "TSUserEnabled", view, 0))
+    notes: list[str] = []
+    if drained(view):
+        if view.facts.ts is not None and view.facts.ts.mode == 1:
+            message = (
+                "This Session Host is drained or has logons disabled, which is usually deliberate: ask its "
+                "owner, then run `change logon /enable` yourself."
+            )
+            if not ops:
                 return Trigger(refused=message)
             notes.append(message)
         else:
-            if rdp.drain_mode not in (None, 0):
-                changes.append(Change("Terminal Server TSServerDrainMode", rdp.drain_mode, 0))
-            if rdp.winstations_disabled == 1:
-                changes.append(Change(f"{WINLOGON} WinStationsDisabled", "1", "0"))
-            logons = True
-    if logons:
-        notes.append(SESSION_NOTE)
-    elif changes:
-        notes.append("Restarts Remote Desktop Services if nothing listens yet (sessions are disconnected).")
-    return Trigger(tuple(changes), notes=tuple(notes))
+            if view.number("ts", "TSServerDrainMode") not in (None, 0):
+                ops.append(_dword("ts", "TSServerDrainMode", view, 0))
+            if view.number("winlogon", "WinStationsDisabled") == 1:
+                current = gp.reg_data(view.facts.value("winlogon", "WinStationsDisabled"))
+                ops.append(gp.RegSet("winlogon", "WinStationsDisabled", current, ("String", "0")))
+    if not ops:
+        return Trigger()
+    ops += _restart_termservice(_project(view, ops))
+    notes.append(SESSION_NOTE)
+    return Trigger(tuple(ops), notes=tuple(notes))
 
 
-def drained(rdp: RdpSettings) -> bool:
-    """Drain mode, or remote logons disabled in Winlogon (change logon /drain or /disable)."""
-    return rdp.drain_mode not in (None, 0) or rdp.winstations_disabled == 1
-
-
-def foreign_owner(d: Diagnosis, port: int | None) -> PortOwner | None:
-    listener = d.listener
-    if port is None or listener is None:
-        return None
-    owner = listener.owner(port)
-    if owner is None or owner.pid is None or owner.pid == listener.termservice_pid:
-        return None
-    return owner
-
-
-def firewall_port_covered(d: Diagnosis, port: int) -> bool:
-    rule = d.firewall.rule(RDP_TCP_RULE) if d.firewall else None
-    return rule is None or not rule.exists or _port_in(rule.local_ports, port) or custom_rule_admits(d, port)
-
-
-def custom_rule_admits(d: Diagnosis, port: int) -> bool:
-    """azrdp's own azrdp-RDP-<port> rule is enabled, allows and covers the port."""
-    rule = d.firewall.rule(custom_rule_name(port)) if d.firewall else None
-    return (
-        rule is not None
-        and rule.enabled is True
-        and rule.action == "Allow"
-        and _port_in(rule.local_ports, port)
+def foreign_owner(view: GuestFacts, port: int | None) -> gf.PortOwner | None:
+    service = view.facts.service("TermService")
+    ts_pid = service.pid if service is not None else None
+    return next(
+        (o for o in view.facts.listeners or () if o.port == port and o.pid is not None and o.pid != ts_pid),
+        None,
     )
 
 
-def trigger_port(d: Diagnosis, now: datetime, target_port: int = DEFAULT_RDP_PORT) -> Trigger:
-    rdp = d.rdp
-    if rdp is None or rdp.port is None:
+def trigger_port(view: GuestFacts, ctx: Context) -> Trigger:
+    port = view.number("rdptcp", "PortNumber")
+    target = ctx.target_port
+    if port is None:
         return Trigger()
-    port = rdp.port
     invalid = not 1 <= port <= 65535
-    owner = None if invalid else foreign_owner(d, port)
+    owner = None if invalid else foreign_owner(view, port)
     if not invalid and owner is None:
-        if port != target_port:
-            # A deliberately moved port is left alone: its NSG and firewall rules follow it.
+        if port != target:
             return Trigger(
-                refused=f"RDP listens on TCP {port}, not {target_port}, and nothing else holds that port: "
-                f"azrdp leaves a moved port alone. Check that path with --port {port}, or set PortNumber "
-                f"back to {target_port} yourself."
+                refused=f"RDP listens on TCP {port}, not {target}, and nothing else holds that port: "
+                f"azrdp leaves a moved port alone. Check that path with --port {port}, "
+                f"or set PortNumber back to {target} yourself."
             )
         return Trigger()
-    if owner is not None and port == target_port:
+    if owner is not None and port == target:
         return Trigger(
-            refused=f"{owner.process or 'PID ' + str(owner.pid)} owns TCP {port}, the RDP port. azrdp "
-            "does not stop processes: stop it yourself, or pass --port with a free port to move RDP there."
+            refused=f"{owner.process or 'PID ' + str(owner.pid)} owns TCP {port}, the RDP port. "
+            "azrdp does not stop processes: stop it yourself, "
+            "or pass --port with a free port to move RDP there."
         )
-    other = foreign_owner(d, target_port)
+    other = foreign_owner(view, target)
     if other is not None:
-        return Trigger(
-            refused=f"TCP {target_port} is owned by {other.process or 'PID ' + str(other.pid)} too."
-        )
-    changes = [Change("RDP-Tcp PortNumber", port, target_port)]
-    if not firewall_port_covered(d, target_port):
-        rule = d.firewall.rule(RDP_TCP_RULE) if d.firewall else None
-        changes.append(
-            Change(f"firewall rule {RDP_TCP_RULE} LocalPort", rule.local_ports if rule else None, target_port)
-        )
+        return Trigger(refused=f"TCP {target} is owned by {other.process or 'PID ' + str(other.pid)} too.")
+    ops: list[gp.Op] = [_dword("rdptcp", "PortNumber", view, target)]
+    ops += _restart_termservice(_project(view, ops))
     notes = (
         SESSION_NOTE,
-        f"RDP will listen on TCP {target_port}: the NSG must allow it, and clients connect to "
-        f"host:{target_port}.",
+        f"RDP will listen on TCP {target}: the NSG must allow it, and clients connect to host:{target}. The "
+        "firewall follows in the firewall-rdp-rule step.",
     )
-    return Trigger(tuple(changes), notes=notes)
+    return Trigger(tuple(ops), notes=notes)
 
 
-def _port_in(ports: str | None, port: int) -> bool:
-    for part in (ports or "").split(","):
-        text = part.strip()
-        if text.lower() == "any":
-            return True
-        low, _, high = text.partition("-")
-        if low.isdigit() and int(low) <= port <= int(high if high.isdigit() else low):
-            return True
-    return False
+def _rule_expect(rule: gf.RuleFacts) -> dict[str, Any]:
+    return {"en": bool(rule.enabled), "act": rule.action or "", "lp": rule.local_ports or ""}
 
 
-def _active_profiles(fw: FirewallInfo) -> list[FirewallProfile]:
-    active = set(fw.active)
-    return [p for p in fw.profiles if p.enabled and (not active or p.name in active)]
-
-
-def trigger_firewall(d: Diagnosis, now: datetime) -> Trigger:
-    fw = d.firewall
-    if fw is None or not _active_profiles(fw):
+def trigger_firewall(view: GuestFacts, ctx: Context) -> Trigger:
+    fw = view.facts.firewall
+    active = view.active_profiles
+    if fw is None or not active:
         return Trigger()
-    port = d.rdp.port if d.rdp is not None and d.rdp.port is not None else DEFAULT_RDP_PORT
-    changes: list[Change] = []
+    port = view.listener_port or DEFAULT_RDP_PORT
+    ops: list[gp.Op] = []
     notes: list[str] = []
-    for profile in _active_profiles(fw):
-        if profile.allow_local_rules is False:
+    for profile in fw.profiles:
+        if profile.name not in active:
+            continue
+        if profile.local_rules is False:
             return Trigger(
                 refused=f"Group Policy ignores local firewall rules on the {profile.name} profile "
                 "(AllowLocalFirewallRules False): allow RDP in that policy."
             )
-        if profile.allow_inbound_rules is False:
-            changes.append(Change(f"firewall profile {profile.name} AllowInboundRules", False, True))
-        if profile.do_not_allow_exceptions == 1:
-            changes.append(Change(f"firewall profile {profile.name} DoNotAllowExceptions", 1, None))
-    tcp = fw.rule(RDP_TCP_RULE)
-    udp = fw.rule(RDP_UDP_RULE)
-    if udp is not None and udp.exists and udp.enabled is False:
-        changes.append(Change(f"firewall rule {RDP_UDP_RULE}", "disabled", "enabled"))
-    if custom_rule_admits(d, port):
-        pass  # azrdp's rule for a moved port lets it in: the built-in rule may keep 3389
-    elif tcp is None or tcp.exists is False:
-        # Not a copy of the built-in rule: azrdp's own, named for the port, which undo deletes.
-        changes.append(
-            Change(f"firewall rule {custom_rule_name(port)}", None, f"Allow TCP {port} (TermService)")
-        )
-    else:
-        if tcp.enabled is False:
-            changes.append(Change(f"firewall rule {RDP_TCP_RULE}", "disabled", "enabled"))
-        if tcp.action not in (None, "Allow"):
-            changes.append(Change(f"firewall rule {RDP_TCP_RULE} action", tcp.action, "Allow"))
-        # An invalid listener port is rdp-port's to fix; the rule must not follow it there.
-        if 1 <= port <= 65535 and not _port_in(tcp.local_ports, port):
-            changes.append(Change(f"firewall rule {RDP_TCP_RULE} LocalPort", tcp.local_ports, port))
-    if fw.blocks:
-        notes.append(
+        if profile.inbound is False:
+            if profile.inbound_local != "False":
+                return Trigger(
+                    refused=f"Group Policy blocks all inbound connections on the {profile.name} profile: "
+                    "allow inbound rules in that policy."
+                )
+            ops.append(gp.ProfileSet(profile.name or "", "False", "True"))
+        alias = gf.PROFILE_KEYS.get(profile.name or "")
+        if alias and view.number(alias, "DoNotAllowExceptions") == 1:
+            ops.append(
+                gp.RegDel(
+                    alias,
+                    "DoNotAllowExceptions",
+                    gp.reg_data(view.facts.value(alias, "DoNotAllowExceptions")),
+                )
+            )
+    udp = fw.rule(gf.RDP_UDP_RULE)
+    if udp is not None and udp.enabled is False and udp.source == "Local":
+        ops.append(gp.RuleSet(gf.RDP_UDP_RULE, _rule_expect(udp), enabled=True))
+    tcp = fw.rule(gf.RDP_TCP_RULE)
+    if 1 <= port <= 65535 and not view.tcp_admitted(port):
+        custom = fw.rule(gf.custom_rule_name(port))
+        fixable = tcp is not None and tcp.source == "Local" and _scope_ok(view, tcp, port)
+        if fixable and tcp is not None:
+            change = gp.RuleSet(
+                gf.RDP_TCP_RULE,
+                _rule_expect(tcp),
+                enabled=True if tcp.enabled is False else None,
+                action="Allow" if tcp.action != "Allow" else "",
+                local_ports=str(port) if not port_in(tcp.local_ports, port) else "",
+            )
+            if change.enabled is not None or change.action or change.local_ports:
+                ops.append(change)
+        elif custom is not None and custom.source == "Local":
+            ops.append(
+                gp.RuleSet(
+                    custom.name or gf.custom_rule_name(port),
+                    _rule_expect(custom),
+                    enabled=True if custom.enabled is False else None,
+                    action="Allow" if custom.action != "Allow" else "",
+                )
+            )
+        else:
+            # Not a copy of the built-in rule: azrdp's own, named for the port, which undo deletes.
+            ops.append(gp.RuleNew(gf.custom_rule_name(port), port))
+    everyone, _ = view.blocking_rules(port)
+    if everyone:
+        message = (
             "Inbound Block rules cover the RDP port ("
-            + ", ".join(fw.blocks)
-            + "); azrdp never removes Block "
-            "rules: disable them yourself if they are not intended."
+            + ", ".join(r.name or "?" for r in everyone)
+            + "); azrdp never "
+            "removes Block rules: disable them yourself if they are not intended."
         )
-        if not changes:
-            return Trigger(refused=notes[0])
-    return Trigger(tuple(changes), notes=tuple(notes))
+        if not ops:
+            return Trigger(refused=message)
+        notes.append(message)
+    return Trigger(tuple(ops), notes=tuple(notes))
 
 
-def trigger_tls(d: Diagnosis, now: datetime) -> Trigger:
-    tls = d.tls
-    if tls is None or tls.tls12 is None or not tls.tls12.off:
-        return Trigger()
-    changes: list[Change] = []
-    if tls.tls12.enabled == 0:
-        changes.append(Change("SCHANNEL TLS 1.2 Server Enabled", 0, 1))
-    if tls.tls12.disabled_by_default == 1:
-        changes.append(Change("SCHANNEL TLS 1.2 Server DisabledByDefault", 1, 0))
-    if tls.cipher_functions == 0:
-        changes.append(Change("SSL cipher suite policy Functions", "empty", None))
-    return Trigger(tuple(changes), notes=(REBOOT_NOTE,))
+def _scope_ok(view: GuestFacts, rule: gf.RuleFacts, port: int) -> bool:
+    """Enabling it and setting Action and LocalPort would let RDP in (its other filters fit)."""
+    probe = replace(rule, enabled=True, action="Allow", local_ports=str(port))
+    return view.rule_applies(probe, port)
 
 
-def trigger_security(d: Diagnosis, now: datetime) -> Trigger:
+def trigger_security(view: GuestFacts, ctx: Context) -> Trigger:
     """Raise SecurityLayer / NLA back to secure values (and what SecurityLayer 2 needs). Never lowers."""
-    rdp = d.rdp
-    if rdp is None or (rdp.effective_security_layer != 0 and rdp.effective_user_auth != 0):
+    layer, nla = view.effective("SecurityLayer"), view.effective("UserAuthentication")
+    if layer != 0 and nla != 0:
         return Trigger()
-    changes: list[Change] = []
+    ts = view.facts.ts
+    ops: list[gp.Op] = []
     owned: list[str] = []
-    if rdp.effective_security_layer == 0:
-        if rdp.security_layer_policy is not None or rdp.source_security_layer == 1:
+    if layer == 0:
+        if view.number("tspol", "SecurityLayer") is not None or (
+            ts is not None and ts.source_security_layer == 1
+        ):
             owned.append("SecurityLayer")
         else:
-            changes.append(Change("RDP-Tcp SecurityLayer", 0, 2))
+            ops.append(_dword("rdptcp", "SecurityLayer", view, 2))
+            level = view.number("rdptcp", "MinEncryptionLevel")
             # SecurityLayer 2 with MinEncryptionLevel 1 is an invalid pair.
-            if (
-                rdp.min_encryption is not None
-                and rdp.min_encryption < 2
-                and rdp.min_encryption_policy is None
-            ):
-                changes.append(Change("RDP-Tcp MinEncryptionLevel", rdp.min_encryption, 2))
-            if rdp.negotiation == 0:
-                changes.append(Change("RDP-Tcp fAllowSecProtocolNegotiation", 0, 1))
-    if rdp.effective_user_auth == 0:
-        if rdp.user_auth_policy is not None or rdp.source_user_auth == 1:
+            if level is not None and level < 2 and view.number("tspol", "MinEncryptionLevel") is None:
+                ops.append(_dword("rdptcp", "MinEncryptionLevel", view, 2))
+            if view.number("rdptcp", "fAllowSecProtocolNegotiation") == 0:
+                ops.append(_dword("rdptcp", "fAllowSecProtocolNegotiation", view, 1))
+    if nla == 0:
+        if view.number("tspol", "UserAuthentication") is not None or (
+            ts is not None and ts.source_user_auth == 1
+        ):
             owned.append("UserAuthentication")
         else:
-            changes.append(Change("RDP-Tcp UserAuthentication", 0, 1))
-    if owned and not changes:
+            ops.append(_dword("rdptcp", "UserAuthentication", view, 1))
+    if owned and not ops:
         return Trigger(
             refused="Group Policy sets " + " and ".join(owned) + " to an insecure value: fix that GPO."
         )
+    blockers = [f.id for f in _findings(view) if f.id in SECURITY_PREREQUISITE_FINDINGS and f.is_blocker]
+    if blockers:
+        return Trigger(
+            refused="The certificate, key or TLS fault must be fixed first ("
+            + ", ".join(blockers)
+            + " remains): "
+            "raising the security layer now would lock every client out."
+        )
+    for op in ops:
+        assert isinstance(op, gp.RegSet) and int(op.value[1]) > int(
+            (op.expect or ("", 0))[1]
+        )  # only ever raises
+    ops += _restart_termservice(_project(view, ops))
     notes = ("Group Policy owns " + " and ".join(owned) + "; left as it is.",) if owned else ()
-    return Trigger(tuple(changes), notes=(*notes, SESSION_NOTE) if changes else notes)
+    return Trigger(tuple(ops), notes=(*notes, SESSION_NOTE))
 
 
-TriggerFunc = Callable[[Diagnosis, datetime], Trigger]
-
+TriggerFunc = Callable[[GuestFacts, Context], Trigger]
 TRIGGERS: dict[str, TriggerFunc] = {
     "rdp-services": trigger_services,
     "machinekeys-acl": trigger_machinekeys,
@@ -451,59 +608,94 @@ TRIGGERS: dict[str, TriggerFunc] = {
     "rdp-security-restore": trigger_security,
 }
 GUEST_ORDER: tuple[str, ...] = tuple(TRIGGERS)
-# The security layer is raised only once certificate, key and TLS are healthy (or being fixed
-# in the same run): TLS-only security with a broken certificate locks everyone out.
-SECURITY_PREREQUISITES = ("machinekeys-acl", "rdp-cert-renew", "tls12-server")
+# The security layer is raised only with these findings gone in the state the earlier steps leave.
+SECURITY_PREREQUISITE_FINDINGS = (
+    "machinekeys-acl-corrupt",
+    "rdp-cert-expired",
+    "rdp-cert-missing-private-key",
+    "rdp-cert-binding-stale",
+    "tls12-server-disabled",
+)
 
 
-def evaluate(repair_id: str, d: Diagnosis, now: datetime, target_port: int = DEFAULT_RDP_PORT) -> Trigger:
-    if repair_id == "rdp-port":
-        return trigger_port(d, now, target_port)
-    return TRIGGERS[repair_id](d, now)
+def _project(view: GuestFacts, ops: Sequence[gp.Op]) -> GuestFacts:
+    return replace(view, facts=gp.project_all(view.facts, ops)) if ops else view
 
 
-def security_blocked_by(d: Diagnosis, now: datetime, selected: Sequence[str]) -> list[str]:
-    """Prerequisite repairs that are needed but will not run in this plan."""
-    return [rid for rid in SECURITY_PREREQUISITES if rid not in selected and evaluate(rid, d, now).changes]
+def _findings(view: GuestFacts) -> list[Any]:
+    return run_checks(view, Source.GUEST)
 
 
-def _security_prerequisites(facts: RepairFacts, step: RepairStep | None) -> RepairStep | None:
-    """Refuse to raise the security layer while a certificate, key or TLS fault cannot be fixed.
+# --- planning the guest as a whole --------------------------------------------------------------
 
-    The planner does not know --only/--skip; the engine re-checks with the selection
-    (`security_blocked_by`). Here: prerequisites that are refused outright.
-    """
-    if step is None or step.refused is not None:
-        return step
-    diagnosis = facts.guest.diagnosis
-    now = guest_now(getattr(facts.guest, "guest_time", None))
-    refused = [rid for rid in SECURITY_PREREQUISITES if evaluate(rid, diagnosis, now).refused]
-    if not refused:
-        return step
-    return replace(
-        step,
-        refused="The certificate, key or TLS fault must be fixed first (" + ", ".join(refused) + " cannot "
-        "run): raising the security layer now would lock every client out.",
+
+@dataclass(frozen=True)
+class Planned:
+    repair_id: str
+    trigger: Trigger
+    fixes: tuple[str, ...]  # the findings of this repair present when it was planned
+
+
+def plan_guest(
+    view: GuestFacts, selected: Sequence[str] | None = None, ctx: Context | None = None
+) -> list[Planned]:
+    """The guest repairs in order, each on the facts the earlier ones leave; only evidenced ones."""
+    ctx = ctx or Context()
+    out: list[Planned] = []
+    for repair_id in GUEST_ORDER:
+        if selected is not None and repair_id not in selected:
+            continue
+        fixes = spec(repair_id).fixes
+        present = tuple(dict.fromkeys(f.id for f in _findings(view) if f.id in fixes))
+        if not present:
+            continue
+        trigger = TRIGGERS[repair_id](view, ctx)
+        if not trigger:
+            continue
+        out.append(Planned(repair_id, trigger, present))
+        if trigger.refused is None:
+            view = _project(view, trigger.ops)
+    return out
+
+
+def guest_view(facts: RepairFacts) -> GuestFacts | None:
+    report = facts.guest
+    guest_facts = getattr(report, "facts", None)
+    if guest_facts is None:
+        return None
+    return GuestFacts(guest_facts, facts.port or DEFAULT_RDP_PORT, getattr(report, "guest_time", None))
+
+
+_CACHE = "_azrdp_guest_plan"
+
+
+def _planned_for(facts: RepairFacts) -> dict[str, Planned]:
+    cached = facts.__dict__.get(_CACHE)
+    if cached is None:
+        view = guest_view(facts)
+        selected = None if facts.selected is None else tuple(facts.selected)
+        ctx = Context(facts.port or DEFAULT_RDP_PORT, facts.run_id or "000000000000")
+        cached = {p.repair_id: p for p in plan_guest(view, selected, ctx)} if view is not None else {}
+        object.__setattr__(facts, _CACHE, cached)
+    return cached
+
+
+def _plan(repair_id: str, facts: RepairFacts) -> RepairStep | None:
+    planned = _planned_for(facts).get(repair_id)
+    if planned is None:
+        return None
+    trigger = planned.trigger
+    return spec(repair_id).step(
+        planned.fixes,
+        gp.describe_ops(trigger.ops),
+        refused=trigger.refused,
+        notes=trigger.notes,
+        ops=trigger.ops if trigger.refused is None else (),
+        boot=repair_id in REBOOT_REQUIRED,
     )
 
 
 # --- registration -------------------------------------------------------------------------------
-
-
-def _plan(repair_id: str, facts: RepairFacts) -> RepairStep | None:
-    repair = spec(repair_id)
-    report = facts.guest
-    diagnosis = getattr(report, "diagnosis", None)
-    present = [f.id for f in facts.present(*repair.fixes)]
-    # Evidence first: no finding this repair fixes, no step (the triggers are narrower still).
-    if diagnosis is None or not present:
-        return None
-    now = guest_now(getattr(report, "guest_time", None))
-    trigger = evaluate(repair_id, diagnosis, now, facts.port or DEFAULT_RDP_PORT)
-    if not trigger:
-        return None
-    lines = [c.line() for c in trigger.changes]
-    return repair.step(present, lines, refused=trigger.refused, notes=trigger.notes)
 
 
 def _register(
@@ -519,10 +711,7 @@ def _register(
     order: int,
 ) -> None:
     def planner(facts: RepairFacts) -> RepairStep | None:
-        step = _plan(repair_id, facts)
-        if repair_id == "rdp-security-restore":
-            return _security_prerequisites(facts, step)
-        return step
+        return _plan(repair_id, facts)
 
     planner.__name__ = "plan_" + repair_id.replace("-", "_")
     register_repair(
@@ -546,11 +735,12 @@ _register(
     fixes=("termservice-not-running", "service-misconfigured"),
     risk=Risk.MEDIUM,
     changes=(
-        "Restores the default start type and account of TermService, UmRdpService, SessionEnv and "
-        "their dependencies (KeyIso, CertPropSvc, CryptSvc, MpsSvc, BFE) and starts them. Never "
-        "switches a Manual service to Automatic; never touches the guest agent."
+        "Restores the default start type and account of TermService, UmRdpService, SessionEnv and their "
+        "dependencies (KeyIso, CertPropSvc, CryptSvc, MpsSvc, BFE) and starts TermService, MpsSvc and BFE, "
+        "each wait bounded. Never switches a Manual service to Automatic, never acts on a service hung in a "
+        "pending state, never touches the guest agent."
     ),
-    backup="Service configuration (start type, account, type, state) in the run's manifest.",
+    backup="Each service's start type and account (and state) recorded in the guest before the change.",
     undo="Puts back start type and account, and stops services azrdp started.",
     verify="Services running with their default configuration; TermService owns the RDP port.",
     order=100,
@@ -558,32 +748,43 @@ _register(
 _register(
     "machinekeys-acl",
     title="Repair the MachineKeys folder and RDP key file permissions",
-    fixes=("machinekeys-acl-corrupt", "rdp-cert-missing-private-key"),
+    fixes=("machinekeys-acl-corrupt",),
     risk=Risk.MEDIUM,
     changes=(
-        "Resets the MachineKeys folder to its default SDDL and the RDP key file's ACL to SYSTEM Full, "
-        "NETWORK SERVICE Read plus the build's third entry, by well-known SIDs. Targeted: never a "
-        "recursive takeown/grant, never deletes a key."
+        "Adds what is missing to the listener key file's DACL (SYSTEM Full, NETWORK SERVICE Read, and the "
+        "build's third entry for the self-signed key; only NETWORK SERVICE Read for a pinned certificate's "
+        "key) and removes only the Deny entries that take it away; restores Everyone's default grant on the "
+        "MachineKeys folder when a key container suffers. Only the DACL is written (and the owner, after "
+        "takeown of that one file, when SYSTEM is locked out of it); never recursive, never a key deleted."
     ),
-    backup="icacls /save of the folder and key file, plus owner+DACL SDDL of both, in the manifest.",
-    undo="Re-applies the saved SDDL (owner included).",
-    verify="Re-diagnose: key readable by NETWORK SERVICE, folder SDDL default.",
+    backup="Owner and DACL (SDDL) of each object, recorded in the guest before the change.",
+    undo="Sets the recorded owner and DACL back (only when they are still what the run left).",
+    verify="Re-diagnose: key readable by NETWORK SERVICE, folder default.",
     order=110,
 )
 _register(
     "rdp-cert-renew",
     title="Renew the RDP self-signed certificate",
-    fixes=("rdp-cert-expired", "rdp-cert-missing-private-key", "rdp-cert-binding-stale"),
+    fixes=(
+        "rdp-cert-expired",
+        "rdp-cert-missing-private-key",
+        "rdp-cert-binding-stale",
+        "rdp-cert-store-denied",
+    ),
     risk=Risk.MEDIUM,
     changes=(
-        "Removes only expired or key-less certificates from the Remote Desktop store (by "
-        "thumbprint), clears an SSLCertificateSHA1Hash binding that names a missing or expired "
-        "certificate, restarts SessionEnv and TermService, and waits for Windows to create a new "
+        "Removes only expired or key-less entries of the Remote Desktop store (by thumbprint), moves a "
+        "damaged or unreadable key container aside so Windows does not reuse it (never deletes it), clears "
+        "an SSLCertificateSHA1Hash binding that names a missing or expired certificate (and makes the key of "
+        "the certificate the listener falls back on readable), removes Deny entries for SYSTEM on the store "
+        "key, restarts SessionEnv and TermService and waits (bounded) for Windows to create a new "
         "certificate. Never touches a Group Policy binding or the My store."
     ),
-    backup="Export-Certificate (public part only) of each removed certificate, and the binding value.",
-    undo="Re-imports the removed certificates, restores the binding and removes the new certificate.",
-    verify="A new in-date certificate whose key opens, and no stale binding.",
+    backup="The serialized store entry of each removed certificate "
+    "(public part and key link; never the key).",
+    undo="Puts the removed entries back, restores the binding and the container name, "
+    "removes the new certificate.",
+    verify="A new in-date certificate whose key NETWORK SERVICE can read, and no stale binding.",
     order=120,
 )
 _register(
@@ -592,10 +793,10 @@ _register(
     fixes=("tls12-server-disabled",),
     risk=Risk.LOW,
     changes=(
-        "Sets SCHANNEL TLS 1.2 Server Enabled=1 and DisabledByDefault=0; removes an empty cipher "
-        "suite policy. Leaves the Client keys, TLS 1.0/1.1 and FIPS alone."
+        "Sets SCHANNEL TLS 1.2 Server Enabled=1 and DisabledByDefault=0; removes an empty cipher suite "
+        "policy. Leaves the Client keys, TLS 1.0/1.1 and FIPS alone."
     ),
-    backup="reg export of the TLS 1.2 Server key (and the cipher policy value) in the manifest.",
+    backup="Each value's type and data (or its absence), recorded in the guest before the change.",
     undo="Restores the previous values (or their absence).",
     verify="Only after a reboot (Schannel reads the keys at boot): reported as applied, not verified.",
     order=130,
@@ -614,10 +815,10 @@ _register(
     changes=(
         "Sets fDenyTSConnections=0, TSEnabled=1 and fEnableWinStation=1; turns logons back on "
         '(fLogonDisabled=0, TSUserEnabled=0, TSServerDrainMode=0, WinStationsDisabled="0") and restarts '
-        "TermService so it reads them. Refuses when Group Policy enforces fDenyTSConnections, and never "
-        "ends a drain on a Session Host (the finding explains)."
+        "TermService so it reads them. Refuses when Group Policy enforces fDenyTSConnections, and never ends "
+        "a drain on a Session Host (the finding explains)."
     ),
-    backup="reg export of the values in the manifest.",
+    backup="Each value's type and data, recorded in the guest before the change.",
     undo="Restores the previous values.",
     verify="Re-diagnose: RDP enabled and the listener up.",
     order=140,
@@ -629,11 +830,11 @@ _register(
     risk=Risk.HIGH,
     changes=(
         "Sets RDP-Tcp PortNumber to 3389 (or --port) only when the current port is invalid or owned by "
-        "another process, adds a firewall rule for a non-default port, restarts TermService. The NSG "
-        "must allow the new port."
+        "another process, restarts TermService and waits for it to listen there; the firewall step then "
+        "follows the new port. The NSG must allow it."
     ),
-    backup="reg export of PortNumber; the firewall rule azrdp adds is recorded.",
-    undo="Restores PortNumber and removes azrdp's firewall rule.",
+    backup="PortNumber's previous value, recorded in the guest before the change.",
+    undo="Restores PortNumber.",
     verify="TermService owns the new port.",
     order=150,
 )
@@ -643,14 +844,14 @@ _register(
     fixes=("firewall-rule-disabled", "firewall-blocks-all-inbound", "firewall-udp-rule-disabled"),
     risk=Risk.LOW,
     changes=(
-        "Enables RemoteDesktop-UserMode-In-TCP/-UDP by rule name (not a localized display name) and "
-        "points the TCP rule at the listener port, or adds azrdp-RDP-<port> when the built-in rule is "
-        "gone; lets the active profile accept inbound rules. Never turns the firewall off or removes "
-        "Block rules."
+        "Enables RemoteDesktop-UserMode-In-TCP/-UDP by rule name (not a localized display name) and points "
+        "the TCP rule at the listener port, or adds azrdp-RDP-<port> when the built-in rule is gone or owned "
+        "by Group Policy; lets the active profile accept inbound rules. Never turns the firewall off or "
+        "removes Block rules."
     ),
-    backup="The rules' and profiles' previous settings in the manifest.",
-    undo="Disables the rules again, restores the profile settings, removes azrdp's rule.",
-    verify="Re-diagnose: the rule is enabled in the ActiveStore for the listener port.",
+    backup="The rules' and profiles' previous settings, recorded in the guest before the change.",
+    undo="Puts the rules and profiles back, removes azrdp's rule.",
+    verify="Re-diagnose: the rule admits the listener port in the ActiveStore.",
     order=160,
 )
 _register(
@@ -660,11 +861,21 @@ _register(
     risk=Risk.LOW,
     changes=(
         "Raises SecurityLayer 0 to 2, UserAuthentication 0 to 1, MinEncryptionLevel 1 to 2 and "
-        "fAllowSecProtocolNegotiation 0 to 1 when a previous fix downgraded them. Never lowers any; "
-        "leaves Group Policy values alone; runs only when certificate, key and TLS are healthy."
+        "fAllowSecProtocolNegotiation 0 to 1 when a previous fix downgraded them. Never lowers any; leaves "
+        "Group Policy values alone; runs only when the certificate, key and TLS faults are gone (or fixed "
+        "earlier in the same run)."
     ),
-    backup="reg export of the values in the manifest.",
+    backup="Each value's type and data, recorded in the guest before the change.",
     undo="Restores the previous values.",
     verify="Re-diagnose: the values are secure.",
     order=170,
 )
+
+
+def guest_now_of(report: Any) -> datetime:
+    return guest_now(getattr(report, "guest_time", None))
+
+
+def key_acl_wanted(view: GuestFacts, cert: gf.CertFacts) -> gp.Acl | str:
+    """For tests and docs: the ACL operation azrdp would plan for this key."""
+    return _key_acl(view, cert)

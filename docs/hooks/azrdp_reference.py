@@ -236,25 +236,73 @@ def repairs_safety_markdown() -> str:
 
 
 def script_sizes_markdown() -> str:
-    """The guest scripts as packaged and as sent (compacted), against azrdp's own size ceiling."""
-    from azrdp.guest import contract
-    from azrdp.repairs import outcome
+    """The guest scripts: lines, bytes as packaged and as sent (compacted), against azrdp's ceiling."""
+    from azrdp.guest import scripts
 
     def kib(size: int) -> str:
         return f"{size:,} bytes"
 
-    lines = ["| Script | Source | Sent |", "|---|---|---|"]
+    lines = ["| Script | Lines | Source | Sent |", "|---|---|---|---|"]
     for label, text in (
-        ("diagnose (`azrdp.ps1`)", contract.script_text()),
-        ("repair, undo, history (`azrdp.ps1` + `repair.ps1`)", outcome.repair_script_text()),
+        ("collect (`collector.ps1`)", scripts.collector_text()),
+        ("execute, records, history (`collector.ps1` + `executor.ps1`)", scripts.composed_text()),
     ):
-        sent = len(contract.compact(text).encode("ascii"))
-        lines.append(f"| {label} | {kib(len(text.encode('ascii')))} | {kib(sent)} |")
+        sent = len(scripts.compact(text).encode("ascii"))
+        lines.append(f"| {label} | {len(text.splitlines()):,} | {kib(len(text.encode('ascii')))} | {kib(sent)} |")
     lines.append("")
     lines.append(
         f"Measured when this page was built. azrdp refuses to send more than "
-        f"{kib(contract.SCRIPT_LIMIT)} (64 KiB); a test keeps both under {kib(contract.SCRIPT_BUDGET)}."
+        f"{kib(scripts.SCRIPT_LIMIT)} (64 KiB); a test keeps both under {kib(scripts.SCRIPT_BUDGET)}."
     )
+    return "\n".join(lines)
+
+
+def guest_schema_markdown() -> str:
+    """The guest wire schema (azrdp/guest/facts.py, envelope.py): every class, key and type."""
+    import dataclasses
+    import typing
+
+    from azrdp.guest import envelope, facts
+    from azrdp.guest.wire import _hints
+
+    def type_name(tp: Any) -> str:
+        origin = typing.get_origin(tp)
+        args = [a for a in typing.get_args(tp) if a is not type(None) and a is not Ellipsis]
+        if origin is tuple:
+            return f"list of {type_name(args[0])}"
+        if args and origin is not None:
+            return type_name(args[0]) + (" or null" if type(None) in typing.get_args(tp) else "")
+        if dataclasses.is_dataclass(tp):
+            return f"`{tp.__name__}`"
+        return {str: "string", int: "integer", bool: "boolean"}.get(tp, "any")
+
+    order: list[type[Any]] = []
+
+    def visit(cls: type[Any]) -> None:
+        if cls in order:
+            return
+        order.append(cls)
+        for f in dataclasses.fields(cls):
+            for arg in (_hints(cls)[f.name], *typing.get_args(_hints(cls)[f.name])):
+                for inner in (arg, *typing.get_args(arg)):
+                    if dataclasses.is_dataclass(inner) and isinstance(inner, type):
+                        visit(inner)
+
+    visit(envelope.GuestReport)
+    lines: list[str] = []
+    for cls in order:
+        row = " (on the wire an array, in this order)" if getattr(cls, "ROW", False) else ""
+        lines.append(f"**`{cls.__name__}`**{row}")
+        lines.append("")
+        lines.append("| Key | Field | Type |")
+        lines.append("|---|---|---|")
+        for f in dataclasses.fields(cls):
+            lines.append(f"| `{f.metadata['wire']}` | {f.name} | {type_name(_hints(cls)[f.name])} |")
+        lines.append("")
+    limits = ", ".join(f"{k} {v:,}" for k, v in facts.LIMITS.items())
+    lines.append(f"Caps (`facts.LIMITS`, `$Limits` in collector.ps1): {limits}.")
+    lines.append("")
+    lines.append(f"Trim ladder (`facts.TRIMS`, `$Trims`): {', '.join(f'`{t}`' for t in facts.TRIMS)}.")
     return "\n".join(lines)
 
 
@@ -398,6 +446,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "rbac-actions": rbac_actions_markdown,
     "rbac-role": rbac_role_markdown,
     "script-sizes": script_sizes_markdown,
+    "guest-schema": guest_schema_markdown,
 }
 
 

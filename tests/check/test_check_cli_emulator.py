@@ -88,7 +88,7 @@ def test_healthy_vm_from_my_address_exits_0(run: Run) -> None:
     result, _ = run("healthy", "vm-rdp01", "-g", RG, "--source-ip", "203.0.113.7", "-o", "json")
     assert result.exit_code == 0, result.stderr
     doc = doc_of(result)
-    assert doc["schemaVersion"] == "1"
+    assert doc["schemaVersion"] == "2"
     vm = doc["vms"][0]
     assert vm["id"] == VM_ID and vm["status"] == "healthy" and vm["findings"] == [] and vm["error"] is None
     assert vm["powerState"] == "running" and vm["osType"] == "Windows"

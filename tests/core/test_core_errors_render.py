@@ -48,7 +48,7 @@ def test_finding_to_doc_is_camel_case() -> None:
     }
 
 
-DOC = {"schemaVersion": "1", "vms": [{"name": "a", "ok": True, "n": {"x": 1}}, {"name": "b", "ok": False}]}
+DOC = {"schemaVersion": "2", "vms": [{"name": "a", "ok": True, "n": {"x": 1}}, {"name": "b", "ok": False}]}
 
 
 def test_json_and_query() -> None:

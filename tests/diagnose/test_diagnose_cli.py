@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -77,7 +78,11 @@ def test_healthy_document_has_the_guest_block(start: Callable[..., Emulator]) ->
     assert guest["os"] == {"version": "10.0.20348", "build": 20348}
     assert guest["listenerPort"] == 3389
     assert guest["sectionErrors"] == []
-    assert guest["facts"]["rdp"]["port"] == 3389
+    assert guest["contractVersion"] == 2
+    # The raw facts, camelCase: registry values with their types, as the collector read them.
+    assert ["rdptcp", "PortNumber", "DWord", 3389] in [
+        [e["key"], e["name"], e["kind"], e["data"]] for e in guest["facts"]["reg"]
+    ]
     assert "rawTail" not in guest
     assert doc["summary"]["guest"] == {"ran": 1, "skipped": 0, "error": 0}
     assert result.stderr == ""
@@ -116,12 +121,13 @@ def test_check_guest_is_diagnose(start: Callable[..., Emulator]) -> None:
 @pytest.mark.parametrize(
     ("fault", "message"),
     [
-        ("no-marker", "The in-guest script printed no AZRDP: line."),
+        ("no-marker", "The in-guest script printed no AZRDP2: line."),
         ("truncated", "The in-guest script's output was truncated:"),
-        ("invalid-json", "The in-guest script's JSON is invalid:"),
-        ("cut-json", "The in-guest script's JSON was truncated."),
+        ("damaged", "The in-guest script's output is damaged:"),
+        ("cut", "The in-guest script's output was truncated."),
         ("stderr-only", "The in-guest script failed: Get-CimInstance : Access denied"),
-        ("unknown-schema", "The in-guest script answered with contract version 2"),
+        ("unknown-schema", "The in-guest script answered with contract version 3"),
+        ("legacy", "The in-guest script answered with contract version 1"),
         ("unsupported", "The in-guest script refused to run: Windows PowerShell 4.0 is too old"),
     ],
 )
@@ -144,21 +150,22 @@ def test_bad_script_output_is_a_clear_error(fault: str, message: str, start: Cal
 
 def test_debug_keeps_the_raw_tail(start: Callable[..., Emulator]) -> None:
     emu = start()
-    set_guest(emu, {"fault": "invalid-json"})
+    set_guest(emu, {"fault": "damaged"})
     result = invoke("diagnose", VM, "-g", RG, "-o", "json", "--debug")
     assert result.exit_code == 1
     guest = json.loads(result.stdout)["vms"][0]["guest"]
-    assert guest["rawTail"].rstrip().endswith('"e":null,"ec":null}')
+    # The end of the damaged line, as Run Command returned it.
+    assert len(guest["rawTail"]) == 600 and re.fullmatch(r"[A-Za-z0-9+/=\s]+", guest["rawTail"])
     assert "end of the raw Run Command output" in result.stderr
 
 
 def test_stderr_beside_valid_output_is_surfaced(start: Callable[..., Emulator]) -> None:
-    from azrdp.emulator import guest_sim
+    from azrdp.emulator.windows import runcommand
 
     emu = start("guest-rdp-disabled")
 
     def noisy(vm: dict[str, Any], body: dict[str, Any]) -> Any:
-        out = guest_sim.handle_run_command(vm, body)
+        out = runcommand.handle_run_command(vm, body)
         out.stderr = "WARNING: Get-WinEvent: the Security log is not accessible."
         return out
 
@@ -180,7 +187,9 @@ def test_section_errors_are_reported_not_hidden(start: Callable[..., Emulator]) 
     )
     result = invoke("diagnose", VM, "-g", RG, "-o", "json")
     guest = json.loads(result.stdout)["vms"][0]["guest"]
-    assert guest["sectionErrors"] == [{"section": "fw", "message": "Simulated failure reading fw: Acc..."}]
+    assert guest["sectionErrors"] == [
+        {"section": "fw", "message": "Simulated failure reading fw: Access is denied."}
+    ]
     assert guest["facts"]["firewall"] is None
     # Could not read is not healthy: no firewall finding, and the error is there to see.
     assert result.exit_code == 0

@@ -1,4 +1,5 @@
-"""Guest checks as pure functions of the contract, and the simulated guest's state model."""
+"""Guest checks as pure functions of the collector's facts, fed by the Windows model's rendering of
+the collector's output (the same line the real script prints, decoded by the real parser)."""
 
 from __future__ import annotations
 
@@ -9,40 +10,45 @@ import pytest
 
 from azrdp.checks import all_checks, run_checks
 from azrdp.checks.guest import GuestFacts
-from azrdp.emulator import guest_sim as g
-from azrdp.guest import contract as c
+from azrdp.emulator.guest_scenarios import RDPTCP, TS, TSPOL, WINLOGON
+from azrdp.emulator.windows import runcommand as g
+from azrdp.guest import envelope as c
+from azrdp.guest import scripts
 from azrdp.model import Severity, Source
 
 NOW = datetime(2026, 1, 15, 10, 0, tzinfo=timezone.utc)
 GUEST_IDS = {
     "rdp-disabled", "rdp-disabled-by-policy", "listener-disabled", "port-mismatch",
     "port-owned-by-other-process", "termservice-not-running", "service-misconfigured", "rdp-cert-expired",
-    "rdp-cert-missing-private-key", "rdp-cert-binding-stale", "machinekeys-acl-corrupt",
-    "tls12-server-disabled", "fips-policy-enabled", "credssp-oracle-mismatch", "firewall-rule-disabled",
-    "firewall-blocks-all-inbound", "nla-or-security-downgraded", "low-disk-space",
-    "rdp-logons-disabled", "rdp-drain-mode", "firewall-udp-rule-disabled", "reboot-pending",
+    "rdp-cert-missing-private-key", "rdp-cert-binding-stale", "rdp-cert-store-denied",
+    "machinekeys-acl-corrupt",
+    "tls12-server-disabled", "fips-policy-enabled", "credssp-server-unpatched", "credssp-oracle-mismatch",
+    "credssp-oracle-vulnerable", "firewall-rule-disabled", "firewall-blocks-all-inbound",
+    "nla-or-security-downgraded", "low-disk-space", "rdp-logons-disabled", "rdp-drain-mode",
+    "firewall-udp-rule-disabled", "reboot-pending",
 }  # fmt: skip
 
 
-def diagnose(
+def body(port: int = 3389, params: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    return {
+        "commandId": "RunPowerShellScript",
+        "script": scripts.script_lines("collect"),
+        "parameters": params if params is not None else scripts.collect_parameters(port),
+    }
+
+
+def collect(
     guest: dict[str, Any], port: int = 3389, params: list[dict[str, str]] | None = None
 ) -> c.GuestReport:
-    body = {
-        "commandId": "RunPowerShellScript",
-        "script": c.script_lines(),
-        "parameters": params or c.build_parameters("diagnose", port),
-    }
-    out = g.handle_run_command({"guest": guest}, body, now=NOW)
+    out = g.handle_run_command({"guest": guest}, body(port, params), now=NOW)
     return c.parse_output(out.stdout, out.stderr)
 
 
 def findings(guest: dict[str, Any], expected_port: int = 3389) -> dict[str, Any]:
-    report = diagnose(guest, expected_port)
-    assert report.diagnosis is not None
-    return {
-        f.id: f
-        for f in run_checks(GuestFacts(report.diagnosis, expected_port, report.guest_time), Source.GUEST)
-    }
+    report = collect(guest, expected_port)
+    assert report.facts is not None
+    facts = GuestFacts(report.facts, expected_port, report.guest_time)
+    return {f.id: f for f in run_checks(facts, Source.GUEST)}
 
 
 def test_registry_has_every_guest_check_with_stable_ids() -> None:
@@ -54,32 +60,30 @@ def test_registry_has_every_guest_check_with_stable_ids() -> None:
 
 
 def test_policy_value_wins_over_the_local_one() -> None:
-    assert findings({"registry": {g.TSPOL: {"fDenyTSConnections": 0}, g.TS: {"fDenyTSConnections": 1}}}) == {}
-    found = findings({"registry": {g.TSPOL: {"fDenyTSConnections": 1}}})
-    assert set(found) == {"rdp-disabled-by-policy"}
+    assert findings({"registry": {TSPOL: {"fDenyTSConnections": 0}, TS: {"fDenyTSConnections": 1}}}) == {}
+    assert set(findings({"registry": {TSPOL: {"fDenyTSConnections": 1}}})) == {"rdp-disabled-by-policy"}
 
 
 def test_port_mismatch_needs_the_nsg_port() -> None:
-    report = diagnose(
-        {
-            "registry": {g.RDPTCP: {"PortNumber": 3390}},
-            "firewall": {"rules": {"RemoteDesktop-UserMode-In-TCP": {"localPorts": "3390"}}},
-        }
-    )
-    assert report.diagnosis is not None
-    assert run_checks(GuestFacts(report.diagnosis, None, report.guest_time), Source.GUEST) == []
-    assert set(findings({"registry": {g.RDPTCP: {"PortNumber": 3390}}})) == {
+    guest = {
+        "registry": {RDPTCP: {"PortNumber": 3390}},
+        "firewall": {"rules": {"RemoteDesktop-UserMode-In-TCP": {"localPorts": "3390"}}},
+    }
+    report = collect(guest)
+    assert report.facts is not None
+    assert run_checks(GuestFacts(report.facts, None, report.guest_time), Source.GUEST) == []
+    assert set(findings({"registry": {RDPTCP: {"PortNumber": 3390}}})) == {
         "port-mismatch",
         "firewall-rule-disabled",
     }
 
 
 def test_listener_reports_both_ports_when_they_differ() -> None:
-    report = diagnose(
-        {"registry": {g.RDPTCP: {"PortNumber": 3390}}, "listeners": {"3389": {"pid": 77, "process": "java"}}}
+    report = collect(
+        {"registry": {RDPTCP: {"PortNumber": 3390}}, "listeners": {"3389": {"pid": 77, "process": "java"}}}
     )
-    assert report.diagnosis and report.diagnosis.listener
-    owners = {p.port: (p.pid, p.process) for p in report.diagnosis.listener.ports}
+    assert report.facts is not None and report.facts.listeners is not None
+    owners = {p.port: (p.pid, p.process) for p in report.facts.listeners}
     assert owners == {3390: (1068, "svchost"), 3389: (77, "java")}
 
 
@@ -91,6 +95,21 @@ def test_hardened_machinekeys_folder_alone_is_a_warning() -> None:
     assert found["machinekeys-acl-corrupt"].details["events"] == {"1058": 2}
 
 
+def test_the_folder_is_judged_by_meaning_not_by_string() -> None:
+    # Another spelling of the default, an extra harmless ACE, the ACEs in another order: no finding.
+    for sddl in (
+        "O:SYG:SYD:PAI(A;;FA;;;BA)(A;;0x12019f;;;WD)",
+        "O:SYG:SYD:PAI(A;;0x12019f;;;S-1-1-0)(A;;FA;;;S-1-5-32-544)",
+        "O:SYG:SYD:PAI(A;;0x12019f;;;WD)(A;;FA;;;BA)(A;;FA;;;SY)",
+        "O:SYD:PAI(A;;FA;;;WD)(A;;FA;;;BA)",
+    ):
+        assert findings({"machineKeysSddl": sddl}) == {}, sddl
+    # Everyone granted the default but partly denied: a deviation.
+    assert "machinekeys-acl-corrupt" in findings(
+        {"machineKeysSddl": "O:SYD:PAI(D;;0x2;;;WD)(A;;0x12019f;;;WD)"}
+    )
+
+
 def test_key_deny_ace_is_a_blocker() -> None:
     found = findings({"certificates": [{"thumbprint": "A" * 40, "keyDenied": True}]})
     assert found["machinekeys-acl-corrupt"].severity is Severity.BLOCKER
@@ -99,11 +118,12 @@ def test_key_deny_ace_is_a_blocker() -> None:
 
 def test_pinned_certificate_in_my_store_is_fine_until_it_expires() -> None:
     pin = "B" * 40
-    guest: dict[str, Any] = {"registry": {g.RDPTCP: {"SSLCertificateSHA1Hash": "hex:" + pin}}, "pinType": 3}
+    guest: dict[str, Any] = {"registry": {RDPTCP: {"SSLCertificateSHA1Hash": "hex:" + pin}}, "pinType": 3}
     guest["certificates"] = [
         {"thumbprint": pin, "store": "My", "notAfter": "+30d"},
         {"thumbprint": "C" * 40, "notAfter": "-5d"},
     ]
+    # The expired self-signed certificate is not the one in use: no finding (azrdp 1.x raised one).
     assert findings(guest) == {}
     guest["certificates"][0]["notAfter"] = "-1d"
     found = findings(guest)
@@ -112,7 +132,7 @@ def test_pinned_certificate_in_my_store_is_fine_until_it_expires() -> None:
 
 
 def test_gpo_pin_is_flagged_not_deleted() -> None:
-    found = findings({"registry": {g.RDPTCP: {"SSLCertificateSHA1Hash": "hex:" + "D" * 40}}, "pinType": 2})
+    found = findings({"registry": {RDPTCP: {"SSLCertificateSHA1Hash": "hex:" + "D" * 40}}, "pinType": 2})
     assert "GPO" in found["rdp-cert-binding-stale"].recommendation
 
 
@@ -132,14 +152,36 @@ def test_firewall_off_on_the_active_profile_means_rules_do_not_matter() -> None:
 
 def test_block_rule_on_the_port_wins() -> None:
     found = findings({"firewall": {"rules": {"Block RDP": {"action": "Block", "localPorts": "3000-4000"}}}})
+    assert found["firewall-rule-disabled"].severity is Severity.BLOCKER
     assert "Block RDP" in found["firewall-rule-disabled"].evidence
 
 
-def test_service_severity_and_accounts() -> None:
-    assert (
-        findings({"services": {"RdAgent": {"state": "Stopped"}}})["service-misconfigured"].severity
-        is Severity.WARNING
+def test_block_rules_for_other_programs_services_or_addresses_do_not_block_rdp() -> None:
+    # azrdp 1.x ignored the scope and raised a blocker for each of these on healthy VMs.
+    for scope in (
+        {"program": r"C:\app\server.exe"},
+        {"service": "W3SVC"},
+        {"profile": "Domain"},
+        {"protocol": "UDP"},
+    ):
+        rule = {"action": "Block", "localPorts": "Any", **scope}
+        assert findings({"firewall": {"rules": {"Hardening": rule}}}) == {}, scope
+    scoped = findings(
+        {
+            "firewall": {
+                "rules": {
+                    "Hardening": {"action": "Block", "localPorts": "Any", "remoteAddress": "198.51.100.0/24"}
+                }
+            }
+        }
     )
+    assert scoped["firewall-rule-disabled"].severity is Severity.WARNING
+    assert "refuse some addresses" in scoped["firewall-rule-disabled"].evidence
+
+
+def test_service_severity_and_accounts() -> None:
+    found = findings({"services": {"RdAgent": {"state": "Stopped"}}})
+    assert found["service-misconfigured"].severity is Severity.WARNING
     found = findings({"services": {"TermService": {"account": "LocalSystem"}}})
     assert found["service-misconfigured"].severity is Severity.BLOCKER
     assert "TermService logs on as LocalSystem" in found["service-misconfigured"].evidence
@@ -147,97 +189,67 @@ def test_service_severity_and_accounts() -> None:
     assert findings({"services": {"SessionEnv": {"state": "Stopped"}}}) == {}
 
 
+def test_scm_events_count_only_when_they_name_an_rdp_service() -> None:
+    stopped = {"TermService": {"state": "Stopped", "exitCode": 1067}}
+    own = findings(
+        {"services": stopped, "events": {"7022": {"count": 3, "sources": ["Remote Desktop Services"]}}}
+    )
+    assert own["termservice-not-running"].details["events"] == {"7022": 3}
+    other = findings({"services": stopped, "events": {"7022": {"count": 3, "sources": ["Print Spooler"]}}})
+    assert "events" not in other["termservice-not-running"].details
+
+
 def test_unknown_script_and_parameters_answer_on_stderr() -> None:
     out = g.handle_run_command({"guest": {}}, {"commandId": "RunPowerShellScript", "script": ["hostname"]})
     assert out.stdout == "" and "does not execute PowerShell" in out.stderr
-    body = {
-        "commandId": "RunPowerShellScript",
-        "script": c.script_lines(),
-        "parameters": [{"name": "Evil", "value": "1"}],
-    }
-    out = g.handle_run_command({"guest": {}}, body)
-    assert out.stdout == "" and "parameter name 'evil'" in out.stderr
+    out = g.handle_run_command({"guest": {}}, body(params=[{"name": "Evil", "value": "1"}]))
+    assert out.stdout == "" and "parameter name 'Evil'" in out.stderr
     # Run Command writes `-Name value` unquoted: an empty value fails binding, as in PowerShell.
-    body["parameters"] = [{"name": "Mode", "value": "diagnose"}, {"name": "Skip", "value": ""}]
-    out = g.handle_run_command({"guest": {}}, body)
-    assert out.stdout == "" and "Missing an argument for parameter 'Skip'" in out.stderr
+    out = g.handle_run_command(
+        {"guest": {}}, body(params=[{"name": "Mode", "value": "collect"}, {"name": "RunId", "value": ""}])
+    )
+    assert out.stdout == "" and "Missing an argument for parameter 'RunId'" in out.stderr
 
 
 @pytest.mark.parametrize(
     ("params", "code"),
     [
-        ([{"name": "Mode", "value": "repair"}], "mode"),
+        ([{"name": "Mode", "value": "execute"}], "parameter"),  # the executor was not sent
         ([{"name": "Mode", "value": "format-c"}], "parameter"),
         ([{"name": "RdpPort", "value": "99999"}], "parameter"),
     ],
 )
 def test_script_refusals_match_the_script(params: list[dict[str, str]], code: str) -> None:
-    report = diagnose({}, params=params)
-    assert report.diagnosis is None
+    report = collect({}, params=params)
+    assert report.facts is None
     assert report.error_code == code
 
 
-def test_state_round_trips_through_dump() -> None:
-    guest = {
-        "registry": {g.RDPTCP: {"SSLCertificateSHA1Hash": "hex:" + "E" * 40, "SecurityLayer": None}},
-        "certificates": [{"thumbprint": "F" * 40, "notAfter": "-3d", "keyReadable": False}],
-        "listeners": {"3389": {"pid": 9, "process": "x"}},
-        "events": {"36870": 5},
-    }
-    state = g.load_state(guest, NOW)
-    again = g.load_state(g.dump_state(state), NOW)
-    assert again == state
-    assert state.reg_get(g.RDPTCP, "securitylayer") is None
-    assert state.pin == "E" * 40
-
-
-def test_repairs_can_mutate_the_state() -> None:
-    state = g.load_state({"registry": {g.TS: {"fDenyTSConnections": 1}}}, NOW)
-    assert not state.rdp_listening
-    state.reg_set(g.TS, "fDenyTSConnections", 0)
-    assert state.rdp_listening
-    assert state.port_owner(3389) == (1068, "svchost")
-
-
 def test_malformed_guest_is_a_stderr_answer() -> None:
-    out = g.handle_run_command(
-        {"guest": {"colour": "blue"}}, {"commandId": "RunPowerShellScript", "script": c.script_lines()}
-    )
+    out = g.handle_run_command({"guest": {"colour": "blue"}}, body())
     assert "guest.colour: unknown key" in out.stderr
 
 
 def test_relative_times_are_anchored_once_per_vm() -> None:
-    # The flake behind test_check_guest_is_diagnose: "+150d" re-resolved against each run's clock
-    # gave two runs a second apart different certificate NotAfter values.
     vm: dict[str, Any] = {"guest": {"certificates": [{"thumbprint": "AB" * 20, "notAfter": "-3d"}]}}
-    body = {
-        "commandId": "RunPowerShellScript",
-        "script": c.script_lines(),
-        "parameters": c.build_parameters(),
-    }
-    first = c.parse_output(g.handle_run_command(vm, body, now=NOW).stdout)
+    first = c.parse_output(g.handle_run_command(vm, body(), now=NOW).stdout)
     later = datetime(2026, 1, 15, 10, 0, 7, tzinfo=timezone.utc)
-    second = c.parse_output(g.handle_run_command(vm, body, now=later).stdout)
+    second = c.parse_output(g.handle_run_command(vm, body(), now=later).stdout)
     assert first.time != second.time
-    assert first.diagnosis == second.diagnosis
-    assert first.diagnosis is not None and first.diagnosis.cert is not None
-    assert first.diagnosis.cert.certs[0].not_after == "2026-01-12T10:00:00Z"
+    assert first.facts == second.facts
+    assert first.facts is not None and first.facts.certs is not None
+    assert first.facts.certs.certs[0].not_after == "2026-01-12T10:00:00Z"
     assert vm["_emulator"]["guestEpoch"] == "2026-01-15T10:00:00Z"
-    # The healthy image's own certificate is anchored the same way.
-    healthy: dict[str, Any] = {"guest": {}}
-    one = c.parse_output(g.handle_run_command(healthy, body, now=NOW).stdout)
-    two = c.parse_output(g.handle_run_command(healthy, body, now=later).stdout)
-    assert one.diagnosis == two.diagnosis
 
 
 @pytest.mark.parametrize(
     ("registry", "expected"),
     [
-        ({g.RDPTCP: {"fLogonDisabled": 1}}, {"rdp-logons-disabled"}),
-        ({g.WINLOGON: {"WinStationsDisabled": "1"}}, {"rdp-logons-disabled"}),
-        ({g.TS: {"TSUserEnabled": 1}}, {"rdp-logons-disabled"}),
-        ({g.TS: {"TSServerDrainMode": 2}}, {"rdp-drain-mode"}),
-        ({g.TS: {"TSUserEnabled": None}, g.WINLOGON: {"WinStationsDisabled": None}}, set()),
+        ({RDPTCP: {"fLogonDisabled": 1}}, {"rdp-logons-disabled"}),
+        ({WINLOGON: {"WinStationsDisabled": "1"}}, {"rdp-logons-disabled"}),
+        ({TS: {"TSUserEnabled": 1}}, {"rdp-logons-disabled"}),
+        ({TS: {"TSServerDrainMode": 2}}, {"rdp-drain-mode"}),
+        ({TS: {"TSUserEnabled": None}, WINLOGON: {"WinStationsDisabled": None}}, set()),
     ],
 )
 def test_logon_switches(registry: dict[str, Any], expected: set[str]) -> None:
@@ -247,7 +259,7 @@ def test_logon_switches(registry: dict[str, Any], expected: set[str]) -> None:
 
 
 def test_drain_on_a_session_host_is_called_deliberate() -> None:
-    found = findings({"registry": {g.TS: {"TSServerDrainMode": 1}}, "terminalServerMode": 1})
+    found = findings({"registry": {TS: {"TSServerDrainMode": 1}}, "terminalServerMode": 1})
     drain = found["rdp-drain-mode"]
     assert drain.details["sessionHost"] is True
     assert "deliberate" in drain.evidence and "azrdp repair" not in drain.recommendation
@@ -260,20 +272,18 @@ def test_udp_rule_is_information_only() -> None:
 
 
 def test_azrdp_port_rule_admits_a_moved_port() -> None:
-    moved = {g.RDPTCP: {"PortNumber": 3390}}
-    # The built-in rule still covers 3389 only: without azrdp's rule the port is not let in ...
+    moved = {RDPTCP: {"PortNumber": 3390}}
     assert "firewall-rule-disabled" in findings({"registry": moved}, 3390)
-    # ... with azrdp-RDP-3390 it is, and no false finding remains.
-    rule = {"azrdp-RDP-3390": {"localPorts": "3390"}}
+    rule = {"azrdp-RDP-3390": {"localPorts": "3390", "service": "TermService"}}
     assert findings({"registry": moved, "firewall": {"rules": rule}}, 3390) == {}
-    # A disabled azrdp rule does not count.
     off = {"azrdp-RDP-3390": {"localPorts": "3390", "enabled": False}}
     assert "firewall-rule-disabled" in findings({"registry": moved, "firewall": {"rules": off}}, 3390)
 
 
 def test_a_rule_for_another_profile_does_not_let_rdp_in() -> None:
-    rules = {"RemoteDesktop-UserMode-In-TCP": {"profile": "Domain, Private"}}
-    found = findings({"firewall": {"rules": rules}})
+    found = findings(
+        {"firewall": {"rules": {"RemoteDesktop-UserMode-In-TCP": {"profile": "Domain, Private"}}}}
+    )
     assert set(found) == {"firewall-rule-disabled"}
     assert "profile" in found["firewall-rule-disabled"].evidence
     both = {"RemoteDesktop-UserMode-In-TCP": {"profile": "Private, Public"}}

@@ -11,7 +11,8 @@ import pytest
 from azrdp.azure.runcommand import AgentNotReadyError, run_powershell
 from azrdp.emulator import Emulator
 from azrdp.errors import ConflictError, ExitCode, GuestError, Interrupted
-from azrdp.guest import contract as c
+from azrdp.guest import envelope as c
+from azrdp.guest import scripts
 
 RG, VM = "rg-rdp", "vm-rdp01"
 
@@ -43,7 +44,7 @@ def set_latency(emu: Emulator, seconds: float) -> None:
 
 
 def run(cl: Any, **kwargs: Any) -> Any:
-    return run_powershell(cl, RG, VM, c.script_lines(), c.build_parameters(), **kwargs)
+    return run_powershell(cl, RG, VM, scripts.script_lines("collect"), scripts.collect_parameters(), **kwargs)
 
 
 def test_runs_the_script_and_returns_both_streams(clients: Callable[..., tuple[Emulator, Any]]) -> None:
@@ -51,7 +52,7 @@ def test_runs_the_script_and_returns_both_streams(clients: Callable[..., tuple[E
     phases: list[str] = []
     result = run(cl, agent_status="Ready", progress=lambda phase, elapsed: phases.append(phase))
     report = c.parse_output(result.stdout, result.stderr)
-    assert report.diagnosis is not None and report.diagnosis.rdp is not None
+    assert report.facts is not None and report.facts.number("rdptcp", "PortNumber") == 3389
     assert result.stderr == ""
     assert result.conflict_wait_s < 1
     posts = [r for r in emu.requests if r.method == "POST"]
@@ -71,7 +72,7 @@ def test_unknown_script_returns_stderr(clients: Callable[..., tuple[Emulator, An
     _, cl = clients()
     result = run_powershell(cl, RG, VM, ["hostname"], [])
     assert result.stdout == ""
-    assert "runs only azrdp's own script" in result.stderr
+    assert "runs only azrdp's own scripts" in result.stderr
     with pytest.raises(c.ContractError) as info:
         c.parse_output(result.stdout, result.stderr)
     assert info.value.message.startswith("The in-guest script failed:")
@@ -95,7 +96,7 @@ def test_waits_for_a_run_in_progress_then_runs(clients: Callable[..., tuple[Emul
         )
     finally:
         first.join()
-    assert c.parse_output(result.stdout).diagnosis is not None
+    assert c.parse_output(result.stdout).facts is not None
     assert waits, "the runner reported the 409 wait"
     statuses = [r.status for r in emu.requests if r.method == "POST"]
     assert 409 in statuses

@@ -32,7 +32,7 @@ def list_doc(*args: str) -> dict[str, Any]:
 
 def test_list_holds_every_registered_check_and_probe_finding() -> None:
     doc = list_doc()
-    assert doc["schemaVersion"] == "1"
+    assert doc["schemaVersion"] == "2"
     assert [c["id"] for c in doc["checks"]] == [c.id for c in all_checks()]
     assert [p["id"] for p in doc["probeFindings"]] == list(PROBE_FINDINGS)
     assert doc["summary"] == {key: len(doc[key]) for key in ("checks", "repairs", "probeFindings")}

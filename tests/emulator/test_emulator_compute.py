@@ -136,10 +136,10 @@ def test_restart_of_a_deallocated_vm_is_refused(make_emulator: Callable[..., Emu
     assert caught.value.error.code == "OperationNotAllowed"
 
 
-def test_default_guest_handler_is_the_guest_simulator(emulator: Emulator) -> None:
-    from azrdp.emulator import guest_sim
+def test_default_guest_handler_is_the_windows_model(emulator: Emulator) -> None:
+    from azrdp.emulator.windows import runcommand
 
-    assert emulator.guest_handler is guest_sim.handle_run_command
+    assert emulator.guest_handler is runcommand.handle_run_command
 
 
 def test_run_command_fallback_handler_reports_unknown_script(emulator: Emulator) -> None:

@@ -24,7 +24,7 @@ def test_json_answer_for_0x904_extended_0x7() -> None:
     assert code == 0, err
     assert err == ""
     doc = json.loads(out)
-    assert doc["schemaVersion"] == "1"
+    assert doc["schemaVersion"] == "2"
     assert doc["code"]["name"] == "disconnectReasonAtClientWinsockFDCLOSE"
     assert doc["extended"]["name"] == "exDiscReasonServerDeniedConnection"
     assert doc["pair"]["inference"] is True

@@ -15,27 +15,9 @@ import pytest
 FIXTURES = r.REPO / "tests" / "data" / "ps51"
 MARKER = re.compile(r"#\s*expect:\s*([a-z0-9, -]+)")
 
-# Violations in today's azrdp.ps1 and repair.ps1 that issue 11's redesign (collector.ps1 and
-# executor.ps1, with one bounded service-wait helper) removes; fixing them here would not fit the
-# repair script's size budget. Issue 11 empties this list; an entry that stops failing fails the
-# test below, so the list can only shrink.
-KNOWN_FAILURES = {
-    # Get-CertFacts tests Get-RegValue's result with -is [byte[]] (correct since Get-RegValue returns
-    # with the comma; the collector reads raw values instead).
-    ("azrdp/guest/scripts/azrdp.ps1", 293, "array-test"),
-    # One-argument SetSecurityDescriptorSddlForm: backup folder, and undo of a folder or key ACL.
-    ("azrdp/guest/scripts/repair.ps1", 408, "sddl-sacl"),
-    ("azrdp/guest/scripts/repair.ps1", 565, "sddl-sacl"),
-    ("azrdp/guest/scripts/repair.ps1", 570, "sddl-sacl"),
-    # Unbounded service waits: undo's Stop-Service, Restart-AzrdpRdpServices, Repair-AzrdpServices.
-    ("azrdp/guest/scripts/repair.ps1", 577, "service-wait"),
-    ("azrdp/guest/scripts/repair.ps1", 616, "service-wait"),
-    ("azrdp/guest/scripts/repair.ps1", 617, "service-wait"),
-    ("azrdp/guest/scripts/repair.ps1", 641, "service-wait"),
-    # .Count on a trigger's `changes`, a list the checker cannot see through the hashtable.
-    ("azrdp/guest/scripts/repair.ps1", 918, "count-scalar"),
-    ("azrdp/guest/scripts/repair.ps1", 934, "count-scalar"),
-}
+# Violations the scripts may carry with a reason. Issue 11's collector.ps1 and executor.ps1 carry
+# none; an entry that stops failing fails the test below, so the list can only shrink.
+KNOWN_FAILURES: set[tuple[str, int, str]] = set()
 
 
 def expected(path: Path) -> set[tuple[int, str]]:
@@ -84,7 +66,7 @@ def test_the_shipped_scripts_follow_the_rules() -> None:
 
 def test_the_scripts_are_found_by_glob(tmp_path: Path) -> None:
     shipped = {p.relative_to(r.REPO).as_posix() for p in r.shipped_scripts()}
-    assert {"azrdp/guest/scripts/azrdp.ps1", "azrdp/guest/scripts/repair.ps1"} <= shipped
+    assert {"azrdp/guest/scripts/collector.ps1", "azrdp/guest/scripts/executor.ps1"} <= shipped
     (tmp_path / "deep" / "er").mkdir(parents=True)
     (tmp_path / "deep" / "er" / "new.ps1").write_text("Get-Date\n")
     assert r.shipped_scripts(tmp_path) == [tmp_path / "deep" / "er" / "new.ps1"]

@@ -185,7 +185,7 @@ def test_document_shape() -> None:
     obs = _obs(samples=_ok(3), attempts=[_reply(confirm(2)), _reply(failure(5), 1, "B")], certificate=_cert())
     findings = classify(obs)
     doc = build_document(obs, findings, dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
-    assert doc["schemaVersion"] == "1"
+    assert doc["schemaVersion"] == "2"
     assert doc["target"] == {"host": "203.0.113.7", "port": 3389, "address": "203.0.113.7"}
     assert doc["probedAt"] == "2026-01-02T03:04:05Z"
     assert doc["tcp"]["rttMs"] == {"min": 1.0, "median": 2.0, "max": 3.0}

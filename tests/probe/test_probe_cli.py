@@ -33,7 +33,7 @@ def test_healthy_endpoint_exits_0_with_the_json_document(certs: CertSet) -> None
         result = invoke(f"127.0.0.1:{server.port}", "--samples", "2", "-o", "json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert doc["schemaVersion"] == "1"
+    assert doc["schemaVersion"] == "2"
     assert doc["target"] == {"host": "127.0.0.1", "port": server.port, "address": "127.0.0.1"}
     assert doc["reachable"] is True and doc["verdict"] == "healthy"
     assert doc["tcp"]["samples"] == 2

@@ -1,5 +1,5 @@
 """Broken guests for the repair tests: each a scenario `guest` object (merged over the healthy
-image by the simulator), the findings it must raise and the repair(s) that must fix them."""
+image by the Windows model), the findings it must raise and the repair(s) that must fix them."""
 
 from __future__ import annotations
 
@@ -97,13 +97,37 @@ CASES: tuple[Case, ...] = (
         "machinekeys-acl",
         {
             "machineKeysSddl": HARDENED_MK,
-            "certificates": [
-                {"thumbprint": THUMB_OLD, "keyReadable": False, "keyDenied": True, "keyOpens": False}
-            ],
+            "certificates": [{"thumbprint": THUMB_OLD, "keyReadable": False, "keyDenied": True}],
             "events": {"36870": 40, "1057": 3},
         },
-        ("machinekeys-acl-corrupt", "rdp-cert-missing-private-key"),
+        ("machinekeys-acl-corrupt",),
         ("machinekeys-acl",),
+    ),
+    Case(
+        "cert-expired-key-unreadable",
+        {
+            "machineKeysSddl": HARDENED_MK,
+            "certificates": [{"thumbprint": THUMB_OLD, "notAfter": "-3d", "keyReadable": False}],
+            "events": {"1058": 5},
+        },
+        ("rdp-cert-expired", "machinekeys-acl-corrupt"),
+        # The key's ACL first: the new certificate reuses the TSSecKeySet1 container.
+        ("machinekeys-acl", "rdp-cert-renew"),
+    ),
+    Case(
+        "cert-container-damaged",
+        {"certificates": [{"thumbprint": THUMB_OLD, "keyOpens": False}], "events": {"1057": 2}},
+        ("rdp-cert-missing-private-key",),
+        ("rdp-cert-renew",),
+    ),
+    Case(
+        "store-denies-system",
+        {
+            "rdStoreSddl": "O:SYD:AI(D;;KA;;;SY)(A;CIID;KA;;;BA)(A;CIID;KA;;;SY)",
+            "certificates": [{"thumbprint": THUMB_OLD, "notAfter": "-1d"}],
+        },
+        ("rdp-cert-expired", "rdp-cert-store-denied"),
+        ("rdp-cert-renew",),
     ),
     Case(
         "tls12-disabled",
@@ -139,7 +163,8 @@ CASES: tuple[Case, ...] = (
         "port-taken-moved",
         {"listeners": {"3389": {"pid": 4242, "process": "nginx"}}},
         ("port-owned-by-other-process",),
-        ("rdp-port",),
+        # The firewall step is planned on the state rdp-port leaves: it follows the new port.
+        ("rdp-port", "firewall-rdp-rule"),
         port=3390,
     ),
     Case(

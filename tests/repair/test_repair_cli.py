@@ -1,6 +1,6 @@
 """`azrdp repair`, `undo` and `history` end to end: the CLI, the real SDK, the emulator and its
-simulated Windows guests. Every built-in failure scenario is repaired and verified, and undo
-puts the guest back exactly as it was."""
+Windows model. Every built-in failure scenario is repaired and verified, and undo puts the guest
+back exactly as it was (the digest of the model's state)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 from azrdp import journal
 from azrdp.cli.app import app
-from azrdp.emulator import Emulator, guest_sim
-from azrdp.emulator.guest_scenarios import GUEST_SCENARIOS, GuestScenario
+from azrdp.emulator import Emulator
+from azrdp.emulator.guest_scenarios import GUEST_SCENARIOS, RDPTCP, TS, GuestScenario
+from azrdp.emulator.windows import runcommand
 
 RG, VM = "rg-rdp", "vm-rdp01"
 MY_IP = "203.0.113.10"
@@ -29,6 +30,7 @@ REPAIRED = {
     "rdp-cert-expired": ("rdp-cert-renew",),
     "rdp-cert-missing-private-key": ("rdp-cert-renew",),
     "rdp-cert-binding-stale": ("rdp-cert-renew",),
+    "rdp-cert-store-denied": ("rdp-cert-renew",),
     "machinekeys-acl-corrupt": ("machinekeys-acl",),
     "firewall-rule-disabled": ("firewall-rdp-rule",),
     "firewall-udp-rule-disabled": ("firewall-rdp-rule",),
@@ -48,7 +50,7 @@ REFUSED = {
 # Applied, but only a reboot makes it real: never reported as verified.
 REBOOT = {"tls12-server-disabled": ("tls12-server",)}
 # Warnings azrdp never "fixes" (compliance choices, patching, disk space).
-LEFT_ALONE = ("fips-policy-enabled", "credssp-oracle-mismatch", "low-disk-space")
+LEFT_ALONE = ("fips-policy-enabled", "credssp-oracle-mismatch", "credssp-oracle-vulnerable", "low-disk-space")
 
 
 def scenario(name: str) -> GuestScenario:
@@ -57,14 +59,10 @@ def scenario(name: str) -> GuestScenario:
 
 @pytest.fixture
 def start(live_emulator: Callable[..., Emulator]) -> Callable[..., Emulator]:
+    # Relative scenario times ("-12d") are anchored once per VM by the model (its guest epoch),
+    # so states read at different moments compare equal.
     def go(name: Any = "guest-healthy", **kwargs: Any) -> Emulator:
-        emu = live_emulator(name, **kwargs)
-        # Fix relative times ("-12d") once, so states read at different moments compare equal.
-        with emu.store.lock:
-            vm = emu.vm(RG, VM)
-            if vm is not None:
-                vm["guest"] = guest_sim.dump_state(guest_sim.load_state(vm.get("guest"), now()))
-        return emu
+        return live_emulator(name, **kwargs)
 
     return go
 
@@ -77,11 +75,17 @@ def invoke(*args: str) -> Any:
     return CliRunner().invoke(app, list(args))
 
 
-def guest_of(emu: Emulator, name: str = VM) -> dict[str, Any]:
+def machine(emu: Emulator, name: str = VM) -> Any:
     with emu.store.lock:
         vm = emu.vm(RG, name)
         assert vm is not None
-        return json.loads(json.dumps(guest_sim.dump_state(guest_sim.load_state(vm["guest"], now()))))
+        return runcommand.machine_of(vm, now())[0]
+
+
+def guest_of(emu: Emulator, name: str = VM) -> str:
+    """The digest of the guest's Windows state (a certificate container an undo moved aside, never
+    deleted, left out)."""
+    return runcommand.digest(machine(emu, name), set_aside=False)
 
 
 def rule_writes(emu: Emulator, method: str) -> list[Any]:
@@ -109,7 +113,8 @@ def test_each_failure_is_repaired_verified_and_undone(name: str, start: Callable
     assert not set(entry.expected) & {f["id"] for f in vm["remainingFindings"]}
     assert all(r["verified"] for r in vm["repairs"] if r["applied"])
     assert vm["backupDir"].endswith(vm["runId"])
-    assert len(run_commands(emu)) == 1  # --yes: diagnose, repair and verify in one Run Command
+    # --yes: the collector (diagnose), then the executor (repair, then the collector again: verify).
+    assert len(run_commands(emu)) == 2
 
     undo = invoke("undo", VM, "-g", RG, "--run-id", vm["runId"], "--yes", "-o", "json")
     assert undo.exit_code == 0, undo.stderr
@@ -117,6 +122,8 @@ def test_each_failure_is_repaired_verified_and_undone(name: str, start: Callable
     assert undone["guest"]["restored"] == list(reversed(REPAIRED[name]))
     assert set(entry.expected) <= {f["id"] for f in undone["findings"]}
     assert guest_of(emu) == original
+    # Undo from the local journal: one executor run, planned from what the run recorded.
+    assert len(run_commands(emu)) == 3
 
 
 @pytest.mark.parametrize("name", sorted(REBOOT))
@@ -136,7 +143,7 @@ def test_a_change_that_needs_a_reboot_is_applied_not_verified(
     assert step["verified"] is None and step["rebootRequired"] is True
     assert any("reboot" in n.lower() or "restart" in n.lower() for n in step["notes"])
     assert any("az vm restart -g rg-rdp -n vm-rdp01" in n for n in vm["notes"])
-    assert len(run_commands(emu)) == 2
+    assert len(run_commands(emu)) == 3  # dry run: collector; --yes: collector, executor
 
 
 def test_healthy_vm_plans_nothing_and_changes_nothing(start: Callable[..., Emulator]) -> None:
@@ -191,10 +198,11 @@ def test_moving_rdp_off_a_taken_port_with_its_nsg_rule_and_undo(start: Callable[
     result, vm = repair("--yes", "--port", "3390", "--source-ip", MY_IP)
     assert result.exit_code == 0, (result.stderr, vm["plan"])
     applied = [r["id"] for r in vm["repairs"] if r["applied"]]
-    assert applied == ["nsg-allow-rdp", "rdp-port"]
+    # The firewall follows the port: the rule is planned on the state the port move leaves.
+    assert applied == ["nsg-allow-rdp", "rdp-port", "firewall-rdp-rule"]
     puts = rule_writes(emu, "PUT")
     assert len(puts) == 2  # the subnet NSG and the NIC NSG each deny 3390 by default
-    assert guest_of(emu)["registry"][guest_sim.RDPTCP]["PortNumber"] == 3390
+    assert machine(emu).registry.number(RDPTCP, "PortNumber") == 3390
 
     undo = invoke("undo", VM, "-g", RG, "--run-id", vm["runId"], "--yes", "-o", "json")
     assert undo.exit_code == 0, undo.stderr
@@ -301,7 +309,8 @@ def test_failing_step_is_rolled_back_and_reported_not_verified(start: Callable[.
     with emu.store.lock:
         vm_dict = emu.vm(RG, VM)
         assert vm_dict is not None
-        vm_dict.setdefault("_emulator", {})["repairFaults"] = {"rdp-listener": 1}
+        # The step's second operation fails in the guest: the first is rolled back.
+        vm_dict.setdefault("_emulator", {})["failOps"] = [1]
     original = guest_of(emu)
     result, vm = repair("--yes")
     assert result.exit_code == 5
@@ -309,6 +318,8 @@ def test_failing_step_is_rolled_back_and_reported_not_verified(start: Callable[.
     assert step["status"] == "rolledBack" and step["error"]
     assert vm["status"] == "notVerified"
     assert guest_of(emu) == original
+    # Per operation: what the executor did (the first was applied, then rolled back).
+    assert [op["status"] for op in step["operations"]][:2] == ["rolledBack", "failed"]
 
 
 def test_unknown_repair_and_bad_run_ids_are_usage_errors(start: Callable[..., Emulator]) -> None:
@@ -331,12 +342,12 @@ def test_ctrl_c_lists_what_was_already_changed(
     with emu.store.lock:
         vm_dict = emu.vm(RG, VM)
         assert vm_dict is not None
-        vm_dict["guest"] = {"registry": {guest_sim.TS: {"fDenyTSConnections": 1}}}
+        vm_dict["guest"] = {"registry": {TS: {"fDenyTSConnections": 1}}}
 
     def interrupted(*args: Any, **kwargs: Any) -> Any:
         raise Interrupted("Stopped waiting for Run Command on VM 'vm-rdp01'.")
 
-    monkeypatch.setattr(engine, "run_repair_mode", interrupted)
+    monkeypatch.setattr(engine, "run_executor", interrupted)
     result = invoke("repair", VM, "-g", RG, "--yes", "--source-ip", MY_IP)
     assert result.exit_code == 130
     changed = [line for line in result.stderr.splitlines() if line.startswith("changed: ")]

@@ -1,15 +1,19 @@
-"""The repair engine through its Python API: Run Commands per VM (1 with --yes, 2 interactive, 1
-dry run), a declined plan, fleets with one result per VM, and Ctrl-C."""
+"""The repair engine through its Python API: Run Commands per VM (the collector, then the executor:
+2 with --yes or interactive, 1 after a fresh diagnose, 1 dry run), a declined plan, fleets with one
+result per VM, and Ctrl-C."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 from fixtures_emulator import run_commands
 
-from azrdp.emulator import Emulator, guest_sim
+from azrdp.emulator import Emulator
+from azrdp.emulator.windows import runcommand
+from azrdp.engine.diagnose import run_diagnose
 from azrdp.engine.repair import RepairInterrupted, RepairOptions, VmRepair, run_repair
 from azrdp.targets import parse_targets
 
@@ -30,7 +34,8 @@ def guest_deny(emu: Emulator, name: str = VM, group: str = RG) -> Any:
     with emu.store.lock:
         vm = emu.vm(group, name)
         assert vm is not None
-        return guest_sim.load_state(vm["guest"]).reg_int(TS, "fDenyTSConnections")
+        machine, _ = runcommand.machine_of(vm, datetime.now(timezone.utc))
+        return machine.registry.number(TS, "fDenyTSConnections")
 
 
 def test_interactive_runs_two_run_commands_and_shows_the_plan_first(start: Callable[..., Emulator]) -> None:
@@ -45,7 +50,7 @@ def test_interactive_runs_two_run_commands_and_shows_the_plan_first(start: Calla
     result = run_repair(parse_targets(VM, resource_group=RG), RepairOptions(), confirm=confirm)
     assert shown == [["rdp-listener"]]
     assert result.exit_code == 0
-    assert len(run_commands(emu)) == 2  # diagnose, then repair + verify
+    assert len(run_commands(emu)) == 2  # the collector, then the executor (which collects after)
     assert guest_deny(emu) == 0
 
 
@@ -60,11 +65,41 @@ def test_declined_plan_changes_nothing(start: Callable[..., Emulator]) -> None:
     assert guest_deny(emu) == 1
 
 
-def test_yes_runs_one_run_command(start: Callable[..., Emulator]) -> None:
+def test_yes_runs_the_collector_then_the_executor(start: Callable[..., Emulator]) -> None:
     emu = start("guest-rdp-disabled")
     result = run_repair(parse_targets(VM, resource_group=RG), RepairOptions(), confirm=None)
     assert result.exit_code == 0
+    assert len(run_commands(emu)) == 2
+    assert result.to_doc()["summary"]["runCommands"] == 2
+
+
+def test_a_fresh_diagnosis_spares_the_collector(start: Callable[..., Emulator]) -> None:
+    """Repair right after a diagnose costs one executor run; the preconditions guard the gap."""
+    emu = start("guest-rdp-disabled")
+    targets = parse_targets(VM, resource_group=RG)
+    prior = run_diagnose(targets)
     assert len(run_commands(emu)) == 1
+    result = run_repair(targets, RepairOptions(), confirm=None, prior=prior.vms)  # type: ignore[arg-type]
+    assert result.exit_code == 0, result.to_doc()
+    assert len(run_commands(emu)) == 2
+    assert guest_deny(emu) == 0
+
+
+def test_a_state_that_moved_after_the_diagnosis_is_refused_not_overwritten(
+    start: Callable[..., Emulator],
+) -> None:
+    emu = start("guest-rdp-disabled")
+    targets = parse_targets(VM, resource_group=RG)
+    prior = run_diagnose(targets)
+    with emu.store.lock:
+        vm = emu.vm(RG, VM)
+        assert vm is not None
+        vm["guest"]["registry"][TS]["fDenyTSConnections"] = 0  # someone fixed it meanwhile
+    result = run_repair(targets, RepairOptions(), confirm=None, prior=prior.vms)  # type: ignore[arg-type]
+    (vm_result,) = result.vms
+    (step,) = vm_result.steps
+    assert step.status == "refused" and "expected" in (step.error or ""), vm_result.to_doc()
+    assert guest_deny(emu) == 0
 
 
 def test_ctrl_c_at_the_prompt_lists_nothing_changed(start: Callable[..., Emulator]) -> None:
@@ -79,7 +114,7 @@ def test_ctrl_c_at_the_prompt_lists_nothing_changed(start: Callable[..., Emulato
     assert guest_deny(emu) == 1
 
 
-def test_fleet_one_result_per_vm_one_run_command_each(start: Callable[..., Emulator]) -> None:
+def test_fleet_one_result_per_vm_two_run_commands_each(start: Callable[..., Emulator]) -> None:
     emu = start("fleet:6:2")
     ids = []
     for vm in emu.store.list("Microsoft.Compute/virtualMachines"):
@@ -91,12 +126,12 @@ def test_fleet_one_result_per_vm_one_run_command_each(start: Callable[..., Emula
         ids.append(vm["id"])
     result = run_repair(parse_targets(ids=ids), RepairOptions(concurrency=3), confirm=None)
     assert sorted(v.vm.id.lower() for v in result.vms) == sorted(i.lower() for i in ids)
-    assert len(run_commands(emu)) == len(ids)
+    assert len(run_commands(emu)) == 2 * len(ids)
     for vm in result.vms:
         listener = [s for s in vm.steps if s.step.id == "rdp-listener"]
         assert listener and listener[0].verified is True, vm.to_doc()
     doc = result.to_doc()
-    assert doc["summary"]["total"] == len(ids) and doc["summary"]["runCommands"] == len(ids)
+    assert doc["summary"]["total"] == len(ids) and doc["summary"]["runCommands"] == 2 * len(ids)
 
 
 def test_stopped_vm_interactive_asks_again_once_the_guest_is_diagnosed(
@@ -116,7 +151,7 @@ def test_stopped_vm_interactive_asks_again_once_the_guest_is_diagnosed(
     result = run_repair(parse_targets(VM, resource_group=RG), RepairOptions(), confirm=confirm)
     assert asked == [["vm-start"], ["rdp-listener"]]
     assert result.exit_code == 0
-    assert len(run_commands(emu)) == 2  # diagnose after the start, then repair + verify
+    assert len(run_commands(emu)) == 2  # the collector after the start, then the executor
     assert guest_deny(emu) == 0
 
 

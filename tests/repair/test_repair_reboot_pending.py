@@ -1,14 +1,14 @@
-"""A SCHANNEL repair leaves a pending-reboot marker: diagnose before the VM restarts warns
-`reboot-pending` instead of calling TLS healthy from the registry; a restart (the emulator's
-`restart` power action) or undo of that run clears it."""
+"""A SCHANNEL repair is remembered in the guest: the executor's run record (run.json) holds the
+boot it ran in and that it changed something Windows reads only at boot. Diagnose before the VM
+restarts warns `reboot-pending` instead of calling TLS healthy from the registry; a restart (the
+emulator's `restart` power action) or undo of that run clears it. The decision is azrdp's
+(checks/guest_view.py), from the collector's raw run list and LastBootUpTime."""
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from importlib import resources
 from typing import Any
 
 import pytest
@@ -17,14 +17,19 @@ from typer.testing import CliRunner
 
 from azrdp.checks import run_checks
 from azrdp.checks.guest import GuestFacts
+from azrdp.checks.guest_view import SAME_BOOT_SECONDS, TRUSTED_OWNERS
 from azrdp.cli.app import app
-from azrdp.emulator import Emulator, guest_repair, guest_sim
-from azrdp.guest import contract as c
+from azrdp.emulator import Emulator
+from azrdp.emulator.guest_scenarios import TLS_SERVER
+from azrdp.guest import envelope as ge
+from azrdp.guest import facts as gf
+from azrdp.guest import scripts
+from azrdp.guest.wire import wire_keys
 from azrdp.model import Severity, Source
 
 RG, VM = "rg-rdp", "vm-rdp01"
 NOW = datetime(2026, 1, 15, 10, 0, tzinfo=timezone.utc)
-TLS_BROKEN = {"registry": {guest_sim.TLS_SERVER["1.2"]: {"Enabled": 0, "DisabledByDefault": 1}}}
+TLS_BROKEN = {"registry": {TLS_SERVER["1.2"]: {"Enabled": 0, "DisabledByDefault": 1}}}
 
 
 @pytest.fixture
@@ -97,65 +102,76 @@ def test_no_marker_for_repairs_that_take_effect_at_once(start: Callable[..., Emu
     assert guest_ids(after) == {}
 
 
-# --- the simulator, without a server -------------------------------------------------------------
+# --- through the guest driver (the model, without a server) ----------------------------------------
 
 
-def params(run_id: str, mode: str = "repair") -> dict[str, str]:
-    return {"mode": mode, "rdpport": "3389", "runid": run_id, "dryrun": "0"}
+def test_the_run_record_holds_the_boot_and_each_run_of_that_boot() -> None:
+    from guest_driver import Guest, ids
 
-
-def diagnosis(vm: dict[str, Any]) -> c.Diagnosis:
-    state = guest_sim.load_state(vm["guest"], NOW)
-    state.boot_time = guest_sim.boot_time(vm, NOW)
-    return guest_sim.collect(state, 3389, NOW)
-
-
-def repair_run(vm: dict[str, Any], run_id: str, mode: str = "repair") -> None:
-    state = guest_sim.load_state(vm["guest"], NOW)
-    state.boot_time = guest_sim.boot_time(vm, NOW)
-    guest_repair.MODE_HANDLERS[mode](vm, state, params(run_id, mode), NOW)
-
-
-def test_marker_holds_the_boot_time_and_each_run_of_that_boot() -> None:
-    vm: dict[str, Any] = {"guest": TLS_BROKEN}
-    repair_run(vm, "aaaaaaaaaaaa")
-    marker = vm["guest"]["pendingReboot"]
-    assert marker["runs"] == ["aaaaaaaaaaaa"]
-    assert marker["boot"] == c.format_time(guest_sim.boot_time(vm, NOW))
-    assert diagnosis(vm).reboot_pending == 1
+    guest = Guest(TLS_BROKEN)
+    first, _ = guest.plan(run_id="aaaaaaaaaaaa")
+    report = guest.execute(first)
+    assert report.facts is not None and report.facts.os is not None
+    (run,) = report.facts.azrdp.runs  # type: ignore[union-attr]
+    assert run.id == "aaaaaaaaaaaa" and run.reboot is True and run.boot == report.facts.os.boot
+    assert "reboot-pending" in ids(guest.findings(report))
 
     # Broken again in the same boot (a baseline re-applied it) and repaired again: both runs wait.
-    vm["guest"]["registry"][guest_sim.TLS_SERVER["1.2"]] = {"Enabled": 0}
-    repair_run(vm, "bbbbbbbbbbbb")
-    assert vm["guest"]["pendingReboot"]["runs"] == ["aaaaaaaaaaaa", "bbbbbbbbbbbb"]
-    repair_run(vm, "bbbbbbbbbbbb", "undo")
-    assert vm["guest"]["pendingReboot"]["runs"] == ["aaaaaaaaaaaa"]
-    assert diagnosis(vm).reboot_pending == 1
+    guest.vm["guest"]["registry"][TLS_SERVER["1.2"]] = {"Enabled": 0}
+    second, _ = guest.plan(run_id="bbbbbbbbbbbb")
+    guest.execute(second)
+    pending = [f for f in guest.findings() if f.id == "reboot-pending"]
+    assert pending and pending[0].details["runs"] == ["bbbbbbbbbbbb", "aaaaaaaaaaaa"]
 
-    vm["_emulator"]["boots"] = 1  # what the restart power action records
-    assert diagnosis(vm).reboot_pending is None
-    # A marker from an earlier boot is ignored, and the next undo (like the script's) removes it.
-    assert vm["guest"]["pendingReboot"]["runs"] == ["aaaaaaaaaaaa"]
-    repair_run(vm, "aaaaaaaaaaaa", "undo")
-    assert vm["guest"]["pendingReboot"] is None
+    # Undo of the second run takes it out; the first still waits.
+    guest.execute(guest.undo_plan("bbbbbbbbbbbb", undo_run="cccccccccccc"))
+    pending = [f for f in guest.findings() if f.id == "reboot-pending"]
+    assert pending and pending[0].details["runs"] == ["aaaaaaaaaaaa"]
+
+    # A restart (what the power action records) ends it: the runs belong to an earlier boot.
+    guest.vm["_emulator"]["boots"] = 1
+    assert "reboot-pending" not in ids(guest.findings())
+
+
+def facts_with(boot: str, runs: list[gf.RunFacts], owner: str = "S-1-5-18") -> GuestFacts:
+    facts = gf.Facts(os=gf.OsFacts(boot=boot), azrdp=gf.AzrdpFacts(owner=owner, runs=tuple(runs)))
+    return GuestFacts(facts, 3389, NOW)
 
 
 def test_same_boot_allows_a_clock_correction_only() -> None:
-    state = guest_sim.load_state({}, NOW)
-    state.boot_time = NOW
+    boot = gf.format_time(NOW)
     for shift, pending in (
         (0, True),
-        (c.SAME_BOOT_SECONDS, True),
-        (c.SAME_BOOT_SECONDS + 1, False),
+        (SAME_BOOT_SECONDS, True),
+        (SAME_BOOT_SECONDS + 1, False),
         (-600, False),
     ):
-        state.pending_reboot = {
-            "boot": c.format_time(NOW + timedelta(seconds=shift)),
-            "runs": ["aaaaaaaaaaaa"],
-        }
-        assert bool(guest_sim.pending_reboot_runs(state)) is pending, shift
-    state.pending_reboot = {"boot": c.format_time(NOW), "runs": []}
-    assert guest_sim.collect(state, 3389, NOW).reboot_pending is None
+        run = gf.RunFacts(
+            "aaaaaaaaaaaa", boot=gf.format_time(NOW + timedelta(seconds=shift)), state="applied", reboot=True
+        )
+        assert bool(facts_with(boot, [run]).reboot_pending()) is pending, shift
+
+
+def test_only_runs_that_need_a_boot_and_still_stand_count() -> None:
+    boot = gf.format_time(NOW)
+    for state, reboot, pending in (
+        ("applied", True, True),
+        ("partial", True, True),
+        ("undone", True, False),
+        ("refused", True, False),
+        ("applied", False, False),
+    ):
+        run = gf.RunFacts("aaaaaaaaaaaa", boot=boot, state=state, reboot=reboot)
+        assert bool(facts_with(boot, [run]).reboot_pending()) is pending, (state, reboot)
+
+
+def test_the_record_is_trusted_only_when_system_or_administrators_own_the_folder() -> None:
+    boot = gf.format_time(NOW)
+    run = gf.RunFacts("aaaaaaaaaaaa", boot=boot, state="applied", reboot=True)
+    assert set(TRUSTED_OWNERS) == {"S-1-5-18", "S-1-5-32-544"}
+    for owner in TRUSTED_OWNERS:
+        assert facts_with(boot, [run], owner).reboot_pending() == ["aaaaaaaaaaaa"]
+    assert facts_with(boot, [run], "S-1-5-21-1-2-3-1001").reboot_pending() == []
 
 
 def test_the_restart_power_action_counts_a_boot(start: Callable[..., Emulator]) -> None:
@@ -169,36 +185,25 @@ def test_the_restart_power_action_counts_a_boot(start: Callable[..., Emulator]) 
         assert vm["_emulator"]["boots"] == 2
 
 
-# --- the check and the script --------------------------------------------------------------------
+# --- the check and the scripts -------------------------------------------------------------------
 
 
 def test_reboot_pending_check_is_a_warning_only_when_flagged() -> None:
-    flagged = run_checks(GuestFacts(c.Diagnosis(reboot_pending=1), 3389, NOW), Source.GUEST)
+    boot = gf.format_time(NOW)
+    run = gf.RunFacts("aaaaaaaaaaaa", boot=boot, state="applied", reboot=True)
+    flagged = [f for f in run_checks(facts_with(boot, [run]), Source.GUEST) if f.id == "reboot-pending"]
     assert [(f.id, f.severity) for f in flagged] == [("reboot-pending", Severity.WARNING)]
-    assert run_checks(GuestFacts(c.Diagnosis(), 3389, NOW), Source.GUEST) == []
+    quiet = run_checks(facts_with(boot, []), Source.GUEST)
+    assert "reboot-pending" not in {f.id for f in quiet}
 
 
-def test_flag_fits_the_output_budget_and_round_trips() -> None:
-    line = c.render_line(c.GuestReport(1, "diagnose", "2026-01-15T10:00:00Z", c.Diagnosis(reboot_pending=1)))
-    assert '"rb":1' in line and c.parse_output(line).diagnosis == c.Diagnosis(reboot_pending=1)
-    # The worst case (tests/diagnose) prints null, the widest form of the flag.
-    assert len(',"rb":null') > len(',"rb":1')
-
-
-def _script(name: str) -> str:
-    return resources.files("azrdp.guest").joinpath("scripts").joinpath(name).read_text(encoding="ascii")
-
-
-def test_script_constants_and_calls_match_the_contract() -> None:
-    base, repair = _script("azrdp.ps1"), _script("repair.ps1")
-    assert f"$PendingRebootPath = '{c.PENDING_REBOOT_PATH}'" in base
-    assert f"$SameBootSeconds = {c.SAME_BOOT_SECONDS}" in base
-    assert "$d.rb = Invoke-Section -Name 'rb'" in base
-    # The marker is trusted only when SYSTEM or Administrators own it (read-only in diagnose).
-    read = base[base.index("function Read-PendingReboot") :]
-    read = read[: read.index("\n}\n")]
-    assert "'S-1-5-18', 'S-1-5-32-544'" in read and not re.search(r"Set-|Remove-|New-Item|Write", read)
-    assert "Set-AzrdpPendingReboot -RunId $RunId -Add $true" in repair
-    assert "Set-AzrdpPendingReboot -RunId $RunId -Add $false" in repair
-    # Only steps in RebootRequired leave the marker.
-    assert re.search(r"\$K\.RebootRequired -contains \$done\.id", repair)
+def test_scripts_record_the_boot_and_the_flag_and_the_collector_reads_them() -> None:
+    executor = scripts.executor_text()
+    collector = scripts.collector_text()
+    # The executor writes run.json with the boot it ran in and rb = a boot-time step applied.
+    assert "LastBootUpTime" in collector
+    assert "$run.rb = $atBoot" in executor
+    assert "elseif ([int]$step.b -eq 1) { $atBoot = $true }" in executor
+    # The collector reports the runs raw (id, time, boot, state, rb, undoes); azrdp decides.
+    assert {"id", "t", "boot", "st", "rb", "u"} <= wire_keys(gf.RunFacts)
+    assert ge.MODES == ("collect", "execute", "records", "history")

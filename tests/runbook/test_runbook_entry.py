@@ -55,7 +55,7 @@ def test_check_through_managed_identity(make_emulator: Callable[..., Emulator], 
     doc_code, doc, stderr = run_runbook(
         ["*", "*", emu.subscription_id, "check"], automation_env(emu, isolated_env)
     )
-    assert doc["schemaVersion"] == "1"
+    assert doc["schemaVersion"] == "2"
     assert doc["summary"]["total"] >= 1
     assert doc["summary"]["blocked"] >= 1
     assert doc_code == 4, stderr
@@ -158,7 +158,8 @@ def test_plan_then_repair_with_yes(make_emulator: Callable[..., Emulator], isola
     assert repaired["verified"] is True
     assert [f for f in repaired["remainingFindings"] if f["severity"] == "blocker"] == []
     run_commands = [r for r in emu.requests if r.method == "POST" and r.path.lower().endswith("/runcommand")]
-    assert len(run_commands) == 1  # diagnose -> repair -> verify in one Run Command
+    # The collector, then the executor (which ends by collecting the facts it verifies against).
+    assert len(run_commands) == 2
     code, after, _ = run_runbook([vm["name"], group, emu.subscription_id, "diagnose"], env)
     assert code == 0
     assert "rdp-disabled" not in {f["id"] for f in after["vms"][0]["findings"]}

@@ -1,9 +1,9 @@
-"""What a guest reports is stored in the local journal only in the shape the script writes it.
+"""What a guest reports is stored in the local journal only in the shape the scripts write it.
 
-The backup folder and run id of a repair come back in the guest's output; the journal keeps them
-and `history` shows them for years. A compromised guest could report any text there (markup, a
-path elsewhere, escape sequences): the report is refused as off-contract before anything is
-recorded.
+The run id and backup folder of an executor run come back in the guest's output; the journal keeps
+them and `history` shows them for years. A compromised guest could report any text there (markup,
+a path elsewhere, escape sequences): the report is refused as off-contract before anything is
+recorded. The same holds for the run ids of mode records and history and of the facts' run list.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from importlib import resources
 from typing import Any
 
 import pytest
@@ -20,74 +19,87 @@ from typer.testing import CliRunner
 from azrdp import journal
 from azrdp.cli.app import app
 from azrdp.emulator import Emulator
-from azrdp.emulator.guest_sim import handle_run_command
 from azrdp.emulator.server import RunCommandOutput
-from azrdp.guest import contract as c
-from azrdp.guest.contract import ContractError
-from azrdp.repairs import outcome as ro
+from azrdp.emulator.windows.runcommand import handle_run_command
+from azrdp.guest import envelope as ge
+from azrdp.guest import facts as gf
+from azrdp.guest import scripts
+from azrdp.guest.wire import pack, unpack
 
 RUN = "0123456789ab"
 RG, VM = "rg-rdp", "vm-rdp01"
+ROOT = gf.BACKUP_ROOT
 
 
-def report(mode: str, run_id: str | None, backup_dir: str | None) -> str:
-    outcome = ro.RepairOutcome(run_id, backup_dir, False, ())
-    line = ro.render_line(ro.RepairReport(c.SCHEMA_VERSION, mode, "2026-01-01T00:00:00Z", repair=outcome))
-    return line + "\n"
+def execute_line(run_id: str | None, backup_dir: str | None) -> str:
+    run = ge.RunResult(run_id, "applied", backup_dir, (), (), True)
+    return ge.render_line(ge.GuestReport(ge.VERSION, "execute", "2026-01-01T00:00:00Z", run=run)) + "\n"
 
 
 def test_the_backup_root_is_the_scripts() -> None:
-    script = resources.files("azrdp.guest").joinpath("scripts").joinpath("repair.ps1").read_text("ascii")
-    assert f"BackupRoot = '{ro.BACKUP_ROOT}'" in script
+    assert f"$BackupRoot = '{ROOT}'" in scripts.collector_text()
 
 
-@pytest.mark.parametrize(
-    ("mode", "run_id", "backup_dir"),
-    [
-        ("repair", RUN, f"{ro.BACKUP_ROOT}\\{RUN}"),
-        ("repair", RUN, None),  # a dry run or a run that changed nothing
-        ("undo", RUN, f"{ro.BACKUP_ROOT}\\{RUN}"),
-        ("history", None, ro.BACKUP_ROOT),
-    ],
-)
-def test_what_the_script_writes_is_accepted(mode: str, run_id: str | None, backup_dir: str | None) -> None:
-    parsed = ro.parse_repair_output(report(mode, run_id, backup_dir), run_id=run_id)
-    assert parsed.repair is not None and parsed.repair.backup_dir == backup_dir
+def test_what_the_executor_writes_is_accepted() -> None:
+    parsed = ge.parse_output(execute_line(RUN, f"{ROOT}\\{RUN}"), run_id=RUN)
+    assert parsed.run is not None and parsed.run.backup_dir == f"{ROOT}\\{RUN}"
+    history = ge.GuestReport(
+        ge.VERSION, "history", "t", history=(ge.HistoryRun(RUN, "t", "applied", "", ()),)
+    )
+    assert ge.parse_output(ge.render_line(history)).history
 
 
 @pytest.mark.parametrize(
     ("run_id", "backup_dir"),
     [
-        (RUN, "[link=https://evil.example]C:\\ProgramData\\azrdp\\backups[/link]"),
-        (RUN, f"{ro.BACKUP_ROOT}\\{RUN}\\..\\..\\..\\Windows"),
-        (RUN, f"{ro.BACKUP_ROOT}\\{RUN}\x1b]52;c;eA==\x07"),
-        (RUN, f"{ro.BACKUP_ROOT}\\{RUN}\u202e"),
-        (RUN, f"{ro.BACKUP_ROOT}\\ffffffffffff"),
+        (RUN, f"[link=https://evil.example]{ROOT}[/link]"),
+        (RUN, f"{ROOT}\\{RUN}\\..\\..\\..\\Windows"),
+        (RUN, f"{ROOT}\\{RUN}\x1b]52;c;eA==\x07"),
+        (RUN, f"{ROOT}\\{RUN}\u202e"),
+        (RUN, f"{ROOT}\\ffffffffffff"),
         (RUN, f"c:\\programdata\\azrdp\\backups\\{RUN}"),
         (RUN, "\\\\evil.example\\share"),
-        (RUN, ro.BACKUP_ROOT),
-        ("ffffffffffff", f"{ro.BACKUP_ROOT}\\ffffffffffff"),  # another run than asked for
-        ("[/x]", f"{ro.BACKUP_ROOT}\\[/x]"),
-        (None, f"{ro.BACKUP_ROOT}\\{RUN}"),
+        (RUN, ROOT),
+        (RUN, None),
+        ("ffffffffffff", f"{ROOT}\\ffffffffffff"),  # another run than asked for
+        ("[/x]", f"{ROOT}\\[/x]"),
+        (None, f"{ROOT}\\{RUN}"),
     ],
 )
-def test_anything_else_is_refused(run_id: str | None, backup_dir: str) -> None:
-    with pytest.raises(ContractError, match="does not follow the contract"):
-        ro.parse_repair_output(report("repair", run_id, backup_dir), run_id=RUN)
+def test_anything_else_is_refused(run_id: str | None, backup_dir: str | None) -> None:
+    with pytest.raises(ge.ContractError, match="does not follow the contract"):
+        ge.parse_output(execute_line(run_id, backup_dir), run_id=RUN)
+
+
+@pytest.mark.parametrize("hostile", ["[red]x[/red]", "0123456789ab\u202e", "../../x", "ABCDEF012345"])
+def test_run_ids_in_records_history_and_facts_are_checked(hostile: str) -> None:
+    records = ge.RunRecords(hostile, "t", "b", "applied", "", (), (), True)
+    with pytest.raises(ge.ContractError):
+        ge.parse_output(
+            ge.render_line(ge.GuestReport(ge.VERSION, "records", "t", records=records)), run_id=RUN
+        )
+    history = ge.GuestReport(
+        ge.VERSION, "history", "t", history=(ge.HistoryRun(RUN, "t", "applied", hostile, ()),)
+    )
+    with pytest.raises(ge.ContractError):
+        ge.parse_output(ge.render_line(history))
+    facts = gf.Facts(azrdp=gf.AzrdpFacts("S-1-5-18", (gf.RunFacts(hostile, "t", "b", "applied", True, ""),)))
+    with pytest.raises(ge.ContractError):
+        ge.parse_output(ge.render_line(ge.GuestReport(ge.VERSION, "collect", "t", facts)))
 
 
 def tampered(field: str, value: Any) -> Callable[[dict[str, Any], dict[str, Any]], RunCommandOutput]:
-    """The simulated guest, with one field of its repair result (`r`) replaced."""
+    """The Windows model, with one field of its run result (`r`) replaced on the wire."""
 
     def handler(vm: dict[str, Any], body: dict[str, Any]) -> RunCommandOutput:
         out = handle_run_command(vm, body)
         lines = out.stdout.splitlines()
         for index, line in enumerate(lines):
-            if line.startswith(c.MARKER):
-                data = json.loads(line[len(c.MARKER) :])
+            if line.startswith(ge.MARKER):
+                data = unpack(line[len(ge.MARKER) :])
                 if isinstance(data.get("r"), dict):
                     data["r"][field] = value
-                lines[index] = c.MARKER + json.dumps(data)
+                lines[index] = ge.MARKER + pack(data)
         return dataclasses.replace(out, stdout="\n".join(lines) + "\n")
 
     return handler
@@ -108,7 +120,9 @@ def test_a_hostile_backup_folder_never_reaches_the_journal(
     emu.guest_handler = tampered("dir", value)
     result = CliRunner().invoke(app, ["repair", VM, "-g", RG, "--yes", "-o", "json"])
     assert result.exit_code == 1, result.output
-    assert "does not follow the contract" in result.stderr
+    # That VM's error (a fleet's other VMs go on): the document says why, nothing else ran.
+    (vm,) = json.loads(result.stdout)["vms"]
+    assert "does not follow the contract" in vm["error"]["message"]
     assert "Unexpected" not in result.stderr
     path = journal.journal_path()
     stored = path.read_text(encoding="utf-8") if path.exists() else ""

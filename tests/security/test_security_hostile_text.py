@@ -412,18 +412,19 @@ def test_hostile_text_decoded_from_the_guest_report(
     """Strings decoded from the marker line (OS version, a section's error) are foreign text too."""
     import dataclasses
 
-    from azrdp.emulator.guest_sim import handle_run_command
-    from azrdp.guest import contract as c
+    from azrdp.emulator.windows.runcommand import handle_run_command
+    from azrdp.guest import envelope as ge
+    from azrdp.guest.wire import pack, unpack
 
     def handler(vm: dict[str, Any], body: dict[str, Any]) -> RunCommandOutput:
         out = handle_run_command(vm, body)
         lines = out.stdout.splitlines()
         for index, line in enumerate(lines):
-            if line.startswith(c.MARKER):
-                data = json.loads(line[len(c.MARKER) :])
-                data["d"]["os"]["ver"] = HOSTILE_STDERR
-                data["d"]["err"] = [{"s": "certificates", "m": HOSTILE_STDERR}]
-                lines[index] = c.MARKER + json.dumps(data)
+            if line.startswith(ge.MARKER):
+                data = unpack(line[len(ge.MARKER) :])
+                data["f"]["os"]["ver"] = HOSTILE_STDERR
+                data["f"]["err"] = [["cert", HOSTILE_STDERR]]
+                lines[index] = ge.MARKER + pack(data)
         return dataclasses.replace(out, stdout="\n".join(lines) + "\n", stderr=HOSTILE_STDERR)
 
     emu = live_emulator("guest-rdp-cert-expired")
