@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -210,8 +211,8 @@ def vm_power(emu: Emulator, req: Request, m: re.Match[str]) -> Response:
         previous.on_complete = None  # the newer action decides the final state
 
     boots = final == "running"
-    slow = emu.faults.behaviour("slow-start", req.path) if boots else None
-    late = emu.faults.behaviour("late-agent", req.path) if boots else None
+    slow = emu.faults.behaviour("slow-start", req.path, req.number) if boots else None
+    late = emu.faults.behaviour("late-agent", req.path, req.number) if boots else None
 
     def complete() -> None:
         if final:
@@ -296,6 +297,14 @@ def run_command(emu: Emulator, req: Request, m: re.Match[str]) -> Response:
         seconds, on_complete = emu.runcommand_seconds, fail
     else:
         output = emu.call_guest_handler(vm, body)
+        replaced = emu.faults.behaviour("guest-output", req.path, req.number)
+        if replaced is not None:
+            # The script ran and the guest changed; only what azrdp reads back is replaced.
+            output = dataclasses.replace(
+                output,
+                stdout=output.stdout if replaced.stdout is None else replaced.stdout,
+                stderr=output.stderr if replaced.stderr is None else replaced.stderr,
+            )
         seconds = output.duration_s if output.duration_s is not None else emu.runcommand_seconds
         result = {
             "value": [

@@ -336,7 +336,7 @@ class Emulator:
 
     def handle(self, req: Request) -> Response:
         """Route -> injected fault -> bearer token -> api-version -> subscription -> throttle -> handler."""
-        number = self.faults.count()
+        number = req.number = self.faults.count()
         matched, match = self._match(req)
         action = matched.action_for(match)
         fault = self.faults.answer(number, req.method, req.path, action)

@@ -245,3 +245,80 @@ def test_request_log_file_matches_memory_and_holds_no_secrets(
         set(json.loads(line)) == {"method", "path", "query", "status", "started", "duration_ms"}
         for line in text.splitlines()
     )
+
+
+def _collector_output(compute: Any) -> tuple[str, str]:
+    from azure.mgmt.compute.models import RunCommandInput, RunCommandInputParameter
+
+    from azrdp.guest import scripts
+
+    body = RunCommandInput(
+        command_id="RunPowerShellScript",
+        script=scripts.script_lines("collect"),
+        parameters=[
+            RunCommandInputParameter(name=p["name"], value=p["value"])
+            for p in scripts.collect_parameters(3389)
+        ],
+    )
+    result = compute.virtual_machines.begin_run_command(RG, VM, body).result()
+    streams = {s.code.split("/")[1]: s.message for s in result.value}
+    return streams["StdOut"], streams["StdErr"]
+
+
+def test_guest_output_replaces_what_the_client_reads_after_the_first_n(
+    make_emulator: Callable[..., Emulator],
+) -> None:
+    from azrdp.guest import envelope
+
+    emu = make_emulator(
+        "guest-healthy",
+        runcommand_seconds=0.01,
+        faults='[{"kind": "guest-output", "vm": "vm-rdp01", "after": 1, "times": 1,'
+        ' "stdout": "AZRDP2:H4sIAAAA", "stderr": "\\u001b]0;owned\\u0007"}]',
+    )
+    compute, _ = sdk_clients(emu)
+    first = _collector_output(compute)
+    assert first[0].startswith(envelope.MARKER) and first[1] == ""  # let through (`after`)
+    assert _collector_output(compute) == ("AZRDP2:H4sIAAAA", "\x1b]0;owned\x07")  # replaced once
+    assert _collector_output(compute)[0].startswith(envelope.MARKER)  # `times` used up
+
+
+def test_guest_output_lets_the_script_run(make_emulator: Callable[..., Emulator]) -> None:
+    """Only the output is replaced: the model still ran the script (it anchored its clock)."""
+    emu = make_emulator("guest-healthy", faults='[{"kind": "guest-output", "stdout": ""}]')
+    with emu.store.lock:
+        vm = emu.vm(RG, VM)
+        assert vm is not None
+        before = vm.get("_emulator", {}).get("guestEpoch")
+    compute, _ = sdk_clients(emu)
+    assert _collector_output(compute) == ("", "")
+    with emu.store.lock:
+        after = emu.vm(RG, VM)["_emulator"]["guestEpoch"]  # type: ignore[index]
+    assert before is None and after
+
+
+def test_guest_output_is_refused_without_its_text_or_in_the_short_form() -> None:
+    assert parse_faults('[{"kind": "guest-output", "stdout": "", "at": 3}]') == [
+        Fault("guest-output", at=3, stdout="")
+    ]
+    for bad, words in (
+        ('[{"kind": "guest-output"}]', "needs at least one"),
+        ('[{"kind": "503", "stdout": "x"}]', "belong to kind guest-output"),
+        ('[{"kind": "guest-output", "stdout": 5}]', "'stdout' must be a string"),
+        ('[{"kind": "503", "after": -1}]', "'after'"),
+        ('[{"kind": "503", "after": 1, "at": 2}]', "'after'"),
+        ("guest-output:0.5", "JSON form"),
+    ):
+        with pytest.raises(UsageError) as refused:
+            parse_faults(bad)
+        assert words in refused.value.message, bad
+
+
+def test_the_demo_fleet_is_a_built_in_scenario(make_emulator: Callable[..., Emulator]) -> None:
+    from azrdp.emulator.demo import DEMO_VMS, GROUP
+    from azrdp.emulator.scenario import builtin_scenarios
+
+    assert "demo" in dict(builtin_scenarios())
+    emu = make_emulator("demo")
+    compute, _ = sdk_clients(emu)
+    assert sorted(vm.name for vm in compute.virtual_machines.list(GROUP)) == sorted(v.name for v in DEMO_VMS)
