@@ -35,6 +35,7 @@ VM_STATUS_STYLE = {
     "repaired": "bold green",
     "planned": "bold cyan",
     "unknown": "bold magenta",
+    "interrupted": "bold yellow",
 }
 STEP_STYLE = {
     "applied": "green",
@@ -46,6 +47,7 @@ STEP_STYLE = {
     "notRun": "dim",
 }
 _VM_ORDER = {
+    "interrupted": -1,
     "error": 0,
     "unknown": 1,
     "blocked": 2,

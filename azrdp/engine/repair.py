@@ -14,6 +14,12 @@ step whose target moved since), one for --dry-run (the collector; nothing change
 (the executor with the inverse plan) when the local journal holds what the run recorded, two when
 it must first read the records from the guest. Fleets run with bounded concurrency and one result
 per VM. No typer, no rich: the CLI, the runbook and the Python API share this module.
+
+Every change is journalled as an intent before it is made and confirmed after (azrdp.journal), and
+one VM at a time per machine is changed (azrdp.locks; the guest has its own lock). One VM's error
+is that VM's `error`, never the fleet's: the document lists every VM and every change made on it.
+A Ctrl-C stops new work, gives the steps in flight a grace period, and returns the document with
+what changed and what is still in flight (azrdp.engine.control); `--timeout` bounds every wait.
 """
 
 from __future__ import annotations
@@ -21,13 +27,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from azrdp import journal
 from azrdp.engine import Observer, Progress, ignore
 from azrdp.engine.check import UNKNOWN_FINDINGS, CheckOptions, VmResult, run_check
+from azrdp.engine.control import INTERRUPTED, TIMED_OUT, Ledger, LedgerItem, Stop, grace_seconds, supervise
 from azrdp.engine.diagnose import (
     DEFAULT_GUEST_CONCURRENCY,
     DiagnoseVmResult,
@@ -36,12 +42,21 @@ from azrdp.engine.diagnose import (
     merge,
     skip_reason,
 )
-from azrdp.errors import AzrdpError, ExitCode, GuestError, Interrupted, NotFoundError, most_serious
+from azrdp.errors import (
+    AzrdpError,
+    AzureError,
+    ExitCode,
+    GuestError,
+    Interrupted,
+    most_serious,
+    refused,
+)
 from azrdp.guest import envelope, scripts
+from azrdp.guest import facts as gf
 from azrdp.guest import plan as gp
 from azrdp.model import SCHEMA_VERSION, Finding, Severity, Source, to_doc
 from azrdp.repairs import RepairFacts, RepairStep, Where, all_repairs, plan_repairs, selected
-from azrdp.targets import Targets, VmRef
+from azrdp.targets import Targets
 
 if TYPE_CHECKING:
     from azrdp.azure.clients import Clients
@@ -51,8 +66,18 @@ PLANNED, APPLIED, REFUSED, DECLINED = "planned", "applied", "refused", "declined
 ROLLED_BACK, FAILED, NOT_RUN = "rolledBack", "failed", "notRun"
 
 Confirm = Callable[[Sequence["VmRepair"]], bool]
+LOCK_SECONDS = 4 * 3600.0  # how long a repair expects to hold a VM without --timeout (the lock says so)
 # What a VM's repair ended as (besides "error"), counted in the summary.
-REPAIR_STATUSES = ("repaired", "healthy", "planned", "blocked", "notVerified", "skipped", "unknown")
+REPAIR_STATUSES = (
+    "repaired",
+    "healthy",
+    "planned",
+    "blocked",
+    "notVerified",
+    "skipped",
+    "unknown",
+    "interrupted",
+)
 
 
 @dataclass(frozen=True)
@@ -65,8 +90,9 @@ class RepairOptions:
     broken_only: bool = False
     concurrency: int = DEFAULT_GUEST_CONCURRENCY
     wait_timeout: float = 300.0
-    timeout: float = 900.0
+    timeout: float = 900.0  # one Run Command's wait
     debug: bool = False
+    time_limit: float | None = None  # --timeout: the whole command, every wait in it (None: each its own)
 
     @property
     def guest_ids(self) -> tuple[str, ...]:
@@ -164,6 +190,25 @@ class VmRepair:
     reused: bool = False  # planned on the facts of a diagnose that had just run
     guest_blocked: str = ""  # why in-guest repairs could not run (agent not Ready ...)
     skipped: str = ""  # why the VM was left out of the run (--broken-only and nothing broken)
+    stopped: str = ""  # INTERRUPTED or TIMED_OUT when the VM's work stopped before its end
+    in_flight: bool = False  # its work was still running when the document was made
+    changes: list[LedgerItem] = field(default_factory=list)  # what the journal holds for this run
+
+    @property
+    def unconfirmed(self) -> list[LedgerItem]:
+        return [c for c in self.changes if c.status == journal.UNCONFIRMED]
+
+    @property
+    def settle(self) -> list[str]:
+        """The commands that show and take back what this run changed, when it did not end cleanly."""
+        if not self.changes or not (self.stopped or self.unconfirmed or self.error is not None):
+            return []
+        target = f"{self.vm.name} -g {self.vm.resource_group}"
+        out = []
+        if any(c.kind == "guest-run" for c in self.unconfirmed) or self.in_flight:
+            out.append(f"azrdp history {target} --guest")
+        out.append(f"azrdp undo {target} --run-id {self.run_id}")
+        return out
 
     @property
     def actionable(self) -> list[StepResult]:
@@ -209,6 +254,8 @@ class VmRepair:
 
     @property
     def exit_code(self) -> ExitCode:
+        if self.stopped == INTERRUPTED:
+            return ExitCode.INTERRUPTED
         err = self.error_or_guest_error
         if err is not None and not self.applied:
             return err.exit_code
@@ -263,6 +310,9 @@ class VmRepair:
                 "runCommands": self.run_commands,
                 "guestFindingsBefore": "known" if self.guest_before_known else "unavailable",
                 "guestFactsReused": self.reused,
+                "changes": [c.to_doc() for c in self.changes],
+                "inFlight": self.in_flight,
+                "settle": self.settle,
                 "exitCode": int(self.exit_code),
             }
         )
@@ -273,6 +323,8 @@ class VmRepair:
 def _status(vmr: VmRepair, err: AzrdpError | None) -> str:
     if vmr.skipped:
         return "skipped"
+    if vmr.stopped == INTERRUPTED:
+        return "interrupted"
     code = vmr.exit_code
     if code == ExitCode.OK:
         return "repaired" if vmr.applied else "healthy"
@@ -289,6 +341,12 @@ class RepairResult:
     context: dict[str, Any]
     target: str
     options: RepairOptions
+    stopped: str = ""  # INTERRUPTED (Ctrl-C) or TIMED_OUT (--timeout) when the run did not finish
+    unfinished: int = 0  # VM workers still running when the document was made (abandoned)
+
+    @property
+    def changes(self) -> int:
+        return len({c.entry_id for vm in self.vms for c in vm.changes})
 
     @property
     def exit_code(self) -> ExitCode:
@@ -310,12 +368,17 @@ class RepairResult:
             },
             "dryRun": self.options.dry_run,
             "brokenOnly": self.options.broken_only,
+            "interrupted": self.stopped == INTERRUPTED,
+            "timedOut": self.stopped == TIMED_OUT,
             "vms": vms,
             "summary": {
                 "total": len(vms),
                 **{s: statuses.count(s) for s in REPAIR_STATUSES},
                 "errors": statuses.count("error"),
                 "runCommands": sum(vm.run_commands for vm in self.vms),
+                "changes": self.changes,
+                "unconfirmed": len({c.entry_id for vm in self.vms for c in vm.unconfirmed}),
+                "inFlight": sum(1 for vm in self.vms if vm.in_flight),
                 "exitCode": int(self.exit_code),
             },
         }
@@ -383,8 +446,28 @@ def _run_script(
     parameters: list[dict[str, str]],
     options: RepairOptions,
     lines: list[str],
+    stop: Stop | None = None,
 ) -> tuple[str, str, float]:
     from azrdp.azure.runcommand import run_powershell
+
+    timeout, wait_timeout = options.timeout, options.wait_timeout
+    left = stop.left() if stop is not None else None
+    if left is not None:
+        if left <= 0:
+            raise AzureError(
+                f"The --timeout of {options.time_limit:g} s ran out before the Run Command on VM "
+                f"'{vm.name}'.",
+                fix="Rerun with a longer --timeout.",
+            )
+        timeout, wait_timeout = min(timeout, left), min(wait_timeout, left)
+
+    def progress(phase: str, elapsed: float) -> None:
+        if stop is not None and stop.abandoned:
+            raise Interrupted(
+                f"Stopped waiting for the Run Command on VM '{vm.name}'.",
+                "The script may still be running in the guest; Run Command cannot be cancelled.",
+                f"`azrdp history {vm.name} -g {vm.resource_group} --guest` shows what it did.",
+            )
 
     result = run_powershell(
         clients,
@@ -393,20 +476,30 @@ def _run_script(
         lines,
         parameters,
         agent_status=vm.facts.agent_status if vm.facts else None,
-        wait_timeout=options.wait_timeout,
-        timeout=options.timeout,
+        wait_timeout=wait_timeout,
+        timeout=timeout,
+        progress=progress,
     )
     return result.stdout, result.stderr, result.elapsed_s
 
 
+class GuestRefused(GuestError):
+    """The executor refused the plan before changing anything (lock, plan, parameters, version)."""
+
+
+# Error codes with which the executor stops before its first change (see executor.ps1).
+REFUSED_BEFORE_CHANGE = ("locked", "plan", "parameter", "unsupported")
+
+
 def _guest_error(report: envelope.GuestReport) -> GuestError:
+    kind = GuestRefused if report.error_code in REFUSED_BEFORE_CHANGE else GuestError
     if report.error_code == "locked":
-        return GuestError(
+        return kind(
             f"The guest is busy with another azrdp run: {report.error}",
             "One azrdp run at a time changes a VM; its lock expires on its own.",
             "Wait for that run to finish (azrdp history VM -g GROUP --guest shows it), then rerun.",
         )
-    return GuestError(
+    return kind(
         f"The in-guest script refused: {report.error}",
         f"({report.error_code})." if report.error_code else "",
         "Windows PowerShell 5.1 is required (Windows Server 2016 or later)."
@@ -416,54 +509,87 @@ def _guest_error(report: envelope.GuestReport) -> GuestError:
 
 
 def run_executor(
-    clients: Clients, vm: VmResult, options: RepairOptions, plan: gp.Plan
+    clients: Clients, vm: VmResult, options: RepairOptions, plan: gp.Plan, stop: Stop | None = None
 ) -> tuple[envelope.GuestReport, str]:
-    """One executor run: the plan applied, the facts after collected. Refusals raise GuestError."""
+    """One executor run: the plan applied, the facts after collected. Refusals raise GuestError
+    (GuestRefused when nothing was changed)."""
     parameters = scripts.execute_parameters(plan.run_id, plan.token(), options.port)
-    stdout, stderr, _ = _run_script(clients, vm, parameters, options, scripts.script_lines("execute"))
+    stdout, stderr, _ = _run_script(clients, vm, parameters, options, scripts.script_lines("execute"), stop)
     report = envelope.parse_output(stdout, stderr, run_id=plan.run_id)
     if report.error is not None or report.run is None:
         raise _guest_error(report)
     return report, stderr.strip()
 
 
-def read_records(clients: Clients, vm: VmResult, options: RepairOptions, run_id: str) -> envelope.GuestReport:
+def read_records(
+    clients: Clients, vm: VmResult, options: RepairOptions, run_id: str, stop: Stop | None = None
+) -> envelope.GuestReport:
     """Mode records: what a run recorded in the guest (read-only)."""
     stdout, stderr, _ = _run_script(
-        clients, vm, scripts.records_parameters(run_id), options, scripts.script_lines("records")
+        clients, vm, scripts.records_parameters(run_id), options, scripts.script_lines("records"), stop
     )
     return envelope.parse_output(stdout, stderr, run_id=run_id)
 
 
-def diagnose_guest(clients: Clients, vm: VmResult, options: RepairOptions) -> GuestOutcome:
+def diagnose_guest(
+    clients: Clients, vm: VmResult, options: RepairOptions, stop: Stop | None = None
+) -> GuestOutcome:
     from azrdp.engine.diagnose import DiagnoseOptions, run_guest
+
+    timeout, wait_timeout = options.timeout, options.wait_timeout
+    left = stop.left() if stop is not None else None
+    if left is not None:
+        timeout, wait_timeout = max(min(timeout, left), 0.0), max(min(wait_timeout, left), 0.0)
+
+    def progress(phase: str, elapsed: float) -> None:
+        if stop is not None and stop.abandoned:
+            raise Interrupted(f"Stopped waiting for the in-guest diagnosis of VM '{vm.name}'.")
 
     return run_guest(
         clients,
         vm,
-        DiagnoseOptions(
-            check=options.check_options, wait_timeout=options.wait_timeout, timeout=options.timeout
-        ),
-        lambda phase, elapsed: None,
+        DiagnoseOptions(check=options.check_options, wait_timeout=wait_timeout, timeout=timeout),
+        progress,
     )
 
 
-def _start_vm(clients: Clients, vm: VmResult, run_id: str) -> list[str]:
+def _journalled(intent: journal.JournalEntry, action: Callable[[], list[str]]) -> list[str]:
+    """Run a journalled control-plane change: `done` after it, `failed` when Azure refused it
+    outright; any other end leaves the intent unconfirmed (undo asks Azure)."""
+    try:
+        lines = action()
+    except AzrdpError as err:
+        if refused(err):
+            journal.confirm(intent, journal.FAILED, {"error": err.message})
+        raise
+    journal.confirm(intent, journal.DONE, {"notes": lines[1:]} if len(lines) > 1 else {})
+    return lines
+
+
+def _start_vm(clients: Clients, vm: VmResult, run_id: str, stop: Stop) -> list[str]:
     """Start the VM and wait (bounded) for it to run and for its agent to turn Ready."""
     from azrdp.azure.waits import start_vm
 
     before = vm.facts.power_state if vm.facts else None
-    journal.record(journal.JournalEntry(run_id, vm.id, "vm-started", {"powerStateBefore": before}))
-    notes = start_vm(clients, vm.resource_group, vm.name)
-    return [f"Started VM {vm.name} (was {before})", *notes]
+    intent = journal.intend(run_id, vm.id, "vm-start", {"powerStateBefore": before})
+
+    def start() -> list[str]:
+        notes = start_vm(clients, vm.resource_group, vm.name, stop.waiter())
+        return [f"Started VM {vm.name} (was {before})", *notes]
+
+    return _journalled(intent, start)
 
 
-def _platform_action(clients: Clients, vm: VmResult, run_id: str, action: str) -> list[str]:
+def _platform_action(clients: Clients, vm: VmResult, run_id: str, action: str, stop: Stop) -> list[str]:
     from azrdp.azure.waits import platform_action
 
-    journal.record(journal.JournalEntry(run_id, vm.id, f"vm-{action}ed", {}))
-    platform_action(clients, vm.resource_group, vm.name, action)
-    return [f"{action.capitalize()}ed VM {vm.name}"]
+    intent = journal.intend(run_id, vm.id, f"vm-{action}", {})
+
+    def act() -> list[str]:
+        platform_action(clients, vm.resource_group, vm.name, action, stop.waiter())
+        return [f"{action.capitalize()}ed VM {vm.name}"]
+
+    return _journalled(intent, act)
 
 
 def _recheck(clients: Clients, vm: VmResult, options: RepairOptions) -> VmResult:
@@ -484,31 +610,16 @@ class Repairer:
         options: RepairOptions,
         confirm: Confirm | None,
         prior: Mapping[str, GuestOutcome] | None = None,
+        stop: Stop | None = None,
     ) -> None:
         self.clients = clients
         self.options = options
         self.confirm = confirm
         self.prior = {k.lower(): v for k, v in (prior or {}).items()}
-        self.lock = threading.Lock()
-        # What was changed so far across VMs, for the Ctrl-C listing (appended as it happens).
-        self.changed: list[str] = []
-        self.touched: dict[str, TouchedRun] = {}  # VM id -> the run that changed it, in order
+        self.stop = stop or Stop(options.time_limit)
         from azrdp.azure.network import SharedRules
 
         self.rules = SharedRules()  # one NSG rule per (NSG, source, port) for the whole run
-
-    def _changed(
-        self, vm: VmResult, run_id: str, lines: Sequence[str], *, guest_running: bool = False
-    ) -> None:
-        if not lines:
-            return
-        with self.lock:
-            self.changed.extend(f"{vm.name}: {line}" for line in lines)
-            key = vm.id.lower()
-            before = self.touched.get(key)
-            self.touched[key] = TouchedRun(
-                vm.name, vm.resource_group, run_id, guest_running or bool(before and before.guest_running)
-            )
 
     # phase 1 -----------------------------------------------------------------------------------
 
@@ -527,7 +638,7 @@ class Repairer:
                 guest, reused = prior, True
             else:
                 runs = 1
-                guest = diagnose_guest(clients, vm, options)
+                guest = diagnose_guest(clients, vm, options, self.stop)
             report = guest.report
         elif vm.error is None:
             guest = GuestOutcome("skipped", reason=reason or "No in-guest repair selected.")
@@ -550,21 +661,61 @@ class Repairer:
     # phase 3 -----------------------------------------------------------------------------------
 
     def apply(self, vmr: VmRepair) -> VmRepair:
+        """Apply one VM's plan under its local lock. Errors after the first change stay this VM's."""
         if vmr.dry_run or vmr.declined or vmr.error is not None:
             return vmr
+        if vmr.vm.error is not None or (vmr.vm.guest is not None and vmr.vm.guest.status == "error"):
+            return vmr  # the check or the diagnosis failed: nothing is applied from half the facts
+        if not any(s.step.actionable and s.status == PLANNED for s in vmr.steps):
+            self._guest_phase(_clients_for(self.clients, vmr.vm), vmr, vmr.vm)  # notes only
+            return vmr
+        from azrdp.locks import LockedError, VmLock
+
+        left = self.stop.left()
+        lock = VmLock(
+            vmr.vm.id,
+            vmr.vm.name,
+            vmr.run_id,
+            "azrdp repair",
+            left if left is not None else LOCK_SECONDS,
+            f"azrdp history {vmr.vm.name} -g {vmr.vm.resource_group}",
+        )
+        try:
+            lock.acquire()
+        except LockedError as err:
+            vmr.error = err
+            for step in vmr.actionable:
+                if step.status == PLANNED:
+                    step.status, step.error = NOT_RUN, "Not started: another azrdp run holds this VM."
+            return vmr
+        try:
+            self._apply(vmr)
+        finally:
+            lock.release()
+        return vmr
+
+    def _not_started(self, vmr: VmRepair, step: StepResult, what: str) -> bool:
+        """Mark a step not started when the run is stopping; True when it was."""
+        why = self.stop.not_started(what)
+        if not why:
+            return False
+        step.status, step.error = NOT_RUN, why
+        vmr.stopped = self.stop.reason or TIMED_OUT
+        return True
+
+    def _apply(self, vmr: VmRepair) -> None:
         options = self.options
         vm: VmResult = vmr.vm
         clients = _clients_for(self.clients, vm)
-        if vmr.vm.error is not None or (vmr.vm.guest is not None and vmr.vm.guest.status == "error"):
-            return vmr  # the check or the diagnosis failed: nothing is applied from half the facts
         cp_changed = False
         for step in vmr.steps:
             if step.step.where is not Where.CONTROL_PLANE or not step.step.actionable:
                 continue
+            if self._not_started(vmr, step, step.step.id):
+                continue
             try:
                 step.done = self._apply_control_plane(clients, vm, step.step, vmr.run_id)
                 step.status = APPLIED
-                self._changed(vm, vmr.run_id, step.done)
                 cp_changed = True
             except Interrupted:
                 raise
@@ -572,31 +723,30 @@ class Repairer:
                 step.status = FAILED
                 step.error = err.message
                 vmr.notes.append(f"{step.step.id} failed: {err.message}")
-        if cp_changed:
+        if cp_changed and not self.stop.requested:
             try:
                 vm = _recheck(clients, vm, options)
             except AzrdpError as err:
                 vmr.error = err
         if vmr.error is None:
             self._guest_phase(clients, vmr, vm)
-        self._verify(clients, vmr, vm, cp_changed)
-        if vmr.applied or vmr.backup_dir:
-            self._journal(vmr)
-        return vmr
+        if not self.stop.requested:
+            self._verify(clients, vmr, vm, cp_changed)
+        self._journal(vmr)
 
     def _apply_control_plane(
         self, clients: Clients, vm: VmResult, step: RepairStep, run_id: str
     ) -> list[str]:
         if step.id == "vm-start":
-            return _start_vm(clients, vm, run_id)
+            return _start_vm(clients, vm, run_id, self.stop)
         if step.id == "nsg-allow-rdp":
             done = []
             for rule in step.params.get("rules", ()):
-                change, wrote = self.rules.ensure(clients, vm.id, run_id, rule)
+                change, wrote = self.rules.ensure(clients, vm.id, run_id, rule, self.stop.waiter())
                 done.append(change.shared_line(len(rule.get("sharedBy") or ()), wrote))
             return done
         if step.id in ("redeploy", "reapply"):
-            return _platform_action(clients, vm, run_id, step.id)
+            return _platform_action(clients, vm, run_id, step.id, self.stop)
         raise GuestError(f"Unknown control-plane repair {step.id}.")
 
     def _guest_phase(self, clients: Clients, vmr: VmRepair, vm: VmResult) -> None:
@@ -610,8 +760,13 @@ class Repairer:
         guest_steps = [s for s in vmr.steps if s.step.where is Where.GUEST]
         diagnosed = vmr.vm.guest is not None and vmr.vm.guest.status == "ran"
         if not diagnosed:
+            why = self.stop.not_started("the in-guest diagnosis")
+            if why:
+                vmr.stopped = self.stop.reason or TIMED_OUT
+                vmr.notes.append(why)
+                return
             # The VM was just started: collect, plan, and (interactively) ask again.
-            outcome = diagnose_guest(clients, vm, options)
+            outcome = diagnose_guest(clients, vm, options, self.stop)
             vmr.run_commands += 1
             fresh = merge(vm, outcome, options.port, options.debug)
             vmr.vm = fresh
@@ -637,34 +792,71 @@ class Repairer:
         todo = [s for s in guest_steps if s.step.actionable and s.status == PLANNED and s.step.ops]
         if not todo:
             return
-        plan = build_plan(vmr.run_id, [s.step for s in todo], options.timeout)
+        left = self.stop.left()
+        if left is not None and left < gp.MIN_TIMEOUT and not self.stop.requested:
+            for step in todo:
+                step.status = NOT_RUN
+                step.error = (
+                    f"Not started: {max(left, 0):.0f} s were left of the --timeout of "
+                    f"{options.time_limit:g} s; the in-guest repair may need {gp.MIN_TIMEOUT} s."
+                )
+            vmr.stopped = TIMED_OUT
+            return
+        why = self.stop.not_started("the in-guest repair")
+        if why:
+            for step in todo:
+                step.status, step.error = NOT_RUN, why
+            vmr.stopped = self.stop.reason or TIMED_OUT
+            return
+        timeout = options.timeout if left is None else min(options.timeout, left)
+        plan = build_plan(vmr.run_id, [s.step for s in todo], timeout)
         vmr.guest_plan = plan
+        intent = journal.intend(
+            vmr.run_id,
+            vm.id,
+            "guest-run",
+            {
+                "guestRun": plan.run_id,
+                "backupDir": gf.BACKUP_ROOT + "\\" + plan.run_id,
+                "steps": [s.id for s in plan.steps],
+                "plan": plan.to_wire(),
+            },
+        )
+        vmr.run_commands += 1
         try:
-            report, _ = run_executor(clients, vm, options, plan)
+            report, _ = run_executor(clients, vm, options, plan, self.stop)
         except Interrupted:
-            self._changed(
-                vm,
-                vmr.run_id,
-                [
-                    f"the in-guest repair (run {vmr.run_id}: {', '.join(s.step.id for s in todo)}) was "
-                    "running and cannot be cancelled; see "
-                    f"`azrdp history {vm.name} -g {vm.resource_group} --guest`"
-                ],
-                guest_running=True,
-            )
             raise
         except AzrdpError as err:
-            vmr.run_commands += 1
             vmr.error = err
+            if isinstance(err, GuestRefused) or refused(err):
+                journal.confirm(intent, journal.FAILED, {"error": err.message})
+                why = f"Not applied: {err.message}"
+            else:
+                why = (
+                    "Sent to the guest, but its result could not be read, so it may have been applied: "
+                    f"`azrdp history {vm.name} -g {vm.resource_group} --guest` shows what it did, "
+                    f"`azrdp undo {vm.name} -g {vm.resource_group} --run-id {vmr.run_id}` takes back "
+                    "whatever it applied."
+                )
+                vmr.notes.append(why)
             for step in todo:
                 step.status = FAILED
-                step.error = (
-                    "The in-guest run gave no readable result; `azrdp history --guest` shows what it did."
-                )
+                step.error = why
             return
-        vmr.run_commands += 1
         assert report.run is not None
-        vmr.backup_dir = report.run.backup_dir
+        run = report.run
+        journal.confirm(
+            intent,
+            journal.DONE,
+            {
+                "ops": [{"i": o.index, "s": o.status, "p": o.prior, "a": o.after} for o in run.ops],
+                "complete": bool(run.complete and run.ops),
+                "state": run.state,
+                "steps": [{"id": r.id, "s": r.status} for r in run.steps],
+            },
+        )
+        vmr.backup_dir = run.backup_dir
         vmr.guest_after = report
         statuses = {
             envelope.APPLIED: APPLIED,
@@ -672,9 +864,9 @@ class Repairer:
             envelope.ROLLED_BACK: ROLLED_BACK,
             envelope.NOT_RUN: NOT_RUN,
         }
-        by_index = {r.index: r for r in report.run.ops}
+        by_index = {r.index: r for r in run.ops}
         first = 0
-        for step, result in zip(todo, _results_by_step(plan, report.run), strict=True):
+        for step, result in zip(todo, _results_by_step(plan, run), strict=True):
             step.status = statuses.get(result.status or "", FAILED) if result else NOT_RUN
             step.error = result.error if result else None
             step.op_results = [by_index.get(first + k) for k in range(len(step.step.ops))]
@@ -688,7 +880,6 @@ class Repairer:
                 )
             elif step.status in (ROLLED_BACK, FAILED):
                 vmr.notes.append(f"{step.step.id} failed in the guest: {step.error}")
-        self._changed(vm, vmr.run_id, [line for s in todo for line in s.done])
 
     def _verify(self, clients: Clients, vmr: VmRepair, vm: VmResult, cp_changed: bool) -> None:
         report = vmr.guest_after
@@ -697,7 +888,7 @@ class Repairer:
         control = [f for f in vm.findings if f.source is not Source.GUEST]
         if report is not None and report.facts is None and vmr.applied:
             # The executor's facts did not fit its output beside the run's result: collect again.
-            outcome = diagnose_guest(clients, vm, self.options)
+            outcome = diagnose_guest(clients, vm, self.options, self.stop)
             vmr.run_commands += 1
             if outcome.status == "ran" and outcome.report is not None:
                 report = outcome.report
@@ -714,25 +905,17 @@ class Repairer:
             )
 
     def _journal(self, vmr: VmRepair) -> None:
+        """The run's summary for `history` (its changes are journalled one by one as they happen)."""
+        if vmr.guest_plan is None and not any(s.status in (APPLIED, FAILED, ROLLED_BACK) for s in vmr.steps):
+            return
         details: dict[str, Any] = {
+            "format": journal.FORMAT,
             "steps": {s.step.id: s.status for s in vmr.steps},
             "backupDir": vmr.backup_dir,
             "verified": vmr.verified,
             "exitCode": int(vmr.exit_code),
         }
-        if vmr.guest_plan is not None:
-            # What undo needs: the plan and, per op, what the guest found and left (when the
-            # executor's output carried them; otherwise undo reads them from the guest).
-            run = vmr.guest_after.run if vmr.guest_after is not None else None
-            details["guest"] = {
-                "plan": vmr.guest_plan.to_wire(),
-                "ops": [{"i": o.index, "s": o.status, "p": o.prior, "a": o.after} for o in run.ops]
-                if run
-                else [],
-                "complete": bool(run and run.complete and run.ops),
-                "state": run.state if run else None,
-            }
-        journal.record(journal.JournalEntry(vmr.run_id, vmr.vm.id, "run", details))
+        journal.record(journal.JournalEntry(vmr.run_id, vmr.vm.id, journal.RUN, details))
 
 
 def _results_by_step(plan: gp.Plan, run: envelope.RunResult) -> list[envelope.StepResult | None]:
@@ -784,68 +967,37 @@ def _make_clients(
     return ClientsImpl(resolve_context(subscription, cloud, ids))
 
 
-def _parallel(fn: Callable[[Any], VmRepair], items: Sequence[Any], workers: int) -> list[VmRepair]:
-    if len(items) <= 1:
-        return [fn(item) for item in items]
-    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(items))), thread_name_prefix="azrdp-repair")
-    interrupted = False
-    try:
-        return list(pool.map(fn, items))
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
-    finally:
-        pool.shutdown(wait=not interrupted, cancel_futures=True)
-
-
-@dataclass(frozen=True)
-class TouchedRun:
-    """A VM the run had changed (or was changing in the guest) when it was interrupted."""
-
-    name: str
-    resource_group: str
-    run_id: str
-    guest_running: bool = False  # its in-guest repair was in flight: it may still finish
-
-    @property
-    def undo(self) -> str:
-        return f"azrdp undo {self.name} -g {self.resource_group} --run-id {self.run_id}"
-
-    @property
-    def history(self) -> str:
-        return f"azrdp history {self.name} -g {self.resource_group} --guest"
-
-
-class RepairInterrupted(Interrupted):
-    """Ctrl-C during a repair: `changed` lists what had already been changed, `runs` by whom."""
-
-    SHOWN = 3  # undo commands named in the fix line; the rest are counted
-
-    def __init__(self, changed: Sequence[str], runs: Sequence[TouchedRun] = ()) -> None:
-        super().__init__(
-            "Interrupted during the repair.",
-            f"{len(changed)} change(s) were already made (listed above)."
-            if changed
-            else "Nothing was changed.",
-            self._fix(runs),
+def _stop_vm(vmr: VmRepair, stop: Stop, *, in_flight: bool = False) -> None:
+    """A VM whose work the stop cut short: what did not start says so, and why."""
+    reason = stop.reason or INTERRUPTED
+    why = stop.not_started("this step") or f"Not started: {reason}."
+    for step in vmr.steps:
+        if step.step.actionable and step.status == PLANNED:
+            step.status, step.error = NOT_RUN, why
+    vmr.stopped = reason
+    vmr.in_flight = in_flight
+    if reason == TIMED_OUT and vmr.error is None:
+        left = "was still running" if in_flight else "had not started"
+        vmr.error = AzureError(
+            f"The --timeout of {stop.time_limit:g} s ran out: the repair of VM '{vmr.vm.name}' {left}.",
+            fix="Rerun with a longer --timeout (`azrdp history` shows what this run changed).",
         )
-        self.changed = list(changed)
-        self.runs = list(runs)
 
-    @classmethod
-    def _fix(cls, runs: Sequence[TouchedRun]) -> str:
-        if not runs:
-            return "Rerun `azrdp repair` to finish."
-        undo = ", ".join(f"`{r.undo}`" for r in runs[: cls.SHOWN])
-        if len(runs) > cls.SHOWN:
-            undo += f" and {len(runs) - cls.SHOWN} more (one per VM listed above)"
-        text = f"Rerun `azrdp repair` to finish, or take the changes back with {undo}."
-        running = [r for r in runs if r.guest_running]
-        if running:
-            text += f" `{running[0].history}` shows whether the in-guest repair that was running finished" + (
-                f" (likewise for {len(running) - 1} more VM(s))." if len(running) > 1 else "."
-            )
-        return text
+
+def _would_change(vmr: VmRepair) -> bool:
+    return (
+        not vmr.dry_run
+        and not vmr.declined
+        and vmr.error_or_guest_error is None
+        and any(s.step.actionable and s.status == PLANNED for s in vmr.steps)
+    )
+
+
+def _stub(vm: VmResult, run_id: str, options: RepairOptions, error: AzrdpError | None) -> VmRepair:
+    """The result of a VM whose planning did not end (an error, or a stop): it changed nothing."""
+    vmr = VmRepair(_as_diagnose(vm), run_id, options.dry_run)
+    vmr.error = error
+    return vmr
 
 
 def run_repair(
@@ -858,11 +1010,16 @@ def run_repair(
     observer: Observer = ignore,
     clients: Clients | None = None,
     prior: Sequence[DiagnoseVmResult] = (),
+    stop: Stop | None = None,
+    grace: float | None = None,
 ) -> RepairResult:
     """Plan, confirm (`confirm=None`: already confirmed, e.g. --yes), apply and verify.
 
     `prior`: the results of a diagnose that just ran; a VM's in-guest facts are reused when they are
-    fresh (a few minutes), which spares one Run Command per VM.
+    fresh (a few minutes), which spares one Run Command per VM. `stop`: the Ctrl-C / --timeout
+    control the caller shares with its signal handler (a Ctrl-C in this thread works too);
+    `grace`: seconds the steps in flight get after it (AZRDP_INTERRUPT_GRACE, default 10). The
+    result always lists every VM and every change; `stopped` says whether the run was cut short.
     """
     from azrdp.azure.auth import new_run_id
 
@@ -870,11 +1027,13 @@ def run_repair(
     validate_ids(options.only, options.skip)
     if not options.dry_run:
         journal.ensure_writable()  # refused before the first change, never after it
+    grace = grace_seconds() if grace is None else grace
+    stop = stop or Stop(options.time_limit)
     clients = _make_clients(clients, subscription, cloud, targets.ids)
     checked = run_check(targets, options.check_options, observer=observer, clients=clients)
     vms = list(checked.vms)
     collected = {vm.id: vm.guest for vm in prior if vm.guest is not None}
-    repairer = Repairer(clients, options, confirm, collected)
+    repairer = Repairer(clients, options, confirm, collected, stop)
     progress_lock = threading.Lock()
     started = time.monotonic()
 
@@ -888,38 +1047,66 @@ def run_repair(
 
     todo = [vm for vm in vms if not (options.broken_only and vm.status == "healthy")]
     skipped = [vm for vm in vms if vm not in todo]
+    run_ids = {id(vm): new_run_id() for vm in todo}
     counter = {"n": 0}
     verb = "Planned" if options.dry_run else "Repaired"
+    ledger = Ledger()
+    ledger.track(run_ids.values())
+    prepared: list[VmRepair] = []
 
     def prepare(vm: VmResult) -> VmRepair:
-        vmr = repairer.prepare(vm, new_run_id())
+        vmr = repairer.prepare(vm, run_ids[id(vm)])
         with progress_lock:
             counter["n"] += 1
         note(counter["n"], len(todo), "Planned")
         return vmr
 
-    try:
-        prepared = _parallel(prepare, todo, options.concurrency)
-        share_nsg_rules(prepared)
-        if not options.dry_run and confirm is not None:
-            pending = [v for v in prepared if v.actionable and v.error_or_guest_error is None]
-            if pending and not confirm(pending):
-                for vmr in pending:
-                    vmr.declined = True
-                    for step in vmr.actionable:
-                        step.status = DECLINED
-        counter["n"] = 0
+    def apply(vmr: VmRepair) -> VmRepair:
+        out = repairer.apply(vmr)
+        with progress_lock:
+            counter["n"] += 1
+        note(counter["n"], len(prepared), verb)
+        return out
 
-        def apply(vmr: VmRepair) -> VmRepair:
-            out = repairer.apply(vmr)
-            with progress_lock:
-                counter["n"] += 1
-            note(counter["n"], len(prepared), verb)
-            return out
-
-        done = _parallel(apply, prepared, options.concurrency)
-    except (KeyboardInterrupt, Interrupted):
-        raise RepairInterrupted(list(repairer.changed), list(repairer.touched.values())) from None
+    with journal.watch(ledger):
+        planning = supervise(prepare, todo, options.concurrency, stop, grace)
+        for outcome in planning.outcomes:
+            vmr = outcome.result or _stub(outcome.item, run_ids[id(outcome.item)], options, outcome.error)
+            if outcome.result is None and outcome.error is None:
+                _stop_vm(vmr, stop)  # its planning never ended: it changed nothing
+            prepared.append(vmr)
+        unfinished = planning.unfinished
+        if not stop.requested:
+            share_nsg_rules(prepared)
+            if not options.dry_run and confirm is not None:
+                pending = [v for v in prepared if v.actionable and v.error_or_guest_error is None]
+                try:
+                    if pending and not confirm(pending):
+                        for vmr in pending:
+                            vmr.declined = True
+                            for step in vmr.actionable:
+                                step.status = DECLINED
+                except KeyboardInterrupt:
+                    stop.request(INTERRUPTED)
+        if stop.requested:
+            for vmr in prepared:
+                if _would_change(vmr):
+                    _stop_vm(vmr, stop)
+        else:
+            counter["n"] = 0
+            applying = supervise(apply, prepared, options.concurrency, stop, grace)
+            for applied in applying.outcomes:
+                vmr = applied.item
+                if applied.error is not None and vmr.error is None:
+                    vmr.error = applied.error  # isolated: this VM's error, the others carry on
+                if isinstance(applied.error, Interrupted):
+                    _stop_vm(vmr, stop)
+                elif applied.in_flight or (not applied.started and _would_change(vmr)):
+                    _stop_vm(vmr, stop, in_flight=applied.in_flight)
+            unfinished = applying.unfinished
+    done = list(prepared)
+    for vmr in done:
+        vmr.changes = ledger.for_run(vmr.run_id)
     for vm in skipped:
         reason = "--broken-only: the control-plane check found nothing broken, so the VM was left out."
         vmr = VmRepair(
@@ -929,296 +1116,5 @@ def run_repair(
         vmr.skipped = reason
         done.append(vmr)
     observer(Progress("done", f"{verb} {len(done)} VM(s)", len(done), len(done)))
-    return RepairResult(done, dict(checked.context), checked.target, options)
-
-
-# --------------------------------------------------------------------------------------------
-# undo and history
-# --------------------------------------------------------------------------------------------
-
-
-def _single_vm(targets: Targets) -> VmRef:
-    if len(targets.vms) != 1 or targets.is_fleet:
-        raise _usage("undo and history work on one VM.", "Name one VM: `azrdp undo VM -g GROUP --run-id ID`.")
-    return targets.vms[0]
-
-
-def run_undo(
-    targets: Targets,
-    run_id: str,
-    *,
-    port: int = 3389,
-    subscription: str | None = None,
-    cloud: str | None = None,
-    clients: Clients | None = None,
-    options: RepairOptions | None = None,
-) -> dict[str, Any]:
-    """Take back one run: delete the NSG rules it added, restore the guest from its backups."""
-    from azrdp.azure.network import remove_rule
-
-    run_id = journal.validate_run_id(run_id)
-    ref = _single_vm(targets)
-    journal.ensure_writable()
-    clients = _make_clients(clients, subscription, cloud, targets.ids)
-    options = options or RepairOptions(port=port)
-    vm = _recheck(
-        clients.for_subscription(ref.subscription_id) if ref.subscription_id else clients,
-        _ref_vm(ref, clients),
-        options,
-    )
-    entries = journal.run_entries(vm.id, run_id)
-    undone = journal.undone_entry_ids()  # all VMs: a shared rule may be undone through another VM's run
-    control: list[dict[str, Any]] = []
-    for entry in entries:
-        if entry.kind == "nsg-rule-created":
-            shared = _shared_with(entry, vm.id)
-            if entry.entry_id in undone:
-                control.append(
-                    {"kind": entry.kind, "rule": entry.details.get("rule"), "status": "alreadyUndone"}
-                    | shared
-                )
-                continue
-            own = entry.run_id == run_id and entry.vm_id.lower() == vm.id.lower()
-            outcome = remove_rule(_clients_for(clients, vm), entry, for_run=None if own else (vm.id, run_id))
-            control.append(
-                {
-                    "kind": entry.kind,
-                    "nsg": outcome.nsg_id,
-                    "rule": outcome.rule,
-                    "status": outcome.status,
-                    "detail": outcome.detail,
-                }
-                | shared
-            )
-        elif entry.kind in ("vm-started", "vm-redeployed", "vm-reapplied"):
-            control.append(
-                {
-                    "kind": entry.kind,
-                    "status": "notUndoable",
-                    "detail": "azrdp never stops or moves a VM back.",
-                }
-            )
-    run_entries = [e for e in entries if e.kind == "run"]
-    guest_expected = not entries or any(
-        e.details.get("backupDir") or e.details.get("guest") for e in run_entries
-    )
-    guest_doc: dict[str, Any] = {"status": "skipped", "reason": "The run changed nothing in the guest."}
-    findings: list[Finding] = list(vm.findings)
-    code = ExitCode.OK
-    runs = 0
-    if guest_expected:
-        reason = skip_reason(vm)
-        if reason:
-            guest_doc = {"status": "error", "reason": reason}
-            code = ExitCode.ERROR
-        else:
-            guest_doc, report, runs = _undo_guest(_clients_for(clients, vm), vm, options, run_id, run_entries)
-            if guest_doc["status"] == "unknown":
-                if not entries:
-                    raise NotFoundError(
-                        f"Run {run_id} is unknown for VM '{vm.name}'.",
-                        "This machine's journal has no entry for it and the guest has no record of it.",
-                        fix=f"List the runs with `azrdp history {vm.name} -g {vm.resource_group} --guest`.",
-                    )
-                guest_doc = {"status": "error", "reason": guest_doc["reason"]}
-            if guest_doc["status"] == "error" or guest_doc.get("failed"):
-                code = ExitCode.ERROR if guest_doc["status"] == "error" else ExitCode.NOT_VERIFIED
-            if report is not None and report.facts is not None:
-                findings = [f for f in vm.findings if f.source is not Source.GUEST] + guest_findings(
-                    report, options.port
-                )
-    elif not entries:
-        raise NotFoundError(f"Run {run_id} is unknown for VM '{vm.name}'.", fix="See `azrdp history`.")
-    if any(c["status"] == "modified" for c in control):
-        code = most_serious([code, ExitCode.NOT_VERIFIED])
-    for entry in run_entries:
-        journal.record(
-            journal.JournalEntry(
-                run_id, vm.id, "undone", {"entry": entry.entry_id, "guest": guest_doc.get("status")}
-            )
-        )
-    return {
-        "schemaVersion": SCHEMA_VERSION,
-        "command": "undo",
-        "runId": run_id,
-        "vms": [
-            {
-                "id": vm.id,
-                "name": vm.name,
-                "resourceGroup": vm.resource_group,
-                "runId": run_id,
-                "controlPlane": control,
-                "guest": guest_doc,
-                "findings": [to_doc(f) for f in findings],
-                "runCommands": runs,
-                "exitCode": int(code),
-            }
-        ],
-        "summary": {"total": 1, "exitCode": int(code)},
-    }
-
-
-def _undo_guest(
-    clients: Clients,
-    vm: VmResult,
-    options: RepairOptions,
-    run_id: str,
-    entries: Sequence[journal.JournalEntry],
-) -> tuple[dict[str, Any], envelope.GuestReport | None, int]:
-    """The guest part of undo: the inverse plan from what the run recorded, run by the executor.
-
-    The records come from the local journal when it holds them whole, else from the guest (mode
-    records, one more Run Command). Returns the document part, the executor's report and the Run
-    Commands used.
-    """
-    from azrdp.azure.auth import new_run_id
-
-    runs = 0
-    done = [
-        e
-        for e in journal.run_entries(vm.id, run_id)
-        if e.kind == "undone" and e.details.get("guest") == "restored"
-    ]
-    if done:
-        return {"status": "alreadyUndone", "restored": [], "failed": []}, None, runs
-    guest = next(
-        (e.details["guest"] for e in reversed(entries) if isinstance(e.details.get("guest"), dict)), None
-    )
-    steps_wire: list[Any] = []
-    records: dict[int, Mapping[str, Any]] = {}
-    if guest is not None and guest.get("complete"):
-        steps_wire = list(guest["plan"]["steps"])
-        records = {int(r["i"]): r for r in guest["ops"]}
-    else:
-        report = read_records(clients, vm, options, run_id)
-        runs += 1
-        if report.error is not None or report.records is None:
-            if report.error_code == "unknown":
-                return {"status": "unknown", "reason": report.error}, None, runs
-            raise _guest_error(report)
-        found = report.records
-        if found.state == "undone":
-            return {"status": "alreadyUndone", "restored": [], "failed": []}, None, runs
-        if not found.complete:
-            return (
-                {
-                    "status": "error",
-                    "reason": f"The records of run {run_id} do not fit one Run Command's output, and this "
-                    "machine's journal lacks them: undo refuses to act on part of them.",
-                },
-                None,
-                runs,
-            )
-        steps_wire = gp.steps_from_records(
-            [s.id or "" for s in found.steps], [to_doc_record(r) for r in found.ops]
-        )
-        records = {int(r.index or 0): {"s": r.status, "p": r.prior, "a": r.after} for r in found.ops}
-    undo_run = new_run_id()
-    undo_steps = gp.undo_steps(steps_wire, records, run_id, undo_run)
-    if not undo_steps:
-        return {"status": "nothingToRestore", "restored": [], "failed": []}, None, runs
-    plan = gp.Plan(
-        undo_run,
-        tuple(gp.make_step(i, ops, index, run_id=undo_run) for i, ops, index in gp.number(undo_steps)),
-        gp.deadline_for(options.timeout),
-        undoes=run_id,
-    )
-    report, _ = run_executor(clients, vm, options, plan)
-    runs += 1
-    assert report.run is not None
-    results = _results_by_step(plan, report.run)
-    restored = [
-        step.id for step, r in zip(plan.steps, results, strict=True) if r and r.status == envelope.APPLIED
-    ]
-    failed = [
-        step.id for step, r in zip(plan.steps, results, strict=True) if not r or r.status != envelope.APPLIED
-    ]
-    doc = {
-        "status": "restored" if restored and not failed else "partial" if restored else "refused",
-        "restored": restored,
-        "failed": failed,
-        "undoRunId": plan.run_id,
-        "backupDir": report.run.backup_dir,
-    }
-    if failed:
-        doc["errors"] = [r.error for r in results if r and r.error]
-    return doc, report, runs
-
-
-def to_doc_record(record: envelope.OpRecord) -> dict[str, Any]:
-    return {"i": record.index, "g": record.step, "op": record.op, "s": record.status}
-
-
-def _shared_with(entry: journal.JournalEntry, vm_id: str) -> dict[str, Any]:
-    """For a rule one fleet run shared between VMs: who else loses it when it is deleted."""
-    members = entry.details.get("sharedBy")
-    others = [
-        {"name": str(m.get("name", "")), "runId": str(m.get("runId", ""))}
-        for m in (members if isinstance(members, list) else ())
-        if isinstance(m, Mapping) and str(m.get("vmId", "")).lower() != vm_id.lower()
-    ]
-    if not others:
-        return {}
-    names = ", ".join(o["name"] for o in others[:5]) + (
-        f" and {len(others) - 5} more" if len(others) > 5 else ""
-    )
-    return {
-        "sharedWith": others,
-        "note": f"One rule shared with {names} (same repair run): deleting it takes their access from "
-        f"{entry.details.get('source')} away too.",
-    }
-
-
-def _ref_vm(ref: VmRef, clients: Clients) -> VmResult:
-    from azrdp.nsg import FlowQuery
-
-    return VmResult(ref.id(clients.subscription_id), ref.name, ref.resource_group, FlowQuery())
-
-
-def run_history(
-    targets: Targets,
-    *,
-    guest: bool = False,
-    subscription: str | None = None,
-    cloud: str | None = None,
-    clients: Clients | None = None,
-) -> dict[str, Any]:
-    """The runs of one VM from the local journal, and with `guest` from the manifests in the VM."""
-    ref = _single_vm(targets)
-    clients = _make_clients(clients, subscription, cloud, targets.ids)
-    vm_id = ref.id(clients.subscription_id)
-    doc: dict[str, Any] = {
-        "id": vm_id,
-        "name": ref.name,
-        "resourceGroup": ref.resource_group,
-        "runs": journal.runs(vm_id),
-        "guestRuns": None,
-    }
-    if guest:
-        vm = _recheck(clients, _ref_vm(ref, clients), RepairOptions())
-        reason = skip_reason(vm)
-        if reason:
-            doc["guestRuns"] = {"error": reason}
-        else:
-            stdout, stderr, _ = _run_script(
-                clients, vm, scripts.history_parameters(), RepairOptions(), scripts.script_lines("history")
-            )
-            report = envelope.parse_output(stdout, stderr)
-            if report.error is not None:
-                raise _guest_error(report)
-            doc["guestRuns"] = [
-                {
-                    "runId": h.run_id,
-                    "time": h.time,
-                    "state": h.state,
-                    "undoes": h.undoes or None,
-                    "steps": list(h.steps),
-                }
-                for h in report.history
-            ]
-    return {
-        "schemaVersion": SCHEMA_VERSION,
-        "command": "history",
-        "vms": [doc],
-        "summary": {"total": 1, "exitCode": 0},
-    }
+    stopped = stop.reason if stop.requested else ""
+    return RepairResult(done, dict(checked.context), checked.target, options, stopped, unfinished)
