@@ -8,7 +8,8 @@ Two spellings, for `--faults` on the command line or `faults=` in Python:
   `[{"kind": "forbidden", "action": "Microsoft.Compute/virtualMachines/runCommand/action"},
     {"kind": "another-operation", "times": 2}, {"kind": "slow-start", "seconds": 300, "vm": "vm1"}]`
   Keys: `kind`; at most one of `probability`, `at` (request number) and `times` (the first N
-  requests in its scope); optional `method`, `pathContains`, `vm` (VM name in the path), `action`
+  requests in its scope); optional `method`, `pathContains`, `queryContains` (in the query string),
+  `vm` (VM name in the path), `action`
   (`forbidden` only: the RBAC action refused, `*` wildcards allowed) and `seconds` (`slow-start`,
   `late-agent`), `after` (let the first N requests in scope through first), and for `guest-output`
   `stdout` / `stderr` (the text that replaces that stream of the Run Command's result). Without
@@ -65,6 +66,7 @@ _KEYS = frozenset(
         "after",
         "method",
         "pathContains",
+        "queryContains",
         "vm",
         "action",
         "seconds",
@@ -82,6 +84,7 @@ class Fault:
     method: str | None = None
     path_contains: str | None = None
     vm: str | None = None
+    query_contains: str | None = None  # e.g. "monitor=true": an LRO's final GET, not its status polls
     action: str | None = None  # forbidden: the RBAC action refused (fnmatch pattern)
     seconds: float | None = None  # slow-start, late-agent
     times: int | None = None  # the first N requests in scope
@@ -89,13 +92,15 @@ class Fault:
     stdout: str | None = None  # guest-output: the Run Command's StdOut (None: left as it is)
     stderr: str | None = None  # guest-output: its StdErr
 
-    def in_scope(self, method: str, path: str, action: str = "") -> bool:
+    def in_scope(self, method: str, path: str, action: str = "", query: str = "") -> bool:
         """Whether this fault may hit a request (its kind's scope, narrowed by its filters)."""
         method = method.upper()
         lowered = path.lower()
         if self.method and self.method.upper() != method:
             return False
         if self.path_contains and self.path_contains.lower() not in lowered:
+            return False
+        if self.query_contains and self.query_contains.lower() not in query.lower():
             return False
         if self.vm and f"/virtualmachines/{self.vm.lower()}/" not in lowered + "/":
             return False
@@ -227,6 +232,7 @@ def fault_from_json(obj: Any, index: int = 0) -> Fault:
         times=times,
         method=_string(obj, "method", where),
         path_contains=_string(obj, "pathContains", where),
+        query_contains=_string(obj, "queryContains", where),
         vm=_string(obj, "vm", where),
         action=action,
         seconds=seconds,
@@ -304,11 +310,11 @@ class FaultPlan:
             self._hits[index] = hits + 1
         return True
 
-    def answer(self, number: int, method: str, path: str, action: str = "") -> Fault | None:
+    def answer(self, number: int, method: str, path: str, action: str = "", query: str = "") -> Fault | None:
         """The answer fault request `number` must suffer, if any."""
         with self._lock:
             for index, fault in enumerate(self.faults):
-                in_scope = fault.kind in ANSWER_KINDS and fault.in_scope(method, path, action)
+                in_scope = fault.kind in ANSWER_KINDS and fault.in_scope(method, path, action, query)
                 if in_scope and self._fires(index, fault, number):
                     return fault
         return None

@@ -339,7 +339,8 @@ class Emulator:
         number = req.number = self.faults.count()
         matched, match = self._match(req)
         action = matched.action_for(match)
-        fault = self.faults.answer(number, req.method, req.path, action)
+        query = "&".join(f"{k}={v}" for k, v in req.query.items())
+        fault = self.faults.answer(number, req.method, req.path, action, query)
         if fault is not None:
             if fault.kind == "reset":
                 raise ResetConnection()

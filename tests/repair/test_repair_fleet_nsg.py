@@ -122,9 +122,7 @@ def test_undo_through_any_sharing_vm_deletes_the_rule_once(start: Callable[..., 
 
     history = journal.runs(member.vm.id)
     (run,) = [r for r in history if r["runId"] == member.run_id]
-    shared = [
-        c for c in run["changes"] if c["kind"] == "nsg-rule" and c["nsg"].endswith("/nsg-subnet-00")
-    ]
+    shared = [c for c in run["changes"] if c["kind"] == "nsg-rule" and c["nsg"].endswith("/nsg-subnet-00")]
     assert [c["rule"] for c in shared] == [subnet_rule]
     assert {m["name"] for m in shared[0]["sharedBy"]} == {vm.vm.name for vm in sharing}
 
