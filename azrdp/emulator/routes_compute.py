@@ -253,10 +253,15 @@ def vm_power(emu: Emulator, req: Request, m: re.Match[str]) -> Response:
 
 
 def _tail(text: str, limit: int = OUTPUT_LIMIT) -> str:
-    data = text.encode("utf-8")
+    """The last `limit` bytes of a stream (Run Command keeps the end), whole characters only.
+    Lone surrogates (a guest's text may hold any UTF-16 unit) pass through unharmed."""
+    data = text.encode("utf-8", errors="surrogatepass")
     if len(data) <= limit:
         return text
-    return data[-limit:].decode("utf-8", errors="ignore")
+    tail = data[-limit:]
+    while tail and (tail[0] & 0xC0) == 0x80:  # a cut character's continuation bytes
+        tail = tail[1:]
+    return tail.decode("utf-8", errors="surrogatepass")
 
 
 def run_command(emu: Emulator, req: Request, m: re.Match[str]) -> Response:
