@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from azrdp.emulator import (
     platform,
+    routes_authorization,
     routes_compute,
     routes_health,
     routes_network,
@@ -141,6 +142,7 @@ class Emulator:
             *routes_resources.routes(),
             *routes_paths.routes(),
             *routes_health.routes(),
+            *routes_authorization.routes(),
             *platform.routes(),
         ]
         self._arm: _ArmServer | None = None

@@ -618,8 +618,10 @@ class Repairer:
         self.prior = {k.lower(): v for k, v in (prior or {}).items()}
         self.stop = stop or Stop(options.time_limit)
         from azrdp.azure.network import SharedRules
+        from azrdp.azure.permissions import PermissionReader
 
         self.rules = SharedRules()  # one NSG rule per (NSG, source, port) for the whole run
+        self.permissions = PermissionReader(clients)  # read once per group (and resource) per run
 
     # phase 1 -----------------------------------------------------------------------------------
 
@@ -669,6 +671,8 @@ class Repairer:
         if not any(s.step.actionable and s.status == PLANNED for s in vmr.steps):
             self._guest_phase(_clients_for(self.clients, vmr.vm), vmr, vmr.vm)  # notes only
             return vmr
+        if not self._permitted(vmr):
+            return vmr
         from azrdp.locks import LockedError, VmLock
 
         left = self.stop.left()
@@ -693,6 +697,20 @@ class Repairer:
         finally:
             lock.release()
         return vmr
+
+    def _permitted(self, vmr: VmRepair) -> bool:
+        """RBAC where it can be known: refuse the VM before its first change when Azure lists the
+        identity's permissions without an action the plan needs (azrdp.azure.permissions)."""
+        from azrdp.azure.permissions import refusal
+
+        missing = self.permissions.missing(needed_actions(vmr))
+        if not missing:
+            return True
+        vmr.error = refusal(missing, vmr.vm.name)
+        for step in vmr.actionable:
+            if step.status == PLANNED:
+                step.status, step.error = NOT_RUN, "Not started: a permission it needs is missing."
+        return False
 
     def _not_started(self, vmr: VmRepair, step: StepResult, what: str) -> bool:
         """Mark a step not started when the run is stopping; True when it was."""
@@ -916,6 +934,26 @@ class Repairer:
             "exitCode": int(vmr.exit_code),
         }
         journal.record(journal.JournalEntry(vmr.run_id, vmr.vm.id, journal.RUN, details))
+
+
+def needed_actions(vmr: VmRepair) -> list[tuple[str, str]]:
+    """(scope, RBAC action) the VM's planned changes need: written, not read (reads already ran)."""
+    vms = "Microsoft.Compute/virtualMachines"
+    out: list[tuple[str, str]] = []
+    for step in vmr.steps:
+        if not (step.step.actionable and step.status == PLANNED):
+            continue
+        if step.step.id in ("vm-start", "redeploy", "reapply"):
+            verb = "start" if step.step.id == "vm-start" else step.step.id
+            out.append((vmr.vm.id, f"{vms}/{verb}/action"))
+        elif step.step.id == "nsg-allow-rdp":
+            for rule in step.step.params.get("rules", ()):
+                out.append(
+                    (str(rule["nsgId"]), "Microsoft.Network/networkSecurityGroups/securityRules/write")
+                )
+        elif step.step.where is Where.GUEST:
+            out.append((vmr.vm.id, f"{vms}/runCommand/action"))
+    return list(dict.fromkeys(out))
 
 
 def _results_by_step(plan: gp.Plan, run: envelope.RunResult) -> list[envelope.StepResult | None]:

@@ -322,3 +322,43 @@ def test_the_demo_fleet_is_a_built_in_scenario(make_emulator: Callable[..., Emul
     emu = make_emulator("demo")
     compute, _ = sdk_clients(emu)
     assert sorted(vm.name for vm in compute.virtual_machines.list(GROUP)) == sorted(v.name for v in DEMO_VMS)
+
+
+def test_permissions_list_what_the_forbidden_faults_take_away(make_emulator: Callable[..., Emulator]) -> None:
+    start = "Microsoft.Compute/virtualMachines/start/action"
+    emu = make_emulator(
+        "healthy",
+        faults=[
+            Fault("forbidden", action="Microsoft.Network/networkSecurityGroups/securityRules/write"),
+            Fault("forbidden", action=start, vm=VM),
+            Fault("forbidden", action="Microsoft.Compute/*", probability=0.5),  # transient: no role
+        ],
+    )
+    group = f"{emu.endpoint}/subscriptions/{emu.subscription_id}/resourceGroups/{RG}"
+
+    def permissions(scope: str, version: str | None = "2022-04-01") -> requests.Response:
+        return requests.get(
+            f"{scope}/providers/Microsoft.Authorization/permissions",
+            params={"api-version": version} if version else {},
+            headers={"Authorization": "Bearer t"},
+            verify=emu.ca_path,
+            timeout=10,
+        )
+
+    at_group = permissions(group).json()["value"]
+    assert at_group == [
+        {
+            "actions": ["*"],
+            "notActions": sorted(["Microsoft.Network/networkSecurityGroups/securityRules/write", start]),
+            "dataActions": [],
+            "notDataActions": [],
+        }
+    ]
+    at_vm = permissions(vm_url(emu)).json()["value"][0]
+    assert start in at_vm["notActions"]
+    nsg = f"{group}/providers/Microsoft.Network/networkSecurityGroups/vm-rdp01-nsg"
+    assert start not in permissions(nsg).json()["value"][0]["notActions"]  # another resource
+    assert permissions(group, None).status_code == 400
+    assert permissions(group, "2099-01-01").json()["error"]["code"] == "NoRegisteredProviderFound"
+    gone = permissions(vm_url(emu).replace(VM, "vm-nope"))
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "ResourceNotFound"

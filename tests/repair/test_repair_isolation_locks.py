@@ -292,3 +292,49 @@ def test_a_journal_from_before_intents_still_undoes(live_emulator: Callable[...,
     with emu.store.lock:
         vm = emu.vm(RG, VM)
         assert vm is not None and power_state(vm) == "running"
+
+
+# --- RBAC where it can be known ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("forbidden", action="Microsoft.Network/networkSecurityGroups/securityRules/write"),
+        Fault("forbidden", action="Microsoft.Compute/virtualMachines/start/action", vm=VM),
+    ],
+    ids=["nsg-write", "start-on-this-vm"],
+)
+def test_a_missing_permission_refuses_the_vm_before_its_first_change(
+    fault: Fault, live_emulator: Callable[..., Emulator]
+) -> None:
+    emu = live_emulator("subnet-blocked", faults=[fault])
+    emu.set_vm_power(RG, VM, "deallocated")
+    rdp_off(emu, RG, VM)
+    result = invoke("repair", VM, "-g", RG, "--yes", "--source-ip", MY_IP, "-o", "json")
+    (vm,) = json.loads(result.stdout)["vms"]
+    assert result.exit_code == 1 and vm["error"]["code"] == "AuthorizationFailed", result.output
+    assert f"lacks the RBAC action '{fault.action}'" in vm["error"]["message"]
+    assert vm["error"]["message"].startswith(f"Nothing was changed on VM '{VM}'")
+    assert vm["changes"] == [] and list(journal.entries()) == []
+    assert [s["status"] for s in vm["plan"] if s["where"] == "controlPlane"] == ["notRun", "notRun"]
+    with emu.store.lock:
+        stored = emu.vm(RG, VM)
+        assert stored is not None and power_state(stored) == "deallocated"
+    asked = [
+        r for r in emu.requests if r.path.lower().endswith("/providers/microsoft.authorization/permissions")
+    ]
+    # The group's list first; the resource's own only where the group's lacks an action.
+    assert (
+        asked[0].path.lower().endswith(f"/resourcegroups/{RG}/providers/microsoft.authorization/permissions")
+    )
+    assert len(asked) <= 3
+
+
+def test_permissions_that_cannot_be_read_do_not_stop_the_repair(
+    live_emulator: Callable[..., Emulator],
+) -> None:
+    emu = live_emulator("guest-rdp-disabled", faults=[Fault("forbidden", action="Microsoft.Authorization/*")])
+    result = invoke("repair", VM, "-g", RG, "--yes", "-o", "json")
+    assert result.exit_code == 0, result.output  # not knowable: tried, and it was allowed
+    assert any(r.status == 403 for r in emu.requests)
