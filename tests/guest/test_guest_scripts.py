@@ -119,6 +119,20 @@ def test_collector_tables_equal_the_facts_schema() -> None:
     assert f"'{ge.MARKER}'" in source("collector")
 
 
+def test_the_models_guest_lock_expires_when_the_scripts_does() -> None:
+    """The lock outlives the run's deadline by the rollback grace and a margin, in both."""
+    from azrdp.emulator.windows import executor
+
+    call = re.search(
+        r"Enter-AzrdpLock -Run \$RunId -Seconds \(\[int\]\$document\.dl \+ \$RollbackGrace \+ (\d+)\)",
+        source("executor"),
+    )
+    assert call is not None
+    assert (
+        int(call[1]) == executor.LOCK_MARGIN and int(scalar("executor", "RollbackGrace")) == gp.ROLLBACK_GRACE
+    )
+
+
 def test_executor_allow_lists_equal_the_plans() -> None:
     assert tuple(array("executor", "OpKinds")) == tuple(gp.KINDS)
     assert {k: tuple(v) for k, v in table("executor", "RegWritable").items()} == dict(gp.REG_WRITABLE)

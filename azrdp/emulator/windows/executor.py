@@ -26,7 +26,7 @@ from azrdp.guest.sddl import SddlError, owner_and_dacl, parse
 from azrdp.guest.wire import UnpackError, unpack_token
 
 ROLLBACK_GRACE = gp.ROLLBACK_GRACE
-LOCK_MARGIN = 240
+LOCK_MARGIN = 120  # as executor.ps1: the lock expires 240 s after the deadline (grace + margin)
 ACL_TARGETS = {"mk": ("dir", w.MACHINEKEYS), "rds": ("reg", w.RD_STORE), "rdc": ("reg", w.RD_CERTIFICATES)}
 KEY_FILE = re.compile(gp.KEY_FILE.pattern[:-1] + r"(\.azrdp-[0-9a-f]{12}(-new)?)?$")
 
