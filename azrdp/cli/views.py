@@ -45,6 +45,7 @@ STEP_STYLE = {
     "rolledBack": "bold red",
     "failed": "bold red",
     "notRun": "dim",
+    "unconfirmed": "bold yellow",
 }
 _VM_ORDER = {
     "interrupted": -1,
@@ -65,6 +66,7 @@ _STEP_STATUS = {
     "failed": "FAILED",
     "rolledBack": "ROLLEDBACK",
     "notRun": "SKIP",
+    "unconfirmed": "UNCONFIRMED",
 }
 
 # Every status a table row can carry; docs/output.md explains each (a test keeps them in step).

@@ -64,6 +64,14 @@ if TYPE_CHECKING:
 # Statuses of a step in the result document.
 PLANNED, APPLIED, REFUSED, DECLINED = "planned", "applied", "refused", "declined"
 ROLLED_BACK, FAILED, NOT_RUN = "rolledBack", "failed", "notRun"
+UNCONFIRMED = "unconfirmed"  # sent, outcome unknown (interrupted, stopped waiting, unreadable answer)
+# The journal's change kind behind each step (which intent a step in flight left unconfirmed).
+CHANGE_KIND = {
+    "vm-start": "vm-start",
+    "nsg-allow-rdp": "nsg-rule",
+    "redeploy": "vm-redeploy",
+    "reapply": "vm-reapply",
+}
 
 Confirm = Callable[[Sequence["VmRepair"]], bool]
 LOCK_SECONDS = 4 * 3600.0  # how long a repair expects to hold a VM without --timeout (the lock says so)
@@ -259,7 +267,7 @@ class VmRepair:
         err = self.error_or_guest_error
         if err is not None and not self.applied:
             return err.exit_code
-        if any(s.status in (ROLLED_BACK, FAILED) for s in self.steps) or self.verified is False:
+        if any(s.status in (ROLLED_BACK, FAILED, UNCONFIRMED) for s in self.steps) or self.verified is False:
             return ExitCode.NOT_VERIFIED
         if err is not None:
             return ExitCode.NOT_VERIFIED  # applied, then the verification could not be read
@@ -350,7 +358,10 @@ class RepairResult:
 
     @property
     def exit_code(self) -> ExitCode:
-        return most_serious(vm.exit_code for vm in self.vms)
+        codes = [vm.exit_code for vm in self.vms]
+        if self.stopped == INTERRUPTED:
+            codes.append(ExitCode.INTERRUPTED)  # you pressed Ctrl-C: 130, even if all had ended
+        return most_serious(codes)
 
     def to_doc(self) -> dict[str, Any]:
         vms = [vm.to_doc() for vm in self.vms]
@@ -735,10 +746,12 @@ class Repairer:
                 step.done = self._apply_control_plane(clients, vm, step.step, vmr.run_id)
                 step.status = APPLIED
                 cp_changed = True
-            except Interrupted:
+            except Interrupted as err:
+                step.status, step.error = UNCONFIRMED, err.message
                 raise
             except AzrdpError as err:
-                step.status = FAILED
+                # Refused: nothing changed. Anything else (a timeout, a 5xx, a reset): it may have.
+                step.status = FAILED if refused(err) else UNCONFIRMED
                 step.error = err.message
                 vmr.notes.append(f"{step.step.id} failed: {err.message}")
         if cp_changed and not self.stop.requested:
@@ -841,25 +854,30 @@ class Repairer:
             },
         )
         vmr.run_commands += 1
+        settle = (
+            f"`azrdp history {vm.name} -g {vm.resource_group} --guest` shows what it did, "
+            f"`azrdp undo {vm.name} -g {vm.resource_group} --run-id {vmr.run_id}` takes back whatever it "
+            "applied."
+        )
         try:
             report, _ = run_executor(clients, vm, options, plan, self.stop)
-        except Interrupted:
+        except Interrupted as err:
+            for step in todo:
+                step.status, step.error = UNCONFIRMED, f"{err.message} It may have been applied: {settle}"
             raise
         except AzrdpError as err:
             vmr.error = err
             if isinstance(err, GuestRefused) or refused(err):
                 journal.confirm(intent, journal.FAILED, {"error": err.message})
-                why = f"Not applied: {err.message}"
+                status, why = FAILED, f"Not applied: {err.message}"
             else:
+                status = UNCONFIRMED
                 why = (
-                    "Sent to the guest, but its result could not be read, so it may have been applied: "
-                    f"`azrdp history {vm.name} -g {vm.resource_group} --guest` shows what it did, "
-                    f"`azrdp undo {vm.name} -g {vm.resource_group} --run-id {vmr.run_id}` takes back "
-                    "whatever it applied."
+                    f"Sent to the guest; its answer could not be read, so it may have been applied: {settle}"
                 )
                 vmr.notes.append(why)
             for step in todo:
-                step.status = FAILED
+                step.status = status
                 step.error = why
             return
         assert report.run is not None
@@ -1006,12 +1024,19 @@ def _make_clients(
 
 
 def _stop_vm(vmr: VmRepair, stop: Stop, *, in_flight: bool = False) -> None:
-    """A VM whose work the stop cut short: what did not start says so, and why."""
+    """A VM whose work the stop cut short: a step whose intent is journalled and unconfirmed was in
+    flight; what did not start says so, and why. (`vmr.changes` must be set.)"""
     reason = stop.reason or INTERRUPTED
     why = stop.not_started("this step") or f"Not started: {reason}."
+    open_kinds = {c.kind for c in vmr.unconfirmed if c.run_id == vmr.run_id}
     for step in vmr.steps:
         if step.step.actionable and step.status == PLANNED:
-            step.status, step.error = NOT_RUN, why
+            kind = "guest-run" if step.step.where is Where.GUEST else CHANGE_KIND.get(step.step.id, "")
+            if in_flight and kind in open_kinds:
+                step.status = UNCONFIRMED
+                step.error = "In flight when azrdp stopped waiting: it may have been applied."
+            else:
+                step.status, step.error = NOT_RUN, why
     vmr.stopped = reason
     vmr.in_flight = in_flight
     if reason == TIMED_OUT and vmr.error is None:
@@ -1135,6 +1160,7 @@ def run_repair(
             applying = supervise(apply, prepared, options.concurrency, stop, grace)
             for applied in applying.outcomes:
                 vmr = applied.item
+                vmr.changes = ledger.for_run(vmr.run_id)
                 if applied.error is not None and vmr.error is None:
                     vmr.error = applied.error  # isolated: this VM's error, the others carry on
                 if isinstance(applied.error, Interrupted):
