@@ -178,8 +178,6 @@ function Get-AzrdpKeyFacts {
             $k.f = [string]$cng.UniqueName
             $cng.Dispose()
         }
-        $k.c = Limit-AzrdpText -Value $k.c
-        $k.pn = Limit-AzrdpText -Value $k.pn
     }
     catch { $k.e = Limit-AzrdpText -Value $_.Exception.Message -Limit $Limits.error }
     if ($null -ne $k.f) {
@@ -207,6 +205,10 @@ function Get-AzrdpKeyFacts {
         }
     }
     elseif ($null -ne $k.f) { $k.o = 0 }
+    # Cut for the output only now: the key was opened with the full names (a provider name such as
+    # 'Microsoft Enhanced RSA and AES Cryptographic Provider' is longer than the text limit).
+    $k.c = Limit-AzrdpText -Value $k.c
+    $k.pn = Limit-AzrdpText -Value $k.pn
     return $k
 }
 
