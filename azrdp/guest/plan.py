@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from azrdp.guest import facts as gf
+from azrdp.guest import sddl as gs
 from azrdp.guest.wire import pack_token, unpack_token
 
 PLAN_VERSION = 1
@@ -84,6 +85,10 @@ KEY_FILE = re.compile(
 # A container moved aside: .azrdp-<run>, and -new for the one Windows created during that run.
 ASIDE = re.compile(r"^(?P<name>.+)\.azrdp-(?P<run>[0-9a-f]{12})(-new)?$")
 ACL_TARGETS = ("mk", "rds", "rdc")  # plus key:<file> (MachineKeys) and cng:<file> (Crypto\Keys)
+# The owners SYSTEM may set: itself and a group of its token with the owner attribute. Any other SID
+# needs SeRestorePrivilege enabled (Learn: SetSecurityInfo; "SE_RESTORE_NAME"), which .NET's
+# SetAccessControl never enables (only Set-Acl does, and it writes the SACL first).
+OWNERS = (gs.SYSTEM, gs.ADMINISTRATORS)
 START_MODES = {"Auto": "Automatic", "Manual": "Manual", "Disabled": "Disabled"}
 ACTIONS = ("start", "stop", "restart")
 RUN_ID = re.compile(r"^[0-9a-f]{12}$")
@@ -315,6 +320,8 @@ class Acl(Op):
         _check_acl(self.target_id)
         if self.take_ownership and not self.target_id.startswith(("key:", "cng:")):
             raise PlanError("takeown is for key files only")
+        if self.owner and _owner(self.sddl) not in OWNERS:
+            raise PlanError("azrdp sets an owner only to SYSTEM or Administrators")
 
     def target(self) -> str:
         _, _, name = self.target_id.partition(":")
@@ -327,8 +334,19 @@ class Acl(Op):
         return self.sddl
 
     def inverse(self, recorded_after: Any = None) -> list[Op]:
+        """The DACL as it was; the owner too when SYSTEM may set it. After takeown the old owner is
+        one that locked SYSTEM out, never SYSTEM or Administrators: SYSTEM stays the owner (the
+        default of a key container, reference C-KEY)."""
         now = recorded_after if isinstance(recorded_after, str) else self.sddl
-        return [Acl(self.target_id, now, self.expect, owner=self.owner)]
+        owner = (self.owner or self.take_ownership) and _owner(self.expect) in OWNERS
+        return [Acl(self.target_id, now, self.expect, owner=bool(owner))]
+
+
+def _owner(text: str) -> str | None:
+    try:
+        return gs.parse(text).owner
+    except gs.SddlError:
+        return None
 
 
 @dataclass(frozen=True)

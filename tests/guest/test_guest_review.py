@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+from guest_driver import Guest
+
+from azrdp.guest import plan as gp
 from azrdp.guest import scripts
+from azrdp.guest.wire import pack_token
 
 
 def functions(text: str) -> dict[str, list[str]]:
@@ -58,3 +63,64 @@ def test_a_value_cut_for_the_output_is_never_used_afterwards_as_an_input() -> No
     key = "\n".join(functions(scripts.collector_text())["Get-AzrdpKeyFacts"])
     assert key.index("CspParameters($k.pt, $k.pn, $k.c)") < key.index("$k.pn = Limit-AzrdpText")
     assert key.index("CngKey]::Open($k.c") < key.index("$k.c = Limit-AzrdpText")
+
+
+# --- owners -------------------------------------------------------------------------------------
+
+THUMB = "0F0F0F0F0F0F0F0F0F0F0F0F0F0F0F0F0F0F0F0F"
+LOCKED_OUT = "O:S-1-5-21-1-2-3-1001D:P(A;;FR;;;SY)"  # SYSTEM reads the DACL, cannot write it
+
+
+def test_the_owner_section_is_written_and_write_owner_asked_only_when_the_owner_changes_here() -> None:
+    """The executor opened the Remote Desktop store key with TakeOwnership (WRITE_OWNER) to edit
+    its DACL, and wrote the Owner section after takeown: an owner holds READ_CONTROL and WRITE_DAC
+    implicitly, never WRITE_OWNER, so the shipped store-denied repair (a Deny KA for SYSTEM) and
+    every locked-out key file failed on Windows with access denied."""
+    acl = "\n".join(functions(scripts.executor_text())["Invoke-AzrdpAclOp"])
+    assert "if ([int]$Op.own -eq 1 -and [int]$Op.tk -ne 1) { $sections = $OwnerAndDacl }" in acl
+    opened = re.findall(r"RegistryRights\]'([^']*)'", acl)
+    assert opened == ["ChangePermissions, ReadPermissions", "ChangePermissions, ReadPermissions, TakeOwnership"]
+    assert acl.index("if ($sections -eq $OwnerAndDacl) { $rights =") > acl.index("'ChangePermissions, ReadPermissions'")
+
+
+def test_windows_refuses_an_owner_without_write_owner_or_outside_the_token() -> None:
+    """The model now checks what Windows checks when the Owner section is written."""
+    cases = [
+        # SYSTEM owns it (READ_CONTROL, WRITE_DAC implicitly) but is not granted WRITE_OWNER.
+        ("O:SYD:P(A;;FR;;;SY)(A;;FR;;;NS)", "O:BAD:P(A;;FA;;;SY)(A;;FR;;;NS)", "unauthorized"),
+        # A user SID as owner needs SeRestorePrivilege, which SetAccessControl does not enable.
+        ("O:SYD:P(A;;FA;;;SY)", "O:S-1-5-21-1-2-3-1001D:P(A;;FA;;;SY)(A;;FR;;;NS)", "not allowed to be the owner"),
+    ]
+    for now, new, error in cases:
+        guest = Guest({"certificates": [{"thumbprint": THUMB, "key": {"sddl": now}}]})
+        facts = guest.collect().facts
+        assert facts is not None and facts.certs is not None
+        key = facts.certs.certs[0].key
+        assert key is not None and key.file and key.sddl == now
+        step = gp.Step("machinekeys-acl", (gp.Acl(f"key:{key.file}", now, new, owner=True),))
+        plan = gp.Plan("c1c2c3c4c5c6", (step,), 600)
+        # Sent as it is: azrdp's own validation refuses the second one before the guest sees it.
+        out = guest.run("execute", scripts.execute_parameters(plan.run_id, pack_token(plan.to_wire())))
+        assert out.run is not None and out.run.steps[0].status == "rolledBack", out.run
+        assert error in (out.run.steps[0].error or ""), out.run.steps[0].error
+    with pytest.raises(gp.PlanError, match="owner only to SYSTEM or Administrators"):
+        gp.Acl("mk", "O:SYD:", "O:S-1-5-21-1-2-3-1001D:P(A;;FA;;;SY)", owner=True).validate()
+
+
+def test_undo_of_a_takeown_restores_the_dacl_and_leaves_system_the_owner() -> None:
+    """The inverse of a takeown'd key ACL asked to put the old owner back; Windows refuses an owner
+    outside SYSTEM's token without SeRestorePrivilege, so undo (and the rollback of a failing step)
+    failed every time. The DACL goes back; SYSTEM, the default owner of a key container, stays."""
+    guest = Guest({"certificates": [{"thumbprint": THUMB, "key": {"sddl": LOCKED_OUT}}]})
+    plan, _ = guest.plan()
+    (acl,) = [op for op in plan.ops if isinstance(op, gp.Acl)]
+    assert acl.take_ownership
+    (inverse,) = acl.inverse()
+    assert isinstance(inverse, gp.Acl) and not inverse.owner and inverse.sddl == LOCKED_OUT
+    out = guest.execute(plan)
+    assert out.run is not None and out.run.state == "applied", out.run
+    undo = guest.execute(guest.undo_plan(plan.run_id))
+    assert undo.run is not None and undo.run.state == "applied", undo.run
+    after = guest.collect().facts
+    assert after is not None and after.certs is not None and after.certs.certs[0].key is not None
+    assert after.certs.certs[0].key.sddl == "O:SYD:P(A;;FR;;;SY)"

@@ -147,15 +147,28 @@ class Run:
         if not allows(holder.sd, w.SYSTEM_TOKEN, w.READ_CONTROL, access_kind):
             raise Failed("Attempted to perform an unauthorized operation.")
         self.confirm(record, sddl_of(holder.sd), op)
+        # The Owner section is written only when the owner changes here: takeown already makes
+        # SYSTEM the owner (it enables SeTakeOwnershipPrivilege itself).
+        set_owner = int(op["own"]) == 1 and int(op["tk"]) != 1
         if int(op["tk"]) == 1:
             holder.sd = holder.sd.__class__(w.SYSTEM, holder.sd.group, holder.sd.dacl_flags, holder.sd.dacl)
-        elif not allows(holder.sd, w.SYSTEM_TOKEN, w.WRITE_DAC, access_kind):
+        # Writing a section needs its right on the object (the registry key is opened with exactly
+        # those rights): the owner holds READ_CONTROL and WRITE_DAC implicitly, never WRITE_OWNER
+        # (Learn: "How AccessCheck Works").
+        wanted = w.READ_CONTROL | w.WRITE_DAC | (w.WRITE_OWNER if set_owner else 0)
+        if not allows(holder.sd, w.SYSTEM_TOKEN, wanted, access_kind):
             raise Failed("Attempted to perform an unauthorized operation.")
         try:
             new = parse(str(op["to"]))
         except SddlError as exc:
             raise Failed(f"The SDDL form of a security descriptor object is invalid: {exc}") from None
-        owner = new.owner if int(op["own"]) == 1 and new.owner is not None else holder.sd.owner
+        owner = holder.sd.owner
+        if set_owner and new.owner is not None:
+            # Without SeRestorePrivilege (which SetAccessControl does not enable) an owner must be
+            # the caller or a group of its token with the owner attribute: ERROR_INVALID_OWNER (1307).
+            if new.owner not in (w.SYSTEM, "S-1-5-32-544"):
+                raise Failed("The security identifier is not allowed to be the owner of this object.")
+            owner = new.owner
         holder.sd = holder.sd.__class__(owner, holder.sd.group, new.dacl_flags, new.dacl)
         record["a"] = sddl_of(holder.sd)
 

@@ -211,8 +211,11 @@ function Invoke-AzrdpAclOp {
     $target = Resolve-AzrdpAclTarget -Id ([string]$Op.o)
     $now = Get-AzrdpSddl -Kind $target.kind -Path $target.path
     Confirm-AzrdpPrior -Record $Record -Now $now -Op $Op -Dir $Dir
+    # An owner holds READ_CONTROL and WRITE_DAC implicitly, never WRITE_OWNER ("How AccessCheck
+    # Works"): the Owner section is written, and WRITE_OWNER asked for, only when the owner changes
+    # here. After takeown SYSTEM already is the owner, so only the DACL is written.
     $sections = [System.Security.AccessControl.AccessControlSections]::Access
-    if ([int]$Op.own -eq 1) { $sections = $OwnerAndDacl }
+    if ([int]$Op.own -eq 1 -and [int]$Op.tk -ne 1) { $sections = $OwnerAndDacl }
     if ([int]$Op.tk -eq 1) {
         # This one file only: no /a (Administrators), no /r (recursion).
         $code = Invoke-AzrdpNative -Exe 'takeown.exe' -Arguments @('/f', $target.path)
@@ -225,7 +228,8 @@ function Invoke-AzrdpAclOp {
     if ($target.kind -eq 'dir') { [System.IO.Directory]::SetAccessControl($target.path, $security) }
     elseif ($target.kind -eq 'file') { [System.IO.File]::SetAccessControl($target.path, $security) }
     else {
-        $rights = [System.Security.AccessControl.RegistryRights]'ChangePermissions, ReadPermissions, TakeOwnership'
+        $rights = [System.Security.AccessControl.RegistryRights]'ChangePermissions, ReadPermissions'
+        if ($sections -eq $OwnerAndDacl) { $rights = [System.Security.AccessControl.RegistryRights]'ChangePermissions, ReadPermissions, TakeOwnership' }
         $key = [Microsoft.Win32.Registry]::LocalMachine.OpenSubKey($target.path, [Microsoft.Win32.RegistryKeyPermissionCheck]::ReadWriteSubTree, $rights)
         try { $key.SetAccessControl($security) } finally { $key.Close() }
     }
