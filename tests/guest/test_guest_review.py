@@ -8,8 +8,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from guest_driver import Guest
+from guest_driver import Guest, ids
 
+from azrdp.emulator.guest_scenarios import FIPS
 from azrdp.guest import plan as gp
 from azrdp.guest import scripts
 from azrdp.guest.wire import pack_token
@@ -79,8 +80,13 @@ def test_the_owner_section_is_written_and_write_owner_asked_only_when_the_owner_
     acl = "\n".join(functions(scripts.executor_text())["Invoke-AzrdpAclOp"])
     assert "if ([int]$Op.own -eq 1 -and [int]$Op.tk -ne 1) { $sections = $OwnerAndDacl }" in acl
     opened = re.findall(r"RegistryRights\]'([^']*)'", acl)
-    assert opened == ["ChangePermissions, ReadPermissions", "ChangePermissions, ReadPermissions, TakeOwnership"]
-    assert acl.index("if ($sections -eq $OwnerAndDacl) { $rights =") > acl.index("'ChangePermissions, ReadPermissions'")
+    assert opened == [
+        "ChangePermissions, ReadPermissions",
+        "ChangePermissions, ReadPermissions, TakeOwnership",
+    ]
+    assert acl.index("if ($sections -eq $OwnerAndDacl) { $rights =") > acl.index(
+        "'ChangePermissions, ReadPermissions'"
+    )
 
 
 def test_windows_refuses_an_owner_without_write_owner_or_outside_the_token() -> None:
@@ -89,7 +95,11 @@ def test_windows_refuses_an_owner_without_write_owner_or_outside_the_token() -> 
         # SYSTEM owns it (READ_CONTROL, WRITE_DAC implicitly) but is not granted WRITE_OWNER.
         ("O:SYD:P(A;;FR;;;SY)(A;;FR;;;NS)", "O:BAD:P(A;;FA;;;SY)(A;;FR;;;NS)", "unauthorized"),
         # A user SID as owner needs SeRestorePrivilege, which SetAccessControl does not enable.
-        ("O:SYD:P(A;;FA;;;SY)", "O:S-1-5-21-1-2-3-1001D:P(A;;FA;;;SY)(A;;FR;;;NS)", "not allowed to be the owner"),
+        (
+            "O:SYD:P(A;;FA;;;SY)",
+            "O:S-1-5-21-1-2-3-1001D:P(A;;FA;;;SY)(A;;FR;;;NS)",
+            "not allowed to be the owner",
+        ),
     ]
     for now, new, error in cases:
         guest = Guest({"certificates": [{"thumbprint": THUMB, "key": {"sddl": now}}]})
@@ -124,3 +134,40 @@ def test_undo_of_a_takeown_restores_the_dacl_and_leaves_system_the_owner() -> No
     after = guest.collect().facts
     assert after is not None and after.certs is not None and after.certs.certs[0].key is not None
     assert after.certs.certs[0].key.sddl == "O:SYD:P(A;;FR;;;SY)"
+
+
+# --- FIPS ----------------------------------------------------------------------------------------
+
+
+def test_on_a_fips_vm_the_listener_key_is_still_located_and_fixed() -> None:
+    """The collector named a CAPI key file with MD5, which .NET before 4.8 refuses under the FIPS
+    policy (a setting azrdp itself reports): on such a VM every key read as unknown and the main
+    0x904 cause went unseen. The key's own unique name, read when SYSTEM opens it, names it now
+    (and checker rule `fips` keeps such algorithms inside a try that falls back)."""
+    fips = {FIPS: {"Enabled": 1}}
+    guest = Guest({"registry": fips, "certificates": [{"thumbprint": THUMB, "keyReadable": False}]})
+    facts = guest.collect().facts
+    assert facts is not None and facts.certs is not None
+    key = facts.certs.certs[0].key
+    assert key is not None and key.error is None and key.opens == 0 and key.exists is True
+    assert key.file is not None and key.file.startswith("f686aace6942fb7f7ceb231212eef4a4_")
+    assert "machinekeys-acl-corrupt" in ids(guest.findings())
+    plan, _ = guest.plan()
+    out = guest.execute(plan)
+    assert out.run is not None and out.run.state == "applied", out.run
+    assert guest.machine().listener_key_readable()
+    # A key SYSTEM cannot open there: its file stays unknown, never judged lost, never removed.
+    damaged = Guest({"registry": fips, "certificates": [{"thumbprint": THUMB, "keyOpens": False}]})
+    facts = damaged.collect().facts
+    assert facts is not None and facts.certs is not None
+    key = facts.certs.certs[0].key
+    assert key is not None and key.file is None and key.exists is None and key.opens != 0
+    plan, _ = damaged.plan()
+    assert not [op for op in plan.ops if isinstance(op, (gp.CertRemove, gp.KeyRename))]
+    # In the script: MD5 inside a try that falls back, the name from the opened key otherwise.
+    body = "\n".join(functions(scripts.collector_text())["Get-AzrdpKeyFacts"])
+    assert "catch { $k.f = $null }" in body
+    assert "if ($null -eq $k.f) { $k.f = [string]$rsa.CspKeyContainerInfo.UniqueKeyContainerName }" in body
+    assert body.index("UniqueKeyContainerName") < body.index(
+        "$path = Join-Path -Path $folder -ChildPath $k.f"
+    )

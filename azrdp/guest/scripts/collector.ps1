@@ -166,10 +166,16 @@ function Get-AzrdpKeyFacts {
         if ($null -ne $k.c -and $k.pt -ne 0) {
             # CAPI names the file after the MD5 of the lower-case container name and its NUL, as four
             # little-endian words, then the MachineGuid (TSSecKeySet1: f686aace..., the reference).
-            $hash = [System.Security.Cryptography.MD5]::Create().ComputeHash([System.Text.Encoding]::ASCII.GetBytes($k.c.ToLowerInvariant() + [char]0))
-            $name = ''
-            foreach ($i in 0, 4, 8, 12) { $name += [System.BitConverter]::ToUInt32($hash, $i).ToString('x8') }
-            $k.f = $name + '_' + $Guid
+            # Under the FIPS policy .NET before 4.8 refuses MD5 (Learn: retargeting changes for 4.8;
+            # Server 2016 ships 4.6.2): the key's own unique name, read below when SYSTEM opens it,
+            # names the file then.
+            try {
+                $hash = [System.Security.Cryptography.MD5]::Create().ComputeHash([System.Text.Encoding]::ASCII.GetBytes($k.c.ToLowerInvariant() + [char]0))
+                $name = ''
+                foreach ($i in 0, 4, 8, 12) { $name += [System.BitConverter]::ToUInt32($hash, $i).ToString('x8') }
+                $k.f = $name + '_' + $Guid
+            }
+            catch { $k.f = $null }
         }
         elseif ($null -ne $k.c) {
             $folder = $CngKeys
@@ -180,14 +186,6 @@ function Get-AzrdpKeyFacts {
         }
     }
     catch { $k.e = Limit-AzrdpText -Value $_.Exception.Message -Limit $Limits.error }
-    if ($null -ne $k.f) {
-        $path = Join-Path -Path $folder -ChildPath $k.f
-        $k.x = Test-Path -LiteralPath $path
-        if ($k.x) {
-            try { $k.sd = Get-AzrdpSddl -Kind 'file' -Path $path }
-            catch { $k.e = Limit-AzrdpText -Value $_.Exception.Message -Limit $Limits.error }
-        }
-    }
     if ($null -ne $k.c -and $k.pt -ne 0) {
         # SYSTEM opens the key: proves the container is intact. The HRESULT when it cannot.
         try {
@@ -195,7 +193,8 @@ function Get-AzrdpKeyFacts {
             $csp.Flags = [System.Security.Cryptography.CspProviderFlags]'UseMachineKeyStore, UseExistingKey'
             $csp.KeyNumber = $spec
             $rsa = New-Object System.Security.Cryptography.RSACryptoServiceProvider($csp)
-            $rsa.Dispose()
+            try { if ($null -eq $k.f) { $k.f = [string]$rsa.CspKeyContainerInfo.UniqueKeyContainerName } }
+            finally { $rsa.Dispose() }
             $k.o = 0
         }
         catch {
@@ -205,6 +204,14 @@ function Get-AzrdpKeyFacts {
         }
     }
     elseif ($null -ne $k.f) { $k.o = 0 }
+    if ($null -ne $k.f) {
+        $path = Join-Path -Path $folder -ChildPath $k.f
+        $k.x = Test-Path -LiteralPath $path
+        if ($k.x) {
+            try { $k.sd = Get-AzrdpSddl -Kind 'file' -Path $path }
+            catch { $k.e = Limit-AzrdpText -Value $_.Exception.Message -Limit $Limits.error }
+        }
+    }
     # Cut for the output only now: the key was opened with the full names (a provider name such as
     # 'Microsoft Enhanced RSA and AES Cryptographic Provider' is longer than the text limit).
     $k.c = Limit-AzrdpText -Value $k.c
