@@ -72,8 +72,13 @@ REG_READS: Mapping[str, tuple[str, ...]] = {
 }
 # Which FirewallPolicy key belongs to which profile.
 PROFILE_KEYS: Mapping[str, str] = {"Domain": "fwdom", "Private": "fwstd", "Public": "fwpub"}
-# .NET's RegistryValueKind names, as the collector prints them.
+# .NET's RegistryValueKind names, as the collector prints them (and the kinds azrdp writes).
 REG_TYPES = ("DWord", "QWord", "String", "ExpandString", "MultiString", "Binary")
+# What .NET cannot read as its type: REG_NONE (RegistryValueKind.Unknown is 0, REG_NONE's number:
+# referencesource RegistryValueKind.cs), REG_DWORD_BIG_ENDIAN and an oversized REG_DWORD/QWORD
+# (read as bytes), REG_LINK and REG_RESOURCE_LIST (read as nothing): RegistryKey.InternalGetValue.
+# The collector reports them as kind Unknown with their bytes in hex ("" for nothing).
+REG_UNKNOWN = "Unknown"
 
 SERVICE_NAMES = (
     "TermService",
@@ -207,6 +212,7 @@ class RegEntry:
             "ExpandString": lambda v: isinstance(v, str),
             "MultiString": lambda v: isinstance(v, (list, tuple)) and all(isinstance(s, str) for s in v),
             "Binary": lambda v: isinstance(v, str) and _is_hex(v),
+            REG_UNKNOWN: lambda v: isinstance(v, str) and _is_hex(v),
         }.get(self.kind or "")
         if ok is None or not ok(self.data):
             raise ValueError(f"{where}: registry data {self.data!r} does not fit kind {self.kind!r}")
@@ -215,12 +221,13 @@ class RegEntry:
 
     @property
     def number(self) -> int | None:
-        """DWORD/QWORD as unsigned; a decimal string (WinStationsDisabled is REG_SZ "0"/"1") too."""
+        """DWORD/QWORD as unsigned; a decimal string (WinStationsDisabled is REG_SZ "0"/"1") too.
+        Never a kind .NET could not read (its hex is bytes, not a number)."""
         if self.kind == "DWord" and isinstance(self.data, int):
             return self.data & 0xFFFFFFFF
         if self.kind == "QWord" and isinstance(self.data, int):
             return self.data & 0xFFFFFFFFFFFFFFFF
-        if isinstance(self.data, str) and self.data.strip().isdigit():
+        if self.kind != REG_UNKNOWN and isinstance(self.data, str) and self.data.strip().isdigit():
             return int(self.data.strip())
         return None
 

@@ -10,7 +10,8 @@ import re
 import pytest
 from guest_driver import Guest, ids
 
-from azrdp.emulator.guest_scenarios import FIPS
+from azrdp.emulator.guest_scenarios import FIPS, TS
+from azrdp.guest import facts as gf
 from azrdp.guest import plan as gp
 from azrdp.guest import scripts
 from azrdp.guest.wire import pack_token
@@ -171,3 +172,34 @@ def test_on_a_fips_vm_the_listener_key_is_still_located_and_fixed() -> None:
     assert body.index("UniqueKeyContainerName") < body.index(
         "$path = Join-Path -Path $folder -ChildPath $k.f"
     )
+
+
+# --- registry values .NET cannot read as their type ----------------------------------------------
+
+
+def test_a_registry_value_of_a_kind_dotnet_cannot_read_keeps_the_report_valid() -> None:
+    """.NET reads REG_NONE as kind Unknown with bytes: the collector printed the bytes as a JSON
+    array under kind Unknown, azrdp's parser refused the whole report as off-contract, and one odd
+    value made the VM undiagnosable. They are hex under kind Unknown now, never read as a number."""
+    guest = Guest({"registry": {TS: {"fDenyTSConnections": {"kind": "None", "data": "01000000"}}}})
+    report = guest.collect()
+    assert report.facts is not None, report.error
+    entry = report.facts.value("ts", "fDenyTSConnections")
+    assert entry is not None and (entry.kind, entry.data, entry.number) == ("Unknown", "01000000", None)
+    assert gf.RegEntry("winlogon", "WinStationsDisabled", "String", "1").number == 1
+    # azrdp never writes a kind it cannot name; the executor refuses one too.
+    with pytest.raises(gp.PlanError, match="unknown registry kind"):
+        gp.RegSet("ts", "fDenyTSConnections", None, ("Unknown", "01000000")).validate()
+    step = gp.Step(
+        "rdp-listener", (gp.RegSet("ts", "fDenyTSConnections", ("Unknown", "01000000"), ("Unknown", "00")),)
+    )
+    plan = gp.Plan("e1e2e3e4e5e6", (step,), 600)
+    out = guest.run("execute", scripts.execute_parameters(plan.run_id, pack_token(plan.to_wire())))
+    assert out.run is not None and "cannot be written" in (out.run.steps[0].error or ""), out.run
+    for script, name in ((scripts.collector_text(), None), (scripts.executor_text(), "Get-AzrdpRegState")):
+        text = "\n".join(functions(script)[name]) if name else script
+        assert (
+            "if ($data -is [byte[]]) { $data = [System.BitConverter]::ToString([byte[]]$data).Replace('-', '') }"
+            in text
+        )
+        assert "@('String', 'ExpandString', 'Binary') -notcontains $kind) { $kind = 'Unknown' }" in text

@@ -36,6 +36,10 @@ def reg_state(value: w.RegValue | None) -> list[Any] | None:
         data = bytes(data).hex().upper()
     elif value.kind == "MultiString":
         data = list(data)
+    elif value.kind == "None":
+        # REG_NONE: GetValueKind answers Unknown (its number, 0), GetValue the bytes
+        # (referencesource RegistryValueKind.cs, RegistryKey.InternalGetValue).
+        return [gf.REG_UNKNOWN, bytes(data).hex().upper()]
     return [value.kind, data]
 
 

@@ -117,6 +117,8 @@ class Run:
             data = bytes.fromhex(str(data))
         elif kind == "MultiString":
             data = [str(v) for v in data]
+        elif kind not in ("String", "ExpandString"):
+            raise Failed(f"A registry value of kind {kind} cannot be written.")
         self.m.registry.set(path, op["n"], kind, data)
         record["a"] = reg_state(self.m.registry.get(path, op["n"]))
 

@@ -206,6 +206,8 @@ def reg_value(value: Any, where: str) -> tuple[str, Any]:
             return ("Binary", bytes.fromhex(data))
         if kind == "MultiString" and isinstance(data, list):
             return ("MultiString", [str(v) for v in data])
+        if kind == "None" and isinstance(data, str):
+            return ("None", bytes.fromhex(data))  # REG_NONE
     raise ScenarioError(
         f"{where}: registry values are integers, strings, 'hex:..', string lists or {{kind, data}}"
     )

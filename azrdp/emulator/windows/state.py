@@ -84,7 +84,7 @@ class ApiError(Exception):
 @dataclass
 class RegValue:
     name: str
-    kind: str  # RegistryValueKind: DWord, QWord, String, ExpandString, MultiString, Binary
+    kind: str  # RegistryValueKind: DWord, QWord, String, ExpandString, MultiString, Binary; None (REG_NONE)
     data: Any  # int (unsigned), str, list[str], bytes
 
 

@@ -281,10 +281,15 @@ function Get-AzrdpFacts {
             $present.Add($alias)
             foreach ($valueName in $RegReads[$alias]) {
                 $data = $key.GetValue($valueName, $null, 'DoNotExpandEnvironmentNames')
-                if ($null -eq $data) { continue }
+                if ($null -eq $data -and @($key.GetValueNames()) -notcontains $valueName) { continue }
                 $kind = [string]$key.GetValueKind($valueName)
-                # Binary becomes hex here, inline: a function returning the array would enumerate it.
-                if ($kind -eq 'Binary') { $data = [System.BitConverter]::ToString([byte[]]$data).Replace('-', '') }
+                # Bytes become hex here, inline (a function returning the array would enumerate it). .NET
+                # reads REG_NONE (kind Unknown), REG_DWORD_BIG_ENDIAN and an oversized REG_DWORD/QWORD as
+                # bytes, and a REG_LINK or REG_RESOURCE_LIST as nothing (RegistryKey.InternalGetValue):
+                # all of them are kind Unknown, hex or empty.
+                if ($data -is [byte[]]) { $data = [System.BitConverter]::ToString([byte[]]$data).Replace('-', '') }
+                if ($null -eq $data) { $data = '' }
+                if ($data -is [string] -and @('String', 'ExpandString', 'Binary') -notcontains $kind) { $kind = 'Unknown' }
                 $entries.Add(@($alias, $valueName, $kind, $data))
                 if ($alias -eq 'rdptcp' -and $valueName -eq 'PortNumber' -and $kind -eq 'DWord' -and $data -ge 1 -and $data -le 65535) { $ctx.port = [int]$data }
                 if ($alias -eq 'rdptcp' -and $valueName -eq 'SSLCertificateSHA1Hash' -and $kind -eq 'Binary') { $ctx.pin = [string]$data }

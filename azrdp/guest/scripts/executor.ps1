@@ -152,9 +152,12 @@ function Get-AzrdpRegState {
     $key = Get-Item -LiteralPath $Path -ErrorAction SilentlyContinue
     if ($null -eq $key) { return $null }
     $data = $key.GetValue($Name, $null, 'DoNotExpandEnvironmentNames')
-    if ($null -eq $data) { return $null }
+    if ($null -eq $data -and @($key.GetValueNames()) -notcontains $Name) { return $null }
     $kind = [string]$key.GetValueKind($Name)
-    if ($kind -eq 'Binary') { $data = [System.BitConverter]::ToString([byte[]]$data).Replace('-', '') }
+    # As the collector reads it: bytes as hex, a kind .NET cannot read as its type Unknown.
+    if ($data -is [byte[]]) { $data = [System.BitConverter]::ToString([byte[]]$data).Replace('-', '') }
+    if ($null -eq $data) { $data = '' }
+    if ($data -is [string] -and @('String', 'ExpandString', 'Binary') -notcontains $kind) { $kind = 'Unknown' }
     return , @($kind, $data)
 }
 
@@ -175,7 +178,8 @@ function Invoke-AzrdpRegOp {
             $value = New-Object byte[] ($hex.Length / 2)
             for ($i = 0; $i -lt $value.Length; $i++) { $value[$i] = [System.Convert]::ToByte($hex.Substring(2 * $i, 2), 16) }
         }
-        else { $value = [string]$value }
+        elseif ($kind -eq 'String' -or $kind -eq 'ExpandString') { $value = [string]$value }
+        else { throw ('A registry value of kind ' + $kind + ' cannot be written.') }
         $key = [Microsoft.Win32.Registry]::LocalMachine.CreateSubKey($subKey)
         try { $key.SetValue([string]$Op.n, $value, [Microsoft.Win32.RegistryValueKind]$kind) } finally { $key.Close() }
     }
