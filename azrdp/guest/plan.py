@@ -90,6 +90,7 @@ ACL_TARGETS = ("mk", "rds", "rdc")  # plus key:<file> (MachineKeys) and cng:<fil
 # SetAccessControl never enables (only Set-Acl does, and it writes the SACL first).
 OWNERS = (gs.SYSTEM, gs.ADMINISTRATORS)
 START_MODES = {"Auto": "Automatic", "Manual": "Manual", "Disabled": "Disabled"}
+SET_START_MODES = ("", *START_MODES.values())  # what svc.cfg's sm may carry ("" leaves it)
 ACTIONS = ("start", "stop", "restart")
 RUN_ID = re.compile(r"^[0-9a-f]{12}$")
 

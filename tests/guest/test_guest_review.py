@@ -203,3 +203,50 @@ def test_a_registry_value_of_a_kind_dotnet_cannot_read_keeps_the_report_valid() 
             in text
         )
         assert "@('String', 'ExpandString', 'Binary') -notcontains $kind) { $kind = 'Unknown' }" in text
+
+
+# --- the allow-list -----------------------------------------------------------------------------
+
+
+def _plan_with(op: dict[str, object]) -> str:
+    base = {"i": 0, "chk": 1, "of": -1, "w": 5, "x": None}
+    step = {"id": "rdp-listener", "b": 0, "ops": [{**base, **op}], "rb": []}
+    return pack_token({"v": gp.PLAN_VERSION, "run": "f1f2f3f4f5f6", "dl": 600, "u": "", "steps": [step]})
+
+
+def test_the_executor_allow_list_checks_the_kind_first_and_every_steering_field() -> None:
+    """A kind outside $OpKinds passed when it began with reg., svc. or cert. (the prefix branches
+    replaced the kind check: 'reg.x' ran as a delete, 'cert.x' as a restore), and cert.put's source
+    run (a path part), svc.ctl's action, fw.set's values and takeown on a non-file target were never
+    checked; names compared case-insensitively where azrdp's lists are exact."""
+    bad = [
+        {"k": "reg.x", "key": "ts", "n": "fDenyTSConnections"},
+        {"k": "reg.del", "key": "TS", "n": "fDenyTSConnections", "dk": 0},
+        {"k": "cert.x", "s": "rd", "tp": "A" * 40, "sr": ""},
+        {"k": "cert.put", "s": "rd", "tp": "A" * 40, "sr": "..\\..\\Users\\Public"},
+        {"k": "svc.ctl", "n": "TermService", "a": "kill"},
+        {"k": "svc.cfg", "n": "TermService", "sm": "Boot", "acct": ""},
+        {"k": "fw.set", "n": "RemoteDesktop-UserMode-In-TCP", "en": "Yes", "act": "", "lp": ""},
+        {"k": "fw.prof", "n": "Public", "inb": "Maybe"},
+        {"k": "acl", "o": "mk", "to": "O:SYD:", "own": 0, "tk": 1},
+        {"k": "wait.lsn", "p": "3389;"},
+    ]
+    for op in bad:
+        out = Guest().run("execute", scripts.execute_parameters("f1f2f3f4f5f6", _plan_with(op)))
+        assert (out.error_code, out.run) == ("plan", None), op
+    good = {"k": "fw.set", "n": "RemoteDesktop-UserMode-In-TCP", "en": "", "act": "Block", "lp": "Any"}
+    out = Guest().run("execute", scripts.execute_parameters("f1f2f3f4f5f6", _plan_with(good)))
+    assert out.error_code != "plan", out.error  # a rollback may set a rule back to Block, or Any
+    body = "\n".join(functions(scripts.executor_text())["Assert-AzrdpAllowed"])
+    assert "$ok = $OpKinds -ccontains $kind\n    if (-not $ok) { $ok = $false }" in body
+    # Plan fields are compared case-sensitively (-ceq, -ccontains, -cmatch), as Python compares.
+    loose = r"(?<!\[int\])\$Op\.\w+\s+-i?(eq|like|match|contains)\b|-i?contains\s+\[string\]\$Op\."
+    assert not re.search(loose, body), re.findall(loose, body)
+    assert table_array("StartModes") == gp.SET_START_MODES
+    assert table_array("ServiceActions") == gp.ACTIONS
+
+
+def table_array(name: str) -> tuple[str, ...]:
+    match = re.search(rf"^\${name} = @\((.*)\)$", scripts.executor_text(), re.M)
+    assert match is not None, name
+    return tuple(re.findall(r"'([^']*)'", match.group(1)))

@@ -43,30 +43,52 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def _text(value: Any) -> str:
+    """A field as PowerShell's [string] cast reads it ($null is '')."""
+    return "" if value is None else str(value)
+
+
 def allowed(op: Mapping[str, Any]) -> bool:
-    """Assert-AzrdpAllowed."""
-    kind = str(op.get("k"))
+    """Assert-AzrdpAllowed: the kind first, then every field naming a target or steering the op."""
+    kind = _text(op.get("k"))
     if kind not in gp.KINDS:
         return False
     if kind.startswith("reg."):
-        return str(op.get("n")) in gp.REG_WRITABLE.get(str(op.get("key")), ())
-    if kind.startswith("svc."):
-        return op.get("n") in gp.SERVICES
+        return _text(op.get("n")) in gp.REG_WRITABLE.get(_text(op.get("key")), ())
+    if kind == "svc.cfg":
+        return op.get("n") in gp.SERVICES and _text(op.get("sm")) in gp.SET_START_MODES
+    if kind == "svc.ctl":
+        return op.get("n") in gp.SERVICES and _text(op.get("a")) in gp.ACTIONS
     if kind == "fw.set":
-        return op.get("n") in gp.FW_RULES or bool(gp.CUSTOM_RULE.match(str(op.get("n"))))
+        return (
+            (op.get("n") in gp.FW_RULES or bool(gp.CUSTOM_RULE.match(_text(op.get("n")))))
+            and _text(op.get("en")) in ("", "True", "False")
+            and _text(op.get("act")) in ("", "Allow", "Block")
+            and re.fullmatch(r"[A-Za-z0-9,-]*", _text(op.get("lp"))) is not None
+        )
     if kind in ("fw.new", "fw.del"):
-        name = str(op.get("n"))
-        return name == gf.CUSTOM_RULE_PREFIX + str(op.get("p")) and bool(gp.CUSTOM_RULE.match(name))
+        name = _text(op.get("n"))
+        return name == gf.CUSTOM_RULE_PREFIX + _text(op.get("p")) and bool(gp.CUSTOM_RULE.match(name))
     if kind == "fw.prof":
-        return op.get("n") in gf.PROFILES
+        return op.get("n") in gf.PROFILES and _text(op.get("inb")) in ("True", "False", "NotConfigured")
     if kind == "acl":
-        target = str(op.get("o"))
+        target = _text(op.get("o"))
         prefix, _, name = target.partition(":")
-        return target in ACL_TARGETS or (prefix in ("key", "cng") and bool(KEY_FILE.match(name)))
+        if target in ACL_TARGETS:
+            return int(op.get("tk") or 0) == 0  # takeown is for key files only
+        return prefix in ("key", "cng") and bool(KEY_FILE.match(name))
     if kind == "key.ren":
-        return bool(KEY_FILE.match(str(op.get("n")))) and bool(KEY_FILE.match(str(op.get("to"))))
-    if kind.startswith("cert."):
-        return op.get("s") == "rd" and bool(re.fullmatch(r"[0-9A-F]{40}|@", str(op.get("tp"))))
+        return bool(KEY_FILE.match(_text(op.get("n")))) and bool(KEY_FILE.match(_text(op.get("to"))))
+    if kind == "cert.rm":
+        return op.get("s") == "rd" and bool(re.fullmatch(r"[0-9A-F]{40}|@", _text(op.get("tp"))))
+    if kind == "cert.put":
+        return (
+            op.get("s") == "rd"
+            and bool(re.fullmatch(r"[0-9A-F]{40}", _text(op.get("tp"))))
+            and bool(re.fullmatch(r"([0-9a-f]{12})?", _text(op.get("sr"))))
+        )
+    if kind == "wait.lsn":
+        return bool(re.fullmatch(r"[1-9][0-9]{0,4}", _text(op.get("p"))))
     return True
 
 

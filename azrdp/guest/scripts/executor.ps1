@@ -22,6 +22,8 @@ $RegWritable = @{
 # Never the guest agent: Run Command needs it.
 $ServicesAllowed = @('TermService', 'UmRdpService', 'SessionEnv', 'KeyIso', 'CertPropSvc', 'CryptSvc', 'MpsSvc', 'BFE')
 $ProfilesAllowed = @('Domain', 'Private', 'Public')
+$StartModes = @('', 'Automatic', 'Manual', 'Disabled')
+$ServiceActions = @('start', 'stop', 'restart')
 $KeyFilePattern = '^[0-9a-f]{32}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(\.azrdp-[0-9a-f]{12}(-new)?)?$'
 $CustomRulePattern = '^azrdp-RDP-[0-9]{1,5}$'
 # Only SYSTEM and Administrators, inherited by the run folders.
@@ -113,18 +115,24 @@ function ConvertFrom-AzrdpToken {
 }
 
 function Assert-AzrdpAllowed {
-    # Every operation, forward or rollback, is checked against the allow-lists before anything runs.
+    # Every operation, forward or rollback, is checked against the allow-lists before anything runs:
+    # its kind first (each branch below only narrows it), then every field that names a target or
+    # steers what the primitive does, compared case-sensitively as azrdp.guest.plan does.
     param($Op)
     $kind = [string]$Op.k
-    $ok = $OpKinds -contains $kind
-    if ($kind -like 'reg.*') { $ok = $RegWritable.ContainsKey([string]$Op.key) -and $RegWritable[[string]$Op.key] -contains [string]$Op.n }
-    elseif ($kind -like 'svc.*') { $ok = $ServicesAllowed -contains [string]$Op.n }
-    elseif ($kind -eq 'fw.set') { $ok = $RdpRules -contains [string]$Op.n -or [string]$Op.n -cmatch $CustomRulePattern }
+    $ok = $OpKinds -ccontains $kind
+    if (-not $ok) { $ok = $false }
+    elseif ($kind -like 'reg.*') { $ok = @($RegWritable.Keys) -ccontains [string]$Op.key -and $RegWritable[[string]$Op.key] -ccontains [string]$Op.n }
+    elseif ($kind -eq 'svc.cfg') { $ok = $ServicesAllowed -ccontains [string]$Op.n -and $StartModes -ccontains [string]$Op.sm }
+    elseif ($kind -eq 'svc.ctl') { $ok = $ServicesAllowed -ccontains [string]$Op.n -and $ServiceActions -ccontains [string]$Op.a }
+    elseif ($kind -eq 'fw.set') { $ok = ($RdpRules -ccontains [string]$Op.n -or [string]$Op.n -cmatch $CustomRulePattern) -and @('', 'True', 'False') -ccontains [string]$Op.en -and @('', 'Allow', 'Block') -ccontains [string]$Op.act -and [string]$Op.lp -cmatch '^[A-Za-z0-9,-]*$' }
     elseif ($kind -eq 'fw.new' -or $kind -eq 'fw.del') { $ok = [string]$Op.n -ceq ($CustomRulePrefix + [string]$Op.p) -and [string]$Op.n -cmatch $CustomRulePattern }
-    elseif ($kind -eq 'fw.prof') { $ok = $ProfilesAllowed -contains [string]$Op.n }
-    elseif ($kind -eq 'acl') { $ok = @('mk', 'rds', 'rdc') -contains [string]$Op.o -or [string]$Op.o -cmatch ('^(key|cng):' + $KeyFilePattern.Substring(1)) }
+    elseif ($kind -eq 'fw.prof') { $ok = $ProfilesAllowed -ccontains [string]$Op.n -and @('True', 'False', 'NotConfigured') -ccontains [string]$Op.inb }
+    elseif ($kind -eq 'acl') { $ok = (@('mk', 'rds', 'rdc') -ccontains [string]$Op.o -and [int]$Op.tk -eq 0) -or [string]$Op.o -cmatch ('^(key|cng):' + $KeyFilePattern.Substring(1)) }
     elseif ($kind -eq 'key.ren') { $ok = [string]$Op.n -cmatch $KeyFilePattern -and [string]$Op.to -cmatch $KeyFilePattern }
-    elseif ($kind -like 'cert.*') { $ok = [string]$Op.s -eq 'rd' -and [string]$Op.tp -cmatch '^([0-9A-F]{40}|@)$' }
+    elseif ($kind -eq 'cert.rm') { $ok = [string]$Op.s -ceq 'rd' -and [string]$Op.tp -cmatch '^([0-9A-F]{40}|@)$' }
+    elseif ($kind -eq 'cert.put') { $ok = [string]$Op.s -ceq 'rd' -and [string]$Op.tp -cmatch '^[0-9A-F]{40}$' -and [string]$Op.sr -cmatch '^([0-9a-f]{12})?$' }
+    elseif ($kind -eq 'wait.lsn') { $ok = [string]$Op.p -cmatch '^[1-9][0-9]{0,4}$' }
     if (-not $ok) { throw ('plan: operation ' + $kind + ' is outside the allow-list.') }
 }
 
