@@ -8,9 +8,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from guest_driver import Guest, ids
+from guest_driver import NOW, Guest, ids
 
 from azrdp.emulator.guest_scenarios import FIPS, TS
+from azrdp.emulator.windows import executor, image
 from azrdp.guest import facts as gf
 from azrdp.guest import plan as gp
 from azrdp.guest import scripts
@@ -250,3 +251,39 @@ def table_array(name: str) -> tuple[str, ...]:
     match = re.search(rf"^\${name} = @\((.*)\)$", scripts.executor_text(), re.M)
     assert match is not None, name
     return tuple(re.findall(r"'([^']*)'", match.group(1)))
+
+
+# --- service waits -------------------------------------------------------------------------------
+
+
+def test_a_service_op_takes_its_bound_once_not_once_per_wait() -> None:
+    """Each WaitForStatus of a restart got the op's full bound (stop, start, every dependent), and
+    ServiceController.Stop() waited up to 30 s more for each running dependent: a restart declared
+    60 s could take 210 s and run the executor past its deadline, its rollback grace and azrdp's own
+    Run Command wait. Every wait now gets what is left of one bound."""
+    body = functions(scripts.executor_text())["Invoke-AzrdpServiceOp"]
+    code = [ln.strip() for ln in body if not ln.strip().startswith("#")]
+    assert (
+        sum(
+            "$until = (Get-Date).Add((Get-AzrdpWait -Seconds ([int]$Op.w) -Deadline $Deadline))" in ln
+            for ln in code
+        )
+        == 1
+    )
+    waits = [i for i, ln in enumerate(code) if "WaitForStatus(" in ln]
+    assert len(waits) == 4
+    for index in waits:
+        assert code[index - 1] == "$wait = Get-AzrdpWait -Seconds ([int]$Op.w) -Deadline $until", code[
+            index - 1
+        ]
+    # Dependents are stopped here, before Stop() would stop them with its own 30 s waits.
+    assert min(i for i, ln in enumerate(code) if "$dependent.Stop()" in ln) < code.index("$service.Stop()")
+    # On the model: a restart whose dependent hangs on its start ends within the op's bound.
+    machine = image.load({"services": {"UmRdpService": {"hang": "start"}}}, NOW)
+    run = executor.Run(machine, "a9a9a9a9a9a9", 600)
+    op = gp.ServiceControl("TermService", "restart", "Running", 60).wire(0)
+    record: dict[str, object] = {"i": 0, "g": 0, "op": op, "s": "applying", "p": None, "a": None, "e": None}
+    started = machine.clock
+    with pytest.raises(executor.Failed):
+        run.apply(op, record, run.deadline)
+    assert (machine.clock - started).total_seconds() <= 60 + 1

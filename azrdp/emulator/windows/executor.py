@@ -272,29 +272,35 @@ class Run:
         self.confirm(record, now, checked)
         if "Pending" in now:
             raise Refused(f"{op['n']} is {now}")
-        wait = self._wait(int(op["w"]), deadline)
+        # One bound for the whole op; every wait gets what is left of it (at least 1 s, as
+        # Get-AzrdpWait), the running dependents stopped first within it.
+        until = self.m.clock + timedelta(seconds=self._wait(int(op["w"]), deadline))
+
+        def left() -> float:
+            return self._wait(int(op["w"]), until)
+
         dependents: list[str] = []
         if op["a"] != "start" and service.state == "Running":
             for dependent in self.m.dependents(service.name):
                 if dependent.state == "Running":
                     dependents.append(dependent.name)
                     self.m.stop_service(dependent.name)
-                    self._await(dependent.name, "Stopped", 30)  # Stop() waits 30 s per dependent
+                    self._await(dependent.name, "Stopped", left())
             self.m.stop_service(service.name)
-            self._await(service.name, "Stopped", wait)
+            self._await(service.name, "Stopped", left())
         if op["a"] != "stop":
             try:
                 self.m.start_service(service.name)
             except w.ApiError as exc:
                 raise Failed(f"Cannot start service {op['n']}: {exc}") from None
-            self._await(service.name, "Running", wait)
+            self._await(service.name, "Running", left())
             if op["a"] == "restart":
-                for name in dependents:
+                for name in reversed(dependents):
                     try:
                         self.m.start_service(name)
                     except w.ApiError as exc:
                         raise Failed(f"Cannot start service {name}: {exc}") from None
-                    self._await(name, "Running", wait)
+                    self._await(name, "Running", left())
         record["a"] = service.state.replace(" ", "")
 
     def _rule_state(self, name: str) -> dict[str, Any] | None:

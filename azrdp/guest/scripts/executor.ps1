@@ -333,8 +333,11 @@ function Get-AzrdpWait {
 
 function Invoke-AzrdpServiceOp {
     # Never the blocking cmdlets (they wait without bound on a pending service): the controller's
-    # Start/Stop and WaitForStatus with a timeout. A pending service is refused. Stop() stops the
-    # running dependents first (at most 30 s each); a restart starts them again.
+    # Start/Stop and WaitForStatus with a timeout. A pending service is refused. The op has one
+    # bound (its w, capped by the deadline) and every wait gets what is left of it, so a restart
+    # with dependents takes w, not w for each wait. Running dependents (DependentServices lists
+    # them in a safe stopping order) are stopped here within that bound: Stop() would otherwise
+    # stop them itself and wait 30 s for each (ServiceController.Stop). A restart starts them again.
     param($Op, $Record, [string]$Dir, [datetime]$Deadline)
     $service = Get-Service -Name ([string]$Op.n)
     $now = [string]$service.Status
@@ -343,21 +346,33 @@ function Invoke-AzrdpServiceOp {
     Confirm-AzrdpPrior -Record $Record -Now $now -Op $Op -Dir $Dir
     $Op.x = $check
     if ($now -like '*Pending') { throw ('refused: ' + [string]$Op.n + ' is ' + $now) }
-    $wait = Get-AzrdpWait -Seconds ([int]$Op.w) -Deadline $Deadline
+    $until = (Get-Date).Add((Get-AzrdpWait -Seconds ([int]$Op.w) -Deadline $Deadline))
     $dependents = New-Object 'System.Collections.Generic.List[object]'
     if ([string]$Op.a -ne 'start' -and $now -eq 'Running') {
-        foreach ($dependent in $service.DependentServices) { if ([string]$dependent.Status -eq 'Running') { $dependents.Add([string]$dependent.Name) } }
+        foreach ($dependent in $service.DependentServices) {
+            if ([string]$dependent.Status -ne 'Running') { continue }
+            $dependents.Add([string]$dependent.Name)
+            $dependent.Stop()
+            $wait = Get-AzrdpWait -Seconds ([int]$Op.w) -Deadline $until
+            $dependent.WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Stopped, $wait)
+        }
         $service.Stop()
+        $wait = Get-AzrdpWait -Seconds ([int]$Op.w) -Deadline $until
         $service.WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Stopped, $wait)
     }
     if ([string]$Op.a -ne 'stop') {
         $service.Refresh()
         if ([string]$service.Status -ne 'Running') { $service.Start() }
+        $wait = Get-AzrdpWait -Seconds ([int]$Op.w) -Deadline $until
         $service.WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, $wait)
         if ([string]$Op.a -eq 'restart') {
+            # In start order (the reverse of the stopping order); one Windows started meanwhile is
+            # left as it is (Start() on a running service throws).
+            $dependents.Reverse()
             foreach ($dependentName in $dependents) {
                 $dependent = Get-Service -Name $dependentName
-                $dependent.Start()
+                if ([string]$dependent.Status -ne 'Running') { $dependent.Start() }
+                $wait = Get-AzrdpWait -Seconds ([int]$Op.w) -Deadline $until
                 $dependent.WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, $wait)
             }
         }
