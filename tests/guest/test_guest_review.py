@@ -287,3 +287,54 @@ def test_a_service_op_takes_its_bound_once_not_once_per_wait() -> None:
     with pytest.raises(executor.Failed):
         run.apply(op, record, run.deadline)
     assert (machine.clock - started).total_seconds() <= 60 + 1
+
+
+# --- records that cannot be written --------------------------------------------------------------
+
+
+def test_a_record_that_cannot_be_written_after_a_change_rolls_its_step_back_and_keeps_the_result() -> None:
+    """The record written after each change sat outside the op's try: when it failed (a full disk,
+    one of the faults azrdp diagnoses; a file a scanner holds), the exception left the run with the
+    step half applied and never rolled back, and the run's result was lost ("internal"). Such a
+    change now fails its step, which is rolled back, and the result comes back."""
+    guest = Guest({"registry": {TS: {"fDenyTSConnections": 1}}})
+    plan, _ = guest.plan()
+    assert [(op.KIND, getattr(op, "name", "")) for op in plan.steps[0].ops][:2] == [
+        ("reg.set", "fDenyTSConnections"),
+        ("svc.ctl", "TermService"),
+    ]
+    guest.vm.setdefault("_emulator", {})["failSaves"] = [1]
+    out = guest.execute(plan)
+    assert out.run is not None, out.error
+    step = out.run.steps[0]
+    assert (step.status, step.error) == ("rolledBack", executor.DISK_FULL)
+    facts = out.facts
+    assert facts is not None and facts.number("ts", "fDenyTSConnections") == 1  # the first op reverted
+    code = [ln.strip() for ln in functions(scripts.executor_text())["Invoke-AzrdpExecute"]]
+    applied = code.index("$applied.Add([int]$op.i)")
+    assert code[applied + 3] == "Save-AzrdpRecord -Record $record -Dir $dir"  # inside the op's try
+    assert code[applied + 4] == "}" and code[applied + 5] == "catch {"
+    # Every write after the first change sits inside a try: none can abort the run.
+    opened = max(i for i, line in enumerate(code[:applied]) if line == "try {")
+    tail = "\n".join(code[opened:])
+    for write in re.finditer(r"Save-AzrdpRecord|Write-AzrdpJson", tail):
+        assert inside_try(tail, write.start()), tail[write.start() : write.start() + 60]
+    undo = functions(scripts.executor_text())["Undo-AzrdpStep"]
+    assert "try { Save-AzrdpRecord -Record $Records[[int]$op.of] -Dir $Dir }" in [ln.strip() for ln in undo]
+
+
+def inside_try(text: str, position: int) -> bool:
+    """Whether `position` lies in the block of a `try {` (braces matched from the text's start)."""
+    stack: list[bool] = []
+    index = 0
+    while index < position:
+        if text.startswith("try {", index):
+            stack.append(True)
+            index += 5
+            continue
+        if text[index] == "{":
+            stack.append(False)
+        elif text[index] == "}" and stack:
+            stack.pop()
+        index += 1
+    return any(stack)

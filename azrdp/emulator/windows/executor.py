@@ -11,6 +11,7 @@ the model's state, never from knowledge of what azrdp meant to repair.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Mapping
@@ -92,15 +93,25 @@ def allowed(op: Mapping[str, Any]) -> bool:
     return True
 
 
+DISK_FULL = "There is not enough space on the disk."
+
+
 class Run:
     def __init__(
-        self, m: w.Machine, run_id: str, deadline_s: int, fail_ops: frozenset[int] = frozenset()
+        self,
+        m: w.Machine,
+        run_id: str,
+        deadline_s: int,
+        fail_ops: frozenset[int] = frozenset(),
+        fail_saves: frozenset[int] = frozenset(),
     ) -> None:
         self.m = m
         self.run_id = run_id
         self.deadline = m.clock + timedelta(seconds=deadline_s)
         self.records: dict[int, dict[str, Any]] = {}
         self.fail_ops = fail_ops  # tests: ops that fail as if Windows refused them
+        # tests: ops whose record cannot be written once they changed something (a full disk)
+        self.fail_saves = fail_saves
         self.data = m.azrdp.runs.setdefault(run_id, {"run": {}, "ops": {}, "certs": {}})
 
     # -- records --
@@ -114,6 +125,8 @@ class Run:
 
     def save(self, record: dict[str, Any]) -> None:
         if int(record["i"]) >= 0:
+            if int(record["i"]) in self.fail_saves and record["s"] != "applying":
+                raise Failed(DISK_FULL)
             self.data["ops"][str(record["i"])] = json.loads(json.dumps(record))
 
     # -- the ops --
@@ -415,7 +428,11 @@ def _root_trusted(m: w.Machine) -> None:
 
 
 def execute(
-    m: w.Machine, run_id: str, token: str, fail_ops: frozenset[int] = frozenset()
+    m: w.Machine,
+    run_id: str,
+    token: str,
+    fail_ops: frozenset[int] = frozenset(),
+    fail_saves: frozenset[int] = frozenset(),
 ) -> tuple[dict[str, Any] | None, str | None, str | None]:
     """Invoke-AzrdpExecute: (run result, error, error code). The facts after are collected by the caller."""
     if not re.fullmatch(r"[0-9a-f]{12}", run_id):
@@ -443,7 +460,7 @@ def execute(
     try:
         if run_id in m.azrdp.runs:
             raise Failed(f"Run {run_id} already exists in this guest.")
-        return _execute(m, run_id, plan, fail_ops), None, None
+        return _execute(m, run_id, plan, fail_ops, fail_saves), None, None
     except Failed as exc:
         return None, gf.limit_text(str(exc), gf.LIMITS["fatal"]), "internal"
     finally:
@@ -451,8 +468,10 @@ def execute(
             m.azrdp.lock = None
 
 
-def _execute(m: w.Machine, run_id: str, plan: dict[str, Any], fail_ops: frozenset[int]) -> dict[str, Any]:
-    run = Run(m, run_id, int(plan["dl"]), fail_ops)
+def _execute(
+    m: w.Machine, run_id: str, plan: dict[str, Any], fail_ops: frozenset[int], fail_saves: frozenset[int]
+) -> dict[str, Any]:
+    run = Run(m, run_id, int(plan["dl"]), fail_ops, fail_saves)
     m.azrdp.order.append(run_id)
     steps: list[dict[str, Any]] = []
     results: list[dict[str, Any]] = []
@@ -493,10 +512,14 @@ def _execute(m: w.Machine, run_id: str, plan: dict[str, Any], fail_ops: frozense
                 run.apply(op, record, run.deadline)
                 record["s"] = "applied"
                 applied.append(int(op["i"]))
+                # A change whose record cannot be written fails its step (rolled back).
+                run.save(record)
             except (Refused, Failed) as exc:
                 record["s"] = outcome["s"] = "refused" if isinstance(exc, Refused) else "failed"
                 record["e"] = outcome["e"] = gf.limit_text(str(exc), gf.LIMITS["error"])
-            run.save(record)
+            if record["s"] != "applied":
+                with contextlib.suppress(Failed):
+                    run.save(record)
             results.append(
                 {"i": op["i"], "s": record["s"], "e": record["e"], "p": record["p"], "a": record["a"]}
             )
@@ -554,11 +577,14 @@ def _rollback(run: Run, step: dict[str, Any], applied: list[int], deadline: Any)
         }
         try:
             run.apply(op, record, deadline)
-            forward = run.records[int(op["of"])]
-            forward["s"] = "rolledBack"
-            run.save(forward)
         except (Refused, Failed):
             failed += 1
+            continue
+        # Reverted, whether or not its record can still be written.
+        forward = run.records[int(op["of"])]
+        forward["s"] = "rolledBack"
+        with contextlib.suppress(Failed):
+            run.save(forward)
     return failed
 
 

@@ -98,8 +98,10 @@ function Enter-AzrdpLock {
 }
 
 function Exit-AzrdpLock {
+    # Never throws: the run's result matters more than the lock, which expires anyway.
     param([string]$Run)
-    if ([System.IO.File]::Exists($LockFile) -and [string](Read-AzrdpJson -Path $LockFile).run -eq $Run) { [System.IO.File]::Delete($LockFile) }
+    try { if ([System.IO.File]::Exists($LockFile) -and [string](Read-AzrdpJson -Path $LockFile).run -eq $Run) { [System.IO.File]::Delete($LockFile) } }
+    catch { $null = $_ }
 }
 
 function ConvertFrom-AzrdpToken {
@@ -476,12 +478,15 @@ function Undo-AzrdpStep {
         if (-not $Applied.Contains([int]$op.of)) { continue }
         if ([string]$op.k -eq 'cert.rm' -and [string]$op.tp -eq '@') { $op.tp = [string]$Records[[int]$op.of].a }
         $record = New-AzrdpRecord -Op $op -Step -1
-        try {
-            Invoke-AzrdpOp -Op $op -Record $record -Dir $Dir -Deadline $Deadline
-            $Records[[int]$op.of].s = 'rolledBack'
-            Save-AzrdpRecord -Record $Records[[int]$op.of] -Dir $Dir
+        try { Invoke-AzrdpOp -Op $op -Record $record -Dir $Dir -Deadline $Deadline }
+        catch {
+            $failed += 1
+            continue
         }
-        catch { $failed += 1 }
+        # Reverted, whether or not its record can still be written (a full disk).
+        $Records[[int]$op.of].s = 'rolledBack'
+        try { Save-AzrdpRecord -Record $Records[[int]$op.of] -Dir $Dir }
+        catch { $null = $_ }
     }
     return $failed
 }
@@ -540,6 +545,9 @@ function Invoke-AzrdpExecute {
                     Invoke-AzrdpOp -Op $op -Record $record -Dir $dir -Deadline $deadline
                     $record.s = 'applied'
                     $applied.Add([int]$op.i)
+                    # A change whose record cannot be written (a full disk, a file held by a scanner)
+                    # fails its step, which is rolled back: the guest's records are the undo's source.
+                    Save-AzrdpRecord -Record $record -Dir $dir
                 }
                 catch {
                     $message = $_.Exception.Message
@@ -553,7 +561,10 @@ function Invoke-AzrdpExecute {
                     $record.e = Limit-AzrdpText -Value $message -Limit $Limits.error
                     $outcome.e = $record.e
                 }
-                Save-AzrdpRecord -Record $record -Dir $dir
+                if ($record.s -ne 'applied') {
+                    try { Save-AzrdpRecord -Record $record -Dir $dir }
+                    catch { $null = $_ }
+                }
                 $results.Add([ordered]@{ i = [int]$op.i; s = $record.s; e = $record.e; p = $record.p; a = $record.a })
                 if ($record.s -ne 'applied') { break }
             }
@@ -572,17 +583,22 @@ function Invoke-AzrdpExecute {
             elseif ([int]$step.b -eq 1) { $atBoot = $true }
             $stepIndex += 1
         }
-        if ($state -eq 'applied' -and [string]$document.u -ne '') {
-            $undone = Join-Path -Path (Join-Path -Path $BackupRoot -ChildPath ([string]$document.u)) -ChildPath 'run.json'
-            if (Test-Path -LiteralPath $undone) {
-                $old = Read-AzrdpJson -Path $undone
-                $old.st = 'undone'
-                Write-AzrdpJson -Path $undone -Value $old
+        # Past the changes nothing may lose the run's result: the records are best effort now.
+        try {
+            if ($state -eq 'applied' -and [string]$document.u -ne '') {
+                $undone = Join-Path -Path (Join-Path -Path $BackupRoot -ChildPath ([string]$document.u)) -ChildPath 'run.json'
+                if (Test-Path -LiteralPath $undone) {
+                    $old = Read-AzrdpJson -Path $undone
+                    $old.st = 'undone'
+                    Write-AzrdpJson -Path $undone -Value $old
+                }
             }
         }
+        catch { $null = $_ }
         $run.st = $state
         $run.rb = $atBoot
-        Write-AzrdpJson -Path (Join-Path -Path $dir -ChildPath 'run.json') -Value $run
+        try { Write-AzrdpJson -Path (Join-Path -Path $dir -ChildPath 'run.json') -Value $run }
+        catch { $null = $_ }
     }
     finally { Exit-AzrdpLock -Run $RunId }
     $Report.r = [ordered]@{ id = $RunId; st = $state; dir = $dir; steps = $steps; ops = $results; all = $true }
