@@ -106,6 +106,10 @@ ROLLBACK_GRACE = 120
 MIN_DEADLINE = 60
 MAX_DEADLINE = 600
 MIN_TIMEOUT = MIN_DEADLINE + ROLLBACK_GRACE + COLLECTOR_SECONDS + 30
+# The guest lock lasts the deadline, the rollback grace and this margin (executor.ps1 $LockMargin);
+# a lock file that does not read (torn while written) holds LOCK_LONGEST from when it was written.
+LOCK_MARGIN = 120
+LOCK_LONGEST = MAX_DEADLINE + ROLLBACK_GRACE + LOCK_MARGIN
 
 
 def deadline_for(run_command_timeout: float) -> int:

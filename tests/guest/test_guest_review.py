@@ -6,6 +6,7 @@ reads the parsed scripts; where Windows' behaviour was missing from the model, t
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from guest_driver import NOW, Guest, ids
@@ -338,3 +339,36 @@ def inside_try(text: str, position: int) -> bool:
             stack.pop()
         index += 1
     return any(stack)
+
+
+# --- the guest lock ------------------------------------------------------------------------------
+
+
+def test_a_torn_lock_file_holds_for_the_longest_a_lock_lasts_never_forever() -> None:
+    """A lock file without JSON in it (the run killed, or the VM losing power, while it was being
+    written) made every later execute answer `locked`, with the parse error, forever: nothing ever
+    expired it. It holds now for the longest a lock lasts from when it was written."""
+    for minutes, locked in ((2, True), (15, False)):
+        written = (NOW - timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        guest = Guest(
+            {
+                "registry": {TS: {"fDenyTSConnections": 1}},
+                "azrdp": {"lock": {"torn": True, "written": written}},
+            }
+        )
+        plan, _ = guest.plan()
+        out = guest.execute(plan)
+        if locked:
+            assert out.error_code == "locked" and "an unreadable lock holds the guest lock" in (
+                out.error or ""
+            )
+        else:
+            assert out.run is not None and out.run.state == "applied", out.error
+            assert guest.machine().azrdp.lock is None
+    assert gp.LOCK_LONGEST == 14 * 60  # 2 min < 14 min < 15 min
+    text = scripts.executor_text()
+    assert re.search(rf"^\$LockMargin = {gp.LOCK_MARGIN}$", text, re.M)
+    assert re.search(rf"^\$RollbackGrace = {gp.ROLLBACK_GRACE}$", text, re.M)
+    assert re.search(rf"^\$LockLongest = {gp.MAX_DEADLINE} \+ \$RollbackGrace \+ \$LockMargin$", text, re.M)
+    enter = "\n".join(functions(text)["Enter-AzrdpLock"])
+    assert inside_try(enter, enter.index("Read-AzrdpJson -Path $LockFile"))

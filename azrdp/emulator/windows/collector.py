@@ -359,6 +359,9 @@ def _azrdp(m: w.Machine) -> gf.AzrdpFacts:
         run = data.runs[run_id]["run"]
         runs.append(gf.RunFacts(run["id"], run["t"], run["boot"], run["st"], bool(run["rb"]), run["u"]))
     lock = data.lock
+    if lock is not None and lock.torn:
+        # ConvertFrom-Json of an empty file (the section fails, as the script's does).
+        raise w.ApiError("Cannot bind argument to parameter 'InputObject' because it is an empty string.")
     return gf.AzrdpFacts(
         data.owner,
         tuple(runs),

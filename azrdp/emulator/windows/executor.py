@@ -27,7 +27,7 @@ from azrdp.guest.sddl import SddlError, owner_and_dacl, parse
 from azrdp.guest.wire import UnpackError, unpack_token
 
 ROLLBACK_GRACE = gp.ROLLBACK_GRACE
-LOCK_MARGIN = 240
+LOCK_MARGIN = gp.LOCK_MARGIN
 ACL_TARGETS = {"mk": ("dir", w.MACHINEKEYS), "rds": ("reg", w.RD_STORE), "rdc": ("reg", w.RD_CERTIFICATES)}
 KEY_FILE = re.compile(gp.KEY_FILE.pattern[:-1] + r"(\.azrdp-[0-9a-f]{12}(-new)?)?$")
 
@@ -453,8 +453,9 @@ def execute(
         return None, gf.limit_text(str(exc), gf.LIMITS["fatal"]), "internal"
     m.azrdp.exists = True
     lock = m.azrdp.lock
-    if lock is not None and lock.run != run_id and lock.until > m.clock:
-        message = f"run {lock.run} holds the guest lock until {gf.format_time(lock.until)}."
+    if lock is not None and (lock.torn or lock.run != run_id) and lock.until > m.clock:
+        holder = "an unreadable lock" if lock.torn else f"run {lock.run}"
+        message = f"{holder} holds the guest lock until {gf.format_time(lock.until)}."
         return None, gf.limit_text("locked: " + message, gf.LIMITS["fatal"]), "locked"
     m.azrdp.lock = w.Lock(run_id, m.clock + timedelta(seconds=int(plan["dl"]) + ROLLBACK_GRACE + LOCK_MARGIN))
     try:

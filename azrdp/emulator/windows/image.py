@@ -16,6 +16,7 @@ from typing import Any
 
 from azrdp.emulator.windows import state as w
 from azrdp.guest.facts import parse_time
+from azrdp.guest.plan import LOCK_LONGEST
 from azrdp.guest.sddl import SddlError, parse
 
 TLS_SERVER = {
@@ -526,6 +527,13 @@ def _load_azrdp(m: w.Machine, data: Mapping[str, Any]) -> None:
     lock = data.get("lock")
     if lock is not None:
         lock = _obj(lock, "guest.azrdp.lock")
+        if lock.get("torn"):
+            # A lock file with no JSON in it, written at `written`.
+            written = parse_time(str(lock.get("written", "")))
+            if written is None:
+                raise ScenarioError("guest.azrdp.lock.written: expected an ISO time")
+            m.azrdp.lock = w.Lock("", written + timedelta(seconds=LOCK_LONGEST), torn=True)
+            return
         until = parse_time(str(lock.get("until", "")))
         if until is None:
             raise ScenarioError("guest.azrdp.lock.until: expected an ISO time")
@@ -651,6 +659,14 @@ def dump(m: w.Machine) -> dict[str, Any]:
             "owner": m.azrdp.owner,
             "runs": m.azrdp.runs,
             "order": list(m.azrdp.order),
-            "lock": {"run": m.azrdp.lock.run, "until": _time(m.azrdp.lock.until)} if m.azrdp.lock else None,
+            "lock": _dump_lock(m.azrdp.lock),
         },
     }
+
+
+def _dump_lock(lock: w.Lock | None) -> dict[str, Any] | None:
+    if lock is None:
+        return None
+    if lock.torn:
+        return {"torn": True, "written": _time(lock.until - timedelta(seconds=LOCK_LONGEST))}
+    return {"run": lock.run, "until": _time(lock.until)}

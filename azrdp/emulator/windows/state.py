@@ -242,6 +242,9 @@ class Event:
 class Lock:
     run: str
     until: datetime
+    # The file holds no JSON (the run was killed, or the VM lost power, while writing it): `until`
+    # is when it was written plus the longest a lock lasts (azrdp.guest.plan.LOCK_LONGEST).
+    torn: bool = False
 
 
 @dataclass

@@ -29,6 +29,9 @@ $CustomRulePattern = '^azrdp-RDP-[0-9]{1,5}$'
 # Only SYSTEM and Administrators, inherited by the run folders.
 $BackupSddl = 'D:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)'
 $RollbackGrace = 120
+$LockMargin = 120
+# The longest a lock can be held: the longest deadline azrdp sends, the rollback grace, the margin.
+$LockLongest = 600 + $RollbackGrace + $LockMargin
 
 function Invoke-AzrdpNative {
     # Native tools never throw; under 'Stop' their StdErr would. Returns the exit code.
@@ -80,10 +83,19 @@ function Enter-AzrdpLock {
     # One run at a time: the lock names the run holding it and until when.
     param([string]$Run, [int]$Seconds)
     if ([System.IO.File]::Exists($LockFile)) {
-        $lock = Read-AzrdpJson -Path $LockFile
-        $until = [datetime]::Parse([string]$lock.exp, $Invariant, [System.Globalization.DateTimeStyles]'AssumeUniversal, AdjustToUniversal')
-        if ([string]$lock.run -ne $Run -and $until -gt (Get-Date).ToUniversalTime()) {
-            throw ('locked: run ' + [string]$lock.run + ' holds the guest lock until ' + [string]$lock.exp + '.')
+        # A lock that does not read (torn: the run was killed, or the VM lost power, while writing
+        # it) holds for the longest a lock can last from when it was written, never forever.
+        $holder = 'an unreadable lock'
+        $until = [System.IO.File]::GetLastWriteTimeUtc($LockFile).AddSeconds($LockLongest)
+        try {
+            $lock = Read-AzrdpJson -Path $LockFile
+            $expires = [datetime]::Parse([string]$lock.exp, $Invariant, [System.Globalization.DateTimeStyles]'AssumeUniversal, AdjustToUniversal')
+            $holder = 'run ' + [string]$lock.run
+            $until = $expires
+        }
+        catch { $holder = 'an unreadable lock' }
+        if ($holder -cne ('run ' + $Run) -and $until -gt (Get-Date).ToUniversalTime()) {
+            throw ('locked: ' + $holder + ' holds the guest lock until ' + (Format-AzrdpTime -Value $until) + '.')
         }
         [System.IO.File]::Delete($LockFile)
     }
@@ -509,7 +521,7 @@ function Invoke-AzrdpExecute {
         return
     }
     [void](Initialize-AzrdpRoot -Create $true)
-    try { Enter-AzrdpLock -Run $RunId -Seconds ([int]$document.dl + $RollbackGrace + 120) }
+    try { Enter-AzrdpLock -Run $RunId -Seconds ([int]$document.dl + $RollbackGrace + $LockMargin) }
     catch {
         $Report.ec = 'locked'
         $Report.e = Limit-AzrdpText -Value $_.Exception.Message -Limit $Limits.fatal
