@@ -372,3 +372,20 @@ def test_a_torn_lock_file_holds_for_the_longest_a_lock_lasts_never_forever() -> 
     assert re.search(rf"^\$LockLongest = {gp.MAX_DEADLINE} \+ \$RollbackGrace \+ \$LockMargin$", text, re.M)
     enter = "\n".join(functions(text)["Enter-AzrdpLock"])
     assert inside_try(enter, enter.index("Read-AzrdpJson -Path $LockFile"))
+
+
+# --- the process ---------------------------------------------------------------------------------
+
+
+def test_a_32_bit_powershell_is_refused_rather_than_read_through_wow64() -> None:
+    """Nothing checked the process's bitness: a 32-bit powershell.exe on 64-bit Windows reads
+    HKLM\\SOFTWARE\\WOW6432Node (no MachineGuid, other policies) and SysWOW64, so every fact would
+    silently come from another view. It is refused, as an old PowerShell is."""
+    out = Guest({"os": {"powerShell32Bit": True}}).collect()
+    assert out.error_code == "unsupported" and "32-bit" in (out.error or "") and out.facts is None
+    text = scripts.collector_text()
+    assert (
+        "elseif ([System.Environment]::Is64BitOperatingSystem -and -not [System.Environment]::Is64BitProcess) {"
+        in text
+    )
+    assert text.index("Is64BitProcess") < text.index("elseif ($Mode -eq 'collect')")

@@ -151,6 +151,12 @@ def _run(
     doc: dict[str, Any] = dict(base)
     if int(m.ps_version.split(".")[0]) < 5:
         doc.update(ec="unsupported", e=f"Windows PowerShell {m.ps_version} is too old; azrdp needs 5.1.")
+    elif m.ps_32bit:
+        doc.update(
+            ec="unsupported",
+            e="This is a 32-bit Windows PowerShell on 64-bit Windows, which sees a redirected registry and "
+            "System32; azrdp needs the 64-bit one.",
+        )
     elif not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         doc.update(ec="parameter", e="RdpPort must be a TCP port from 1 to 65535.")
     elif mode == "collect":

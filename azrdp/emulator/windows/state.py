@@ -268,6 +268,8 @@ class Machine:
     version: str = "10.0.20348"
     build: int = 20348
     ps_version: str = "5.1.20348.2849"
+    # The script ran in a 32-bit powershell.exe (SysWOW64): WOW64 redirects HKLM\SOFTWARE and System32.
+    ps_32bit: bool = False
     domain: bool = False
     machine_guid: str = "3d5a2b9e-8c1f-4e6a-9b2d-7f0e1c4a5b6d"
     computer: str = "vm-rdp01"

@@ -576,6 +576,12 @@ try {
         $report.ec = 'unsupported'
         $report.e = 'Windows PowerShell ' + [string]$PSVersionTable.PSVersion + ' is too old; azrdp needs 5.1.'
     }
+    elseif ([System.Environment]::Is64BitOperatingSystem -and -not [System.Environment]::Is64BitProcess) {
+        # WOW64 redirects HKLM\SOFTWARE (MachineGuid is not there) and System32: every fact would
+        # silently be another view's (Learn: "Registry Keys Affected by WOW64", "File System Redirector").
+        $report.ec = 'unsupported'
+        $report.e = 'This is a 32-bit Windows PowerShell on 64-bit Windows, which sees a redirected registry and System32; azrdp needs the 64-bit one.'
+    }
     elseif (-not [int]::TryParse($RdpPort, [ref]$portNumber) -or $portNumber -lt 1 -or $portNumber -gt 65535) {
         $report.ec = 'parameter'
         $report.e = 'RdpPort must be a TCP port from 1 to 65535.'
