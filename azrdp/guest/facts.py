@@ -120,6 +120,9 @@ LOCK_FILE = AZRDP_ROOT + r"\lock.json"
 # Caps the collector applies (collector.ps1's $Limits holds the same numbers; a test compares).
 LIMITS: Mapping[str, int] = {
     "text": 40,  # names, subjects, accounts, rule fields, process names
+    # A rule's local ports: azrdp judges from them whether the rule covers RDP's port, so a list is
+    # cut only past what a real rule holds (a port beyond a cut would read as not covered).
+    "ports": 200,
     "error": 80,  # one section or operation error message
     "fatal": 200,  # why a script refused to run (the envelope's e)
     "errors": 4,  # section errors kept

@@ -389,3 +389,27 @@ def test_a_32_bit_powershell_is_refused_rather_than_read_through_wow64() -> None
         in text
     )
     assert text.index("Is64BitProcess") < text.index("elseif ($Mode -eq 'collect')")
+
+
+# --- firewall port lists -------------------------------------------------------------------------
+
+
+def test_a_block_rule_naming_the_rdp_port_past_the_40th_character_still_blocks_it() -> None:
+    """Rule fields were cut to 40 characters, local ports too: a Block rule listing the RDP port
+    after that read as not covering it (azrdp judged RDP admitted while Windows blocked it), and
+    the collector ranked which Block rules to list from the cut text. Ports are cut only past what
+    a real rule holds, and ranked from the whole list."""
+    ports = "135,137,138,139,445,593,1433,1434,5985,5986,3389"
+    assert len(ports) > gf.LIMITS["text"]
+    rule = {"action": "Block", "localPorts": ports, "program": "Any", "service": "Any"}
+    guest = Guest({"firewall": {"rules": {"Corp-Hardening": rule}}})
+    facts = guest.collect().facts
+    assert facts is not None and facts.firewall is not None
+    assert [b.local_ports for b in facts.firewall.blocks] == [ports]
+    assert "firewall-rule-disabled" in ids(guest.findings())
+    assert re.search(r"^\s*ports = 200$", scripts.collector_text(), re.M) and gf.LIMITS["ports"] == 200
+    rule_text = "\n".join(functions(scripts.collector_text())["Get-AzrdpRule"])
+    assert "lp = Limit-AzrdpText -Value (@($port.LocalPort) -join ',') -Limit $Limits.ports" in rule_text
+    fw = scripts.collector_text()
+    fw = fw[fw.index("SectionName 'fw'") :]
+    assert "-like ('*,' + $ctx.port + ',*')" in fw and "$entry.lp -" not in fw

@@ -271,7 +271,7 @@ def _rule(r: w.Rule) -> gf.RuleFacts:
         r.direction,
         r.action,
         r.protocol,
-        _text(r.local_ports),
+        gf.limit_text(r.local_ports, LIMITS["ports"]),
         _text(r.remote),
         _text(r.program),
         _text(r.service),

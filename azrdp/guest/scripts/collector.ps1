@@ -21,6 +21,7 @@ $ConfirmPreference = 'None'
 $ContractVersion = 2
 $Limits = @{
     text = 40
+    ports = 200
     error = 80
     fatal = 200
     errors = 4
@@ -232,7 +233,7 @@ function Get-AzrdpRule {
         dir = [string]$Rule.Direction
         act = [string]$Rule.Action
         pr = [string]$port.Protocol
-        lp = Limit-AzrdpText -Value (@($port.LocalPort) -join ',')
+        lp = Limit-AzrdpText -Value (@($port.LocalPort) -join ',') -Limit $Limits.ports
         ra = Limit-AzrdpText -Value (@($address.RemoteAddress) -join ',')
         prg = Limit-AzrdpText -Value ([string]$program.Program)
         svc = Limit-AzrdpText -Value ([string]$service.Service)
@@ -457,10 +458,12 @@ function Get-AzrdpFacts {
         foreach ($rule in @(Get-NetFirewallRule -Direction Inbound -Action Block -Enabled True -PolicyStore ActiveStore -ErrorAction SilentlyContinue)) {
             $entry = Get-AzrdpRule -Rule $rule
             if ($entry.pr -ne 'TCP' -and $entry.pr -ne 'Any') { continue }
+            # Ranked from the whole list (the entry's may be cut).
+            $ports = @((Get-NetFirewallPortFilter -AssociatedNetFirewallRule $rule).LocalPort) -join ','
             $rank = 3
-            if ($entry.lp -eq 'Any') { $rank = 0 }
-            elseif ((',' + $entry.lp + ',') -like ('*,' + $ctx.port + ',*')) { $rank = 1 }
-            elseif ($entry.lp -like '*-*') { $rank = 2 }
+            if ($ports -eq 'Any') { $rank = 0 }
+            elseif ((',' + $ports + ',') -like ('*,' + $ctx.port + ',*')) { $rank = 1 }
+            elseif ($ports -like '*-*') { $rank = 2 }
             $candidates.Add(@($rank, $entry))
         }
         $blocks = New-Object 'System.Collections.Generic.List[object]'
