@@ -413,3 +413,20 @@ def test_a_block_rule_naming_the_rdp_port_past_the_40th_character_still_blocks_i
     fw = scripts.collector_text()
     fw = fw[fw.index("SectionName 'fw'") :]
     assert "-like ('*,' + $ctx.port + ',*')" in fw and "$entry.lp -" not in fw
+
+
+def test_the_collector_reads_the_firewall_in_a_fixed_number_of_queries() -> None:
+    """Four filter queries per rule (the RDP rules, azrdp's, every enabled inbound Block rule) and a
+    query per rule name: a firewall query costs about as much as the machine has rules, however few
+    it asks for (public measurements: tens of seconds each with ~1,000 rules), so a rule-heavy
+    server's collection ran for minutes, past the executor's budget for its final collection. Each
+    filter class is read once and joined by InstanceID; a rule missing there is asked for alone."""
+    text = scripts.collector_text()
+    lines = [ln.strip() for ln in text.splitlines() if not ln.strip().startswith("#")]
+    per_rule = [ln for ln in lines if "-AssociatedNetFirewallRule" in ln]
+    assert per_rule and all(
+        re.match(r"if \(\$null -eq \$\w+\) \{ \$\w+ = Get-NetFirewall", ln) for ln in per_rule
+    )
+    bulk = [ln for ln in lines if re.search(r"Get-NetFirewall\w+Filter -PolicyStore ActiveStore\)", ln)]
+    assert len(bulk) == 4 and all("$filters." in ln and ".InstanceID] = $filter" in ln for ln in bulk)
+    assert sum(ln.count("Get-NetFirewallRule ") for ln in lines) == 2
