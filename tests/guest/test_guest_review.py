@@ -201,8 +201,8 @@ def test_a_registry_value_of_a_kind_dotnet_cannot_read_keeps_the_report_valid() 
     for script, name in ((scripts.collector_text(), None), (scripts.executor_text(), "Get-AzrdpRegState")):
         text = "\n".join(functions(script)[name]) if name else script
         assert (
-            "if ($data -is [byte[]]) { $data = [System.BitConverter]::ToString([byte[]]$data).Replace('-', '') }"
-            in text
+            "if ($data -is [byte[]]) { $data = [System.BitConverter]::ToString([byte[]]$data)"
+            ".Replace('-', '') }" in text
         )
         assert "@('String', 'ExpandString', 'Binary') -notcontains $kind) { $kind = 'Unknown' }" in text
 
@@ -385,8 +385,8 @@ def test_a_32_bit_powershell_is_refused_rather_than_read_through_wow64() -> None
     assert out.error_code == "unsupported" and "32-bit" in (out.error or "") and out.facts is None
     text = scripts.collector_text()
     assert (
-        "elseif ([System.Environment]::Is64BitOperatingSystem -and -not [System.Environment]::Is64BitProcess) {"
-        in text
+        "elseif ([System.Environment]::Is64BitOperatingSystem -and -not "
+        "[System.Environment]::Is64BitProcess) {" in text
     )
     assert text.index("Is64BitProcess") < text.index("elseif ($Mode -eq 'collect')")
 
