@@ -430,3 +430,15 @@ def test_the_collector_reads_the_firewall_in_a_fixed_number_of_queries() -> None
     bulk = [ln for ln in lines if re.search(r"Get-NetFirewall\w+Filter -PolicyStore ActiveStore\)", ln)]
     assert len(bulk) == 4 and all("$filters." in ln and ".InstanceID] = $filter" in ln for ln in bulk)
     assert sum(ln.count("Get-NetFirewallRule ") for ln in lines) == 2
+
+
+def test_a_value_of_a_kind_dotnet_cannot_read_is_reported_not_judged_absent() -> None:
+    """The other checks count a kind-Unknown value as absent (for fDenyTSConnections: RDP on); a
+    warning says so, naming the value, instead of letting "absent, so fine" pass silently."""
+    guest = Guest({"registry": {TS: {"fDenyTSConnections": {"kind": "None", "data": "01000000"}}}})
+    found = {f.id: f for f in guest.findings()}
+    assert "rdp-disabled" not in found
+    odd = found["registry-value-unreadable"]
+    assert odd.details["values"] == [{"key": "ts", "name": "fDenyTSConnections", "data": "01000000"}]
+    assert "fDenyTSConnections" in odd.evidence
+    assert "registry-value-unreadable" not in ids(Guest({}).findings())
