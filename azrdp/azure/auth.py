@@ -287,6 +287,8 @@ def _float_env(name: str, default: float) -> float:
 
 
 def client_kwargs(ctx: AzureContext) -> dict[str, Any]:
+    from azrdp.azure.budget import BudgetPolicy
+
     kw: dict[str, Any] = {
         "base_url": ctx.arm_endpoint + "/",
         "credential_scopes": [
@@ -297,6 +299,9 @@ def client_kwargs(ctx: AzureContext) -> dict[str, Any]:
         # azure-core's RetryPolicy honours Retry-After on 429/5xx; cap the exponential backoff.
         "retry_total": int(_float_env("AZRDP_RETRY_TOTAL", 6)),
         "retry_backoff_max": 30,
+        # ARM's request budget, spent by every attempt (azure-core inserts per-retry policies right
+        # after its RetryPolicy); one instance per pipeline, the buckets are per subscription.
+        "per_retry_policies": [BudgetPolicy()],
     }
     if ctx.ca_bundle:
         kw["connection_verify"] = ctx.ca_bundle
@@ -314,6 +319,7 @@ def list_subscriptions(ctx: AzureContext) -> list[dict[str, str]]:
     policies = [
         UserAgentPolicy(kw["user_agent"]),
         RetryPolicy(retry_total=kw["retry_total"], retry_backoff_max=kw["retry_backoff_max"]),
+        *kw["per_retry_policies"],
         ARMChallengeAuthenticationPolicy(ctx.credential, *kw["credential_scopes"]),
     ]
     subs: list[dict[str, str]] = []

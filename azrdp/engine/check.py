@@ -552,9 +552,8 @@ def check_vm(
     7. A route table, a load balancer and its frontend IP add one GET each; an agent that is not
     Ready adds boot diagnostics (one POST, then two blob downloads from the storage host).
     """
-    from azrdp.azure.clients import translate_errors
     from azrdp.azure.health import get_health
-    from azrdp.azure.inventory import _parallel, complete_vm_facts
+    from azrdp.azure.inventory import _parallel, complete_vm_facts, get_vm_json
     from azrdp.azure.paths import PathReader
 
     want_health = options.health is not False if health is None else health
@@ -564,8 +563,7 @@ def check_vm(
     )
 
     def get_vm() -> Any:
-        with translate_errors(f"VM '{name}' in resource group '{resource_group}'"):
-            return clients.compute.virtual_machines.get(resource_group, name, expand="instanceView").as_dict()
+        return get_vm_json(clients, resource_group, name)
 
     tasks: list[Callable[[], Any]] = [get_vm]
     if want_health:
