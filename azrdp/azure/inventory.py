@@ -544,9 +544,15 @@ def _drain(
 
 
 def list_vm_models(
-    clients: Clients, resource_group: str | None, progress: ProgressFn | None = None
+    clients: Clients,
+    resource_group: str | None,
+    progress: ProgressFn | None = None,
+    names: set[str] | None = None,
 ) -> list[Json]:
-    """The VM models of a group (`list(GROUP)`) or of the subscription (`list_all()`), no status."""
+    """The VM models of a group (`list(GROUP)`) or of the subscription (`list_all()`), no status.
+
+    With `names` (lower-case), only those VMs, and the listing stops once all of them are found.
+    """
     from azrdp.azure.arm import COMPUTE_API, group_path
     from azrdp.azure.clients import translate_errors
 
@@ -554,7 +560,15 @@ def list_vm_models(
     listed: list[Json] = []
     path = group_path(clients.subscription_id, resource_group, "Microsoft.Compute", "virtualMachines")
     with translate_errors(f"the VMs of {scope}"):
-        _drain(clients.arm.items(path, COMPUTE_API), listed.append, "VMs", progress)
+        items = clients.arm.items(path, COMPUTE_API)
+        if names is None:
+            _drain(items, listed.append, "VMs", progress)
+            return listed
+        for item in items:
+            if str(item.get("name", "")).lower() in names:
+                listed.append(item)
+                if len(listed) == len(names):
+                    break  # every named VM is known: the remaining pages are not needed
     return listed
 
 
@@ -632,8 +646,12 @@ def list_fleet_facts(
     clients: Clients,
     resource_group: str | None = None,
     progress: ProgressFn | None = None,
+    names: set[str] | None = None,
+    lookup: Lookup | None = None,
 ) -> list[FleetEntry]:
-    """Every VM of the subscription (or one resource group) with its facts, from list calls.
+    """Every VM of the subscription (or one resource group) with its facts, from list calls;
+    with `names` (lower-case, a group only), just those VMs of the group. `lookup` receives every
+    NSG, VNet and public IP listed (a load balancer's frontend IP is among them, say).
 
     Raises for failures of the listings themselves (group not found, 403 on the listing); a VM
     whose own network resources cannot be read gets an entry with `error` instead.
@@ -646,7 +664,7 @@ def list_fleet_facts(
     missing_status: set[str] = set()
     nics: dict[str, NicFacts] = {}
     nic_owner: dict[str, str] = {}  # NIC id -> VM id, from the NIC's back-reference
-    lookup = Lookup()
+    lookup = lookup if lookup is not None else Lookup()
     scope = f"resource group '{resource_group}'" if resource_group else "the subscription"
 
     models: list[Json] = []
@@ -670,7 +688,7 @@ def list_fleet_facts(
 
     def vm_models() -> int:
         """The models; for a group, then the status of its VMs (it needs their ids)."""
-        listed = list_vm_models(clients, resource_group, progress)
+        listed = list_vm_models(clients, resource_group, progress, names if resource_group else None)
         if resource_group:
             statuses.update(vm_statuses(clients, listed, resource_group, progress))
         models.extend(listed)

@@ -48,10 +48,10 @@ _BACKOFF_MAX = 30.0
 _TICK = 0.2
 
 # Polling (see PollSchedule): the first poll after AZRDP_POLLING_INTERVAL (default 2 s, also the
-# shortest gap between two polls); without a run of the same script observed yet, each next poll
-# waits GROWTH x the time elapsed, so a poll lands at most 50 % after the run ended; once runs of
-# the same script have ended in this process, the first poll goes where their median ended and the
-# ones after it every TAIL x elapsed. No gap is longer than MAX_GAP, and a Retry-After is always
+# shortest gap between two polls); before any run has ended in this process, each next poll waits
+# GROWTH x the time elapsed, so a poll lands at most 50 % after the run ended; once runs have ended
+# (of the same script, else of any), the first poll goes where their median ended and the ones
+# after it every TAIL x elapsed. No growing gap is longer than MAX_GAP, and a Retry-After is always
 # waited out.
 GROWTH = 0.5
 TAIL = 0.2
@@ -88,8 +88,12 @@ class RunDurations:
             self._seen.setdefault(key, deque(maxlen=HISTORY)).append(seconds)
 
     def median(self, key: str) -> float | None:
+        """The median run of this script; before one has ended, the median of every script's
+        runs (in Azure most of a run is the Run Command extension's own start, whatever the script)."""
         with self._lock:
             seen = self._seen.get(key)
+            if not seen:
+                seen = deque(t for runs in self._seen.values() for t in runs)
             return statistics.median(seen) if seen else None
 
     def clear(self) -> None:

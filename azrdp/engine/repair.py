@@ -472,6 +472,17 @@ def _recheck(clients: Clients, vm: VmResult, options: RepairOptions) -> VmResult
     return check_vm(clients, vm.resource_group, vm.name, options.check_options)
 
 
+def recheck_vms(clients: Clients, vms: Sequence[VmResult], options: RepairOptions) -> list[VmResult]:
+    """The VMs read again after control-plane changes, in order: by resource group, each group
+    listed once when it holds two or more of them (`check_refs`), never one check per VM."""
+    from azrdp.engine.check import check_refs
+
+    refs = [VmRef(vm.resource_group, vm.name, vm.facts.subscription_id if vm.facts else None) for vm in vms]
+    # Resource Health again where it was read the first time (a single VM's check reads it).
+    health = any(vm.control_plane is not None and vm.control_plane.health is not None for vm in vms)
+    return check_refs(clients, refs, replace(options.check_options, health=health))
+
+
 # --------------------------------------------------------------------------------------------
 # One VM
 # --------------------------------------------------------------------------------------------
@@ -550,13 +561,25 @@ class Repairer:
     # phase 3 -----------------------------------------------------------------------------------
 
     def apply(self, vmr: VmRepair) -> VmRepair:
-        if vmr.dry_run or vmr.declined or vmr.error is not None:
+        """One VM start to end: its control-plane steps, their re-read, the guest, the verification.
+        (`run_repair` splits a fleet at the re-read instead: every VM's control-plane steps, then one
+        re-read per resource group, then each VM's `finish`.)"""
+        if not self.applies(vmr):
             return vmr
-        options = self.options
+        changed = self.apply_control_plane(vmr)
+        return self.finish(vmr, recheck_vms(self.clients, [vmr.vm], self.options)[0] if changed else None)
+
+    def applies(self, vmr: VmRepair) -> bool:
+        """Whether anything of the plan is to be applied: not a dry run, not declined, and planned on
+        complete facts (a failed check or diagnosis applies nothing from half the facts)."""
+        if vmr.dry_run or vmr.declined or vmr.error is not None:
+            return False
+        return vmr.vm.error is None and not (vmr.vm.guest is not None and vmr.vm.guest.status == "error")
+
+    def apply_control_plane(self, vmr: VmRepair) -> bool:
+        """The plan's control-plane steps; whether any of them changed something."""
         vm: VmResult = vmr.vm
         clients = _clients_for(self.clients, vm)
-        if vmr.vm.error is not None or (vmr.vm.guest is not None and vmr.vm.guest.status == "error"):
-            return vmr  # the check or the diagnosis failed: nothing is applied from half the facts
         cp_changed = False
         for step in vmr.steps:
             if step.step.where is not Where.CONTROL_PLANE or not step.step.actionable:
@@ -572,11 +595,19 @@ class Repairer:
                 step.status = FAILED
                 step.error = err.message
                 vmr.notes.append(f"{step.step.id} failed: {err.message}")
-        if cp_changed:
-            try:
-                vm = _recheck(clients, vm, options)
-            except AzrdpError as err:
-                vmr.error = err
+        return cp_changed
+
+    def finish(self, vmr: VmRepair, rechecked: VmResult | None) -> VmRepair:
+        """The guest phase and the verification, on the VM as re-read after its control-plane
+        changes (`rechecked`; None: nothing changed there)."""
+        vm: VmResult = vmr.vm
+        clients = _clients_for(self.clients, vm)
+        cp_changed = rechecked is not None
+        if rechecked is not None:
+            if rechecked.facts is None and rechecked.error is not None:
+                vmr.error = rechecked.error  # the VM itself could not be read again
+            else:
+                vm = rechecked
         if vmr.error is None:
             self._guest_phase(clients, vmr, vm)
         self._verify(clients, vmr, vm, cp_changed)
@@ -909,15 +940,31 @@ def run_repair(
                     for step in vmr.actionable:
                         step.status = DECLINED
         counter["n"] = 0
+        # Control-plane steps of every VM first, then one re-read of what they changed per resource
+        # group (not one check per VM), then each VM's guest phase and verification.
+        applying = {id(v) for v in prepared if repairer.applies(v)}
+        changed: set[int] = set()
 
-        def apply(vmr: VmRepair) -> VmRepair:
-            out = repairer.apply(vmr)
+        def apply_control_plane(vmr: VmRepair) -> VmRepair:
+            if id(vmr) in applying and repairer.apply_control_plane(vmr):
+                with progress_lock:
+                    changed.add(id(vmr))
+            return vmr
+
+        _parallel(apply_control_plane, prepared, options.concurrency)
+        again = [v for v in prepared if id(v) in changed]
+        rechecked = dict(
+            zip(map(id, again), recheck_vms(clients, [v.vm for v in again], options), strict=True)
+        )
+
+        def finish(vmr: VmRepair) -> VmRepair:
+            out = repairer.finish(vmr, rechecked.get(id(vmr))) if id(vmr) in applying else vmr
             with progress_lock:
                 counter["n"] += 1
             note(counter["n"], len(prepared), verb)
             return out
 
-        done = _parallel(apply, prepared, options.concurrency)
+        done = _parallel(finish, prepared, options.concurrency)
     except (KeyboardInterrupt, Interrupted):
         raise RepairInterrupted(list(repairer.changed), list(repairer.touched.values())) from None
     for vm in skipped:
