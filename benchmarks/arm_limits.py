@@ -1,7 +1,8 @@
 """A fleet at ARM's limits (issue 15): `azrdp diagnose` and `azrdp repair --yes` over 200 VMs with
 3-s Run Commands and the emulator's ARM throttling on (reads 250 + 25/s, writes 200 + 10/s).
 
-    python benchmarks/arm_limits.py [--vms 200] [--seconds 3] [--polling-interval 2] [--commands diagnose,repair]
+    python benchmarks/arm_limits.py [--vms 200] [--seconds 3] [--polling-interval 2]
+                                    [--commands diagnose,repair]
 
 Each command runs in its own process (`azrdp ... -o json`), against the emulator in this one, with
 the production polling (AZRDP_POLLING_INTERVAL, default 2 s: the emulator's exported 0.05 is
