@@ -10,6 +10,7 @@ Otherwise a usage error.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -25,6 +26,11 @@ from azrdp.errors import UsageError
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
+
+# azure-identity logs its failures as multi-line warnings; azrdp reports them once, as one error
+# line. With --debug the root handler shows them again. (Here, not in the CLI: only code that
+# reaches Azure imports this module, so `azrdp --help` does not pay for `logging`.)
+logging.getLogger("azure").addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True)
