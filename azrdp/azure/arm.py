@@ -4,10 +4,11 @@ Reading a fleet through the generated clients builds a model object per resource
 into a dict (`as_dict()`) for azrdp's parsers, which take REST JSON: about three quarters of the
 CPU of a large fleet check went there. `ArmReader` sends the same requests through an
 `ARMPipelineClient` with the policies the generated clients use, in their order (request id,
-headers, user agent, proxy, content decoding, resource provider registration, redirects, retries,
-azrdp's request budget, bearer-token authentication with ARM's challenge handling, the custom hook,
-network trace logging, distributed tracing, the sensitive-header cleanup and ARM's HTTP logging
-with its redaction), and hands back the parsed JSON of each response. Pages are followed through
+headers, user agent, proxy, resource provider registration, redirects, retries, azrdp's request
+budget, bearer-token authentication with ARM's challenge handling, the custom hook, network trace
+logging, distributed tracing, the sensitive-header cleanup and ARM's HTTP logging with its
+redaction; all but content decoding, whose parse would be thrown away), and hands back the parsed
+JSON of each response, decoded once. Pages are followed through
 `nextLink`, verbatim, as ARM returns it. Errors are raised as the generated code raises them
 (azure-core's `map_error`, then `HttpResponseError` in ARM's error format), so
 `errormap.translate_errors` reads them the same way.
@@ -178,7 +179,8 @@ def _build_client(ctx: AzureContext) -> Any:
         policies.HeadersPolicy(**kw),
         policies.UserAgentPolicy(**kw),
         policies.ProxyPolicy(**kw),
-        policies.ContentDecodePolicy(**kw),
+        # No ContentDecodePolicy: it parses every body into a context this reader never reads, and
+        # a large fleet's pages would be decoded twice (streamed reads instead cost more still).
         ARMAutoResourceProviderRegistrationPolicy(),
         policies.RedirectPolicy(**kw),
         policies.RetryPolicy(**kw),

@@ -155,6 +155,13 @@ def budget_for(scope: str) -> RequestBudget:
         return budget
 
 
+def reset() -> None:
+    """Forget every budget: the next request of each scope starts from full buckets (a new ARM, as
+    each test's emulator is)."""
+    with _BUDGETS_LOCK:
+        _BUDGETS.clear()
+
+
 def budgets() -> dict[str, RequestBudget]:
     """Every budget used so far in this process, by scope."""
     with _BUDGETS_LOCK:
