@@ -576,6 +576,10 @@ class Repairer:
             return False
         return vmr.vm.error is None and not (vmr.vm.guest is not None and vmr.vm.guest.status == "error")
 
+    def has_control_plane(self, vmr: VmRepair) -> bool:
+        """Whether the plan holds a control-plane step to apply."""
+        return any(s.step.where is Where.CONTROL_PLANE and s.step.actionable for s in vmr.steps)
+
     def apply_control_plane(self, vmr: VmRepair) -> bool:
         """The plan's control-plane steps; whether any of them changed something."""
         vm: VmResult = vmr.vm
@@ -940,31 +944,13 @@ def run_repair(
                     for step in vmr.actionable:
                         step.status = DECLINED
         counter["n"] = 0
-        # Control-plane steps of every VM first, then one re-read of what they changed per resource
-        # group (not one check per VM), then each VM's guest phase and verification.
-        applying = {id(v) for v in prepared if repairer.applies(v)}
-        changed: set[int] = set()
 
-        def apply_control_plane(vmr: VmRepair) -> VmRepair:
-            if id(vmr) in applying and repairer.apply_control_plane(vmr):
-                with progress_lock:
-                    changed.add(id(vmr))
-            return vmr
-
-        _parallel(apply_control_plane, prepared, options.concurrency)
-        again = [v for v in prepared if id(v) in changed]
-        rechecked = dict(
-            zip(map(id, again), recheck_vms(clients, [v.vm for v in again], options), strict=True)
-        )
-
-        def finish(vmr: VmRepair) -> VmRepair:
-            out = repairer.finish(vmr, rechecked.get(id(vmr))) if id(vmr) in applying else vmr
+        def applied() -> None:
             with progress_lock:
                 counter["n"] += 1
             note(counter["n"], len(prepared), verb)
-            return out
 
-        done = _parallel(finish, prepared, options.concurrency)
+        done = apply_by_group(repairer, clients, prepared, applied)
     except (KeyboardInterrupt, Interrupted):
         raise RepairInterrupted(list(repairer.changed), list(repairer.touched.values())) from None
     for vm in skipped:
@@ -977,6 +963,90 @@ def run_repair(
         done.append(vmr)
     observer(Progress("done", f"{verb} {len(done)} VM(s)", len(done), len(done)))
     return RepairResult(done, dict(checked.context), checked.target, options)
+
+
+def apply_by_group(
+    repairer: Repairer, clients: Clients, prepared: Sequence[VmRepair], applied: Callable[[], None]
+) -> list[VmRepair]:
+    """Apply every VM's plan, `repairer.options.concurrency` at a time; `applied()` after each VM.
+
+    A VM without control-plane steps goes straight to its guest phase. The others apply their
+    control-plane steps; when the last of them in a resource group is done, those that changed
+    something are read again together (`recheck_vms`: one listing of the group, not one check per
+    VM), and each goes on to its guest phase and verification. A slow VM start thus holds back only
+    its own group's guest phases. Returns `prepared`, each VmRepair completed in place.
+    """
+    options = repairer.options
+    pool = ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="azrdp-repair")
+    lock = threading.Lock()
+    finished = threading.Event()
+    failures: list[BaseException] = []
+    left = [len(prepared)]
+    pending: dict[tuple[str, str], int] = {}  # group -> VMs still in their control-plane phase
+    changed: dict[tuple[str, str], list[VmRepair]] = {}
+    members: dict[tuple[str, str], list[VmRepair]] = {}
+
+    def guarded(work: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                work()
+            except BaseException as exc:  # re-raised in the caller's thread
+                with lock:
+                    failures.append(exc)
+                finished.set()
+
+        return run
+
+    def finish(vmr: VmRepair, rechecked: VmResult | None) -> None:
+        if repairer.applies(vmr):
+            repairer.finish(vmr, rechecked)
+        applied()
+        with lock:
+            left[0] -= 1
+            if left[0] == 0:
+                finished.set()
+
+    def control_plane(vmr: VmRepair, group: tuple[str, str]) -> None:
+        did = repairer.apply_control_plane(vmr)
+        with lock:
+            if did:
+                changed[group].append(vmr)
+            pending[group] -= 1
+            last = pending[group] == 0
+        if last:
+            again = changed[group]
+            reread = dict(
+                zip(map(id, again), recheck_vms(clients, [v.vm for v in again], options), strict=True)
+            )
+            for member in members[group]:
+                pool.submit(guarded(lambda m=member: finish(m, reread.get(id(m)))))  # type: ignore[misc]
+
+    if not prepared:
+        return []
+    for vmr in prepared:
+        if repairer.applies(vmr) and repairer.has_control_plane(vmr):
+            sub = vmr.vm.facts.subscription_id if vmr.vm.facts else ""
+            group = (sub.lower(), vmr.vm.resource_group.lower())
+            pending[group] = pending.get(group, 0) + 1
+            members.setdefault(group, []).append(vmr)
+            changed.setdefault(group, [])
+        else:
+            pool.submit(guarded(lambda v=vmr: finish(v, None)))  # type: ignore[misc]
+    for group, vms in members.items():
+        for vmr in vms:
+            pool.submit(guarded(lambda v=vmr, g=group: control_plane(v, g)))  # type: ignore[misc]
+    interrupted = False
+    try:
+        while not finished.wait(0.2):
+            pass
+        if failures:
+            raise failures[0]
+    except BaseException:
+        interrupted = True
+        raise
+    finally:
+        pool.shutdown(wait=not interrupted, cancel_futures=True)
+    return list(prepared)
 
 
 # --------------------------------------------------------------------------------------------
