@@ -131,6 +131,35 @@ def rdp_disabled_by_policy(facts: GuestFacts) -> list[Finding]:
 
 
 @_register(
+    "registry-value-unreadable",
+    "An RDP registry value has a type Windows' own readers do not expect",
+    Severity.WARNING,
+    "Registry: the type of every RDP, SCHANNEL, firewall-policy and CredSSP value the collector reads",
+)
+def registry_value_unreadable(facts: GuestFacts) -> list[Finding]:
+    # A value .NET reads as neither number nor text (REG_NONE and odd kinds: kind Unknown, hex
+    # bytes) counts as absent in every other check, which for most switches is the healthy
+    # default. Say so, so that "absent, so fine" is never silently assumed for a damaged value.
+    odd = [e for e in facts.facts.reg or () if e.kind == gf.REG_UNKNOWN]
+    if not odd:
+        return []
+    names = [f"{gf.REG_KEYS.get(e.key or '', e.key)}\\{e.name}" for e in odd]
+    return [
+        _finding(
+            facts,
+            "registry-value-unreadable",
+            Severity.WARNING,
+            "An RDP registry value has a type Windows' own readers do not expect",
+            f"{len(odd)} value(s) are neither a number nor text (e.g. REG_NONE): {', '.join(names[:5])}. "
+            "The other checks judged them as absent, which may not be what Windows does with them.",
+            "Look at each value with `reg query` and set it to the documented type and value (most RDP "
+            "switches are REG_DWORD). azrdp does not rewrite a value whose type it cannot read.",
+            {"values": [{"key": e.key, "name": e.name, "data": e.data} for e in odd[:5]]},
+        )
+    ]
+
+
+@_register(
     "listener-disabled",
     "The RDP-Tcp listener is disabled",
     Severity.BLOCKER,

@@ -72,8 +72,13 @@ REG_READS: Mapping[str, tuple[str, ...]] = {
 }
 # Which FirewallPolicy key belongs to which profile.
 PROFILE_KEYS: Mapping[str, str] = {"Domain": "fwdom", "Private": "fwstd", "Public": "fwpub"}
-# .NET's RegistryValueKind names, as the collector prints them.
+# .NET's RegistryValueKind names, as the collector prints them (and the kinds azrdp writes).
 REG_TYPES = ("DWord", "QWord", "String", "ExpandString", "MultiString", "Binary")
+# What .NET cannot read as its type: REG_NONE (RegistryValueKind.Unknown is 0, REG_NONE's number:
+# referencesource RegistryValueKind.cs), REG_DWORD_BIG_ENDIAN and an oversized REG_DWORD/QWORD
+# (read as bytes), REG_LINK and REG_RESOURCE_LIST (read as nothing): RegistryKey.InternalGetValue.
+# The collector reports them as kind Unknown with their bytes in hex ("" for nothing).
+REG_UNKNOWN = "Unknown"
 
 SERVICE_NAMES = (
     "TermService",
@@ -115,6 +120,9 @@ LOCK_FILE = AZRDP_ROOT + r"\lock.json"
 # Caps the collector applies (collector.ps1's $Limits holds the same numbers; a test compares).
 LIMITS: Mapping[str, int] = {
     "text": 40,  # names, subjects, accounts, rule fields, process names
+    # A rule's local ports: azrdp judges from them whether the rule covers RDP's port, so a list is
+    # cut only past what a real rule holds (a port beyond a cut would read as not covered).
+    "ports": 200,
     "error": 80,  # one section or operation error message
     "fatal": 200,  # why a script refused to run (the envelope's e)
     "errors": 4,  # section errors kept
@@ -207,6 +215,7 @@ class RegEntry:
             "ExpandString": lambda v: isinstance(v, str),
             "MultiString": lambda v: isinstance(v, (list, tuple)) and all(isinstance(s, str) for s in v),
             "Binary": lambda v: isinstance(v, str) and _is_hex(v),
+            REG_UNKNOWN: lambda v: isinstance(v, str) and _is_hex(v),
         }.get(self.kind or "")
         if ok is None or not ok(self.data):
             raise ValueError(f"{where}: registry data {self.data!r} does not fit kind {self.kind!r}")
@@ -215,12 +224,13 @@ class RegEntry:
 
     @property
     def number(self) -> int | None:
-        """DWORD/QWORD as unsigned; a decimal string (WinStationsDisabled is REG_SZ "0"/"1") too."""
+        """DWORD/QWORD as unsigned; a decimal string (WinStationsDisabled is REG_SZ "0"/"1") too.
+        Never a kind .NET could not read (its hex is bytes, not a number)."""
         if self.kind == "DWord" and isinstance(self.data, int):
             return self.data & 0xFFFFFFFF
         if self.kind == "QWord" and isinstance(self.data, int):
             return self.data & 0xFFFFFFFFFFFFFFFF
-        if isinstance(self.data, str) and self.data.strip().isdigit():
+        if self.kind != REG_UNKNOWN and isinstance(self.data, str) and self.data.strip().isdigit():
             return int(self.data.strip())
         return None
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from azrdp.guest import facts as gf
+from azrdp.guest import sddl as gs
 from azrdp.guest.wire import pack_token, unpack_token
 
 PLAN_VERSION = 1
@@ -84,7 +85,12 @@ KEY_FILE = re.compile(
 # A container moved aside: .azrdp-<run>, and -new for the one Windows created during that run.
 ASIDE = re.compile(r"^(?P<name>.+)\.azrdp-(?P<run>[0-9a-f]{12})(-new)?$")
 ACL_TARGETS = ("mk", "rds", "rdc")  # plus key:<file> (MachineKeys) and cng:<file> (Crypto\Keys)
+# The owners SYSTEM may set: itself and a group of its token with the owner attribute. Any other SID
+# needs SeRestorePrivilege enabled (Learn: SetSecurityInfo; "SE_RESTORE_NAME"), which .NET's
+# SetAccessControl never enables (only Set-Acl does, and it writes the SACL first).
+OWNERS = (gs.SYSTEM, gs.ADMINISTRATORS)
 START_MODES = {"Auto": "Automatic", "Manual": "Manual", "Disabled": "Disabled"}
+SET_START_MODES = ("", *START_MODES.values())  # what svc.cfg's sm may carry ("" leaves it)
 ACTIONS = ("start", "stop", "restart")
 RUN_ID = re.compile(r"^[0-9a-f]{12}$")
 
@@ -100,6 +106,10 @@ ROLLBACK_GRACE = 120
 MIN_DEADLINE = 60
 MAX_DEADLINE = 600
 MIN_TIMEOUT = MIN_DEADLINE + ROLLBACK_GRACE + COLLECTOR_SECONDS + 30
+# The guest lock lasts the deadline, the rollback grace and this margin (executor.ps1 $LockMargin);
+# a lock file that does not read (torn while written) holds LOCK_LONGEST from when it was written.
+LOCK_MARGIN = 120
+LOCK_LONGEST = MAX_DEADLINE + ROLLBACK_GRACE + LOCK_MARGIN
 
 
 def deadline_for(run_command_timeout: float) -> int:
@@ -315,6 +325,8 @@ class Acl(Op):
         _check_acl(self.target_id)
         if self.take_ownership and not self.target_id.startswith(("key:", "cng:")):
             raise PlanError("takeown is for key files only")
+        if self.owner and _owner(self.sddl) not in OWNERS:
+            raise PlanError("azrdp sets an owner only to SYSTEM or Administrators")
 
     def target(self) -> str:
         _, _, name = self.target_id.partition(":")
@@ -327,8 +339,19 @@ class Acl(Op):
         return self.sddl
 
     def inverse(self, recorded_after: Any = None) -> list[Op]:
+        """The DACL as it was; the owner too when SYSTEM may set it. After takeown the old owner is
+        one that locked SYSTEM out, never SYSTEM or Administrators: SYSTEM stays the owner (the
+        default of a key container, reference C-KEY)."""
         now = recorded_after if isinstance(recorded_after, str) else self.sddl
-        return [Acl(self.target_id, now, self.expect, owner=self.owner)]
+        owner = (self.owner or self.take_ownership) and _owner(self.expect) in OWNERS
+        return [Acl(self.target_id, now, self.expect, owner=bool(owner))]
+
+
+def _owner(text: str) -> str | None:
+    try:
+        return gs.parse(text).owner
+    except gs.SddlError:
+        return None
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,9 @@ RULES: Mapping[str, str] = {
     "(DoWaitForStatus: 'waits forever'); a hung service holds Run Command for 90 minutes.",
     "sddl-sacl": "ObjectSecurity.SetSecurityDescriptorSddlForm(sddl) sets AccessControlSections.All:"
     " the audit section too, so an SDDL without S: wipes the SACL.",
+    "fips": "Under the FIPS algorithm policy .NET Framework before 4.8 (Server 2016 ships 4.6.2, and "
+    "powershell.exe keeps the old behaviour) throws from MD5, the *Managed hashes and ciphers: create "
+    "them only inside a try whose catch falls back instead of reporting an error.",
 }
 
 # External programs the scripts may start, by file name (never through an alias or a path).
@@ -134,6 +137,30 @@ PS7_PARAMETERS: Mapping[tuple[str, str], str] = {
     ("get-childitem", "followsymlink"): "6.0",
 }
 PS7_VARIABLES = frozenset({"iswindows", "islinux", "ismacos", "iscoreclr"})
+# Classes whose constructor (or Create) throws InvalidOperationException when the FIPS algorithm
+# policy is on, in .NET Framework 4.7.2 and earlier and in apps targeting it (Learn: "Retargeting
+# changes for migration to .NET Framework 4.8.x": MD5Cng, MD5CryptoServiceProvider, RIPEMD160Managed,
+# SHA*Managed, AesManaged, RijndaelManaged, RC2CryptoServiceProvider); MD5.Create() and
+# HashAlgorithm.Create('MD5') make an MD5CryptoServiceProvider, Get-FileHash -Algorithm MD5 too.
+FIPS_TYPES = frozenset(
+    {
+        "md5",
+        "md5cryptoserviceprovider",
+        "md5cng",
+        "ripemd160",
+        "ripemd160managed",
+        "sha1managed",
+        "sha256managed",
+        "sha384managed",
+        "sha512managed",
+        "aesmanaged",
+        "rijndaelmanaged",
+        "rc2cryptoserviceprovider",
+        "hmacmd5",
+        "hmacripemd160",
+    }
+)
+FIPS_NAMES = frozenset({"md5", "ripemd160", "mactripledes", "system.security.cryptography.md5"})
 # Service cmdlets that wait for the state they ask for (PowerShell's Service.cs DoWaitForStatus).
 SERVICE_WAITERS = ("start-service", "stop-service", "restart-service", "suspend-service", "resume-service")
 
@@ -774,6 +801,7 @@ class Checker:
                 elif node.type == "invokation_expression":
                     args = next((c for c in named(node) if c.type == "argument_list"), None)
                     self.check_method(unit, node, args)
+                    self.check_fips(unit, node)
                 elif node.type == "variable" and var_name(node) in PS7_VARIABLES:
                     self.add(
                         unit, node, "ps7", f"{text(node)} does not exist in 5.1 (strict mode throws on it)"
@@ -896,6 +924,7 @@ class Checker:
         self.check_cmdlet_parameters(unit, call, cmdlet)
         self.check_splats(unit, call, scope, cmdlet.name, None)
         self.check_service_wait(unit, call, cmdlet)
+        self.check_fips_command(unit, call, cmdlet)
 
     def check_dynamic(self, unit: Unit, node: Node, target: Node, scope: Scope, dot: bool) -> None:
         if target.type == "script_block_expression":
@@ -1083,6 +1112,61 @@ class Checker:
                     "service-wait",
                     f"bounded service waits go through one helper ({self.wait_helper}), not {owner}",
                 )
+
+    # FIPS: algorithms the policy refuses, outside a try ---------------------------------------
+
+    def check_fips(self, unit: Unit, node: Node) -> None:
+        kids = named(node)
+        member = next((c for c in kids if c.type == "member_name"), None)
+        if not kids or kids[0].type != "type_literal" or member is None:
+            return
+        cls = type_name(kids[0]).rsplit(".", 1)[-1]
+        method = text(member).lower()
+        args = next((c for c in kids if c.type == "argument_list"), None)
+        first = text(args).strip("()").strip().strip("'\"").lower() if args is not None else ""
+        refused = (cls in FIPS_TYPES and method in ("create", "new")) or (
+            cls in ("hashalgorithm", "keyedhashalgorithm", "cryptoconfig")
+            and method in ("create", "createfromname")
+            and first in FIPS_NAMES
+        )
+        if refused:
+            self.fips_outside_try(unit, node, text(node)[:50])
+
+    def check_fips_command(self, unit: Unit, call: Call, cmdlet: Cmdlet) -> None:
+        lowered = cmdlet.name.lower()
+        value = None
+        if lowered == "new-object":
+            value = call.named_value("typename") or (call.positional[0] if call.positional else None)
+            name = text(value).strip("'\"").lower().rsplit(".", 1)[-1] if value is not None else ""
+            if name not in FIPS_TYPES:
+                return
+        elif lowered == "get-filehash":
+            value = call.named_value("algorithm")
+            if value is None or text(value).strip("'\"").lower() not in FIPS_NAMES:
+                return
+        else:
+            return
+        self.fips_outside_try(unit, call.node, text(call.node)[:50])
+
+    def fips_outside_try(self, unit: Unit, node: Node, what: str) -> None:
+        """The nearest try around `node` must handle the refusal as a case (fall back), not report
+        it as an error: a catch that reads the exception ($_) loses the result on every FIPS VM."""
+        current: Node | None = node
+        while current is not None and current.parent is not None:
+            if current.type == "statement_block" and current.parent.type == "try_statement":
+                catches = [c for c in named(current.parent) if c.type == "catch_clauses"]
+                body = " ".join(text(c) for c in catches).lower()
+                if catches and "$_" not in body and "$psitem" not in body:
+                    return
+                break
+            current = current.parent
+        self.add(
+            unit,
+            node,
+            "fips",
+            f"{what}: throws under the FIPS algorithm policy (.NET Framework before 4.8); create it inside "
+            "a try whose catch falls back (not one that reports $_ as an error)",
+        )
 
     # rule 2 ------------------------------------------------------------------------------
 

@@ -36,6 +36,10 @@ def reg_state(value: w.RegValue | None) -> list[Any] | None:
         data = bytes(data).hex().upper()
     elif value.kind == "MultiString":
         data = list(data)
+    elif value.kind == "None":
+        # REG_NONE: GetValueKind answers Unknown (its number, 0), GetValue the bytes
+        # (referencesource RegistryValueKind.cs, RegistryKey.InternalGetValue).
+        return [gf.REG_UNKNOWN, bytes(data).hex().upper()]
     return [value.kind, data]
 
 
@@ -203,8 +207,16 @@ def _store_sddl(m: w.Machine, path: str) -> str | None:
     return sddl_of(key.sd)
 
 
+def fips_policy(m: w.Machine) -> bool:
+    """FIPSAlgorithmPolicy Enabled set: .NET Framework before 4.8 (and apps targeting it, as
+    powershell.exe does) then refuses MD5 (Learn: "Retargeting changes for migration to .NET
+    Framework 4.8.x", MD5CryptoServiceProvider)."""
+    value = m.registry.get(gf.REG_KEYS["fips"], "Enabled")
+    return value is not None and value.kind == "DWord" and int(value.data) != 0
+
+
 def _key(m: w.Machine, key: w.KeyProv) -> gf.KeyFacts:
-    file_name = key.cng_file if key.prov_type == 0 else m.capi_file_name(key.container)
+    file_name: str | None = key.cng_file if key.prov_type == 0 else m.capi_file_name(key.container)
     item = m.key_file(key)
     if key.prov_type == 0 and item is None:
         # CngKey.Open fails when the key is gone: the file name is then unknown.
@@ -213,11 +225,6 @@ def _key(m: w.Machine, key: w.KeyProv) -> gf.KeyFacts:
         )
     sddl = error = None
     opens: int | None = None
-    if item is not None:
-        if readable_by_system(item.sd):
-            sddl = sddl_of(item.sd)
-        else:
-            error = "Attempted to perform an unauthorized operation."
     # SYSTEM opening the key: NTE_BAD_KEYSET (0x80090016) when it is gone or SYSTEM is shut out,
     # NTE_BAD_KEY_STATE (0x8009000B) when the container is damaged.
     if item is None or not allows(item.sd, w.SYSTEM_TOKEN, w.FILE_READ):
@@ -226,6 +233,16 @@ def _key(m: w.Machine, key: w.KeyProv) -> gf.KeyFacts:
         opens = 0x8009000B - 0x100000000
     else:
         opens = 0
+    if key.prov_type != 0 and fips_policy(m) and opens != 0:
+        # MD5 refused: the collector learns the file's name only from a key SYSTEM opens.
+        return gf.KeyFacts(
+            key.prov_type, _text(key.container), _text(key.provider), None, None, None, opens, None
+        )
+    if item is not None:
+        if readable_by_system(item.sd):
+            sddl = sddl_of(item.sd)
+        else:
+            error = "Attempted to perform an unauthorized operation."
     return gf.KeyFacts(
         key.prov_type,
         _text(key.container),
@@ -254,7 +271,7 @@ def _rule(r: w.Rule) -> gf.RuleFacts:
         r.direction,
         r.action,
         r.protocol,
-        _text(r.local_ports),
+        gf.limit_text(r.local_ports, LIMITS["ports"]),
         _text(r.remote),
         _text(r.program),
         _text(r.service),
@@ -342,6 +359,9 @@ def _azrdp(m: w.Machine) -> gf.AzrdpFacts:
         run = data.runs[run_id]["run"]
         runs.append(gf.RunFacts(run["id"], run["t"], run["boot"], run["st"], bool(run["rb"]), run["u"]))
     lock = data.lock
+    if lock is not None and lock.torn:
+        # ConvertFrom-Json of an empty file (the section fails, as the script's does).
+        raise w.ApiError("Cannot bind argument to parameter 'InputObject' because it is an empty string.")
     return gf.AzrdpFacts(
         data.owner,
         tuple(runs),

@@ -11,6 +11,7 @@ the model's state, never from knowledge of what azrdp meant to repair.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Mapping
@@ -26,7 +27,7 @@ from azrdp.guest.sddl import SddlError, owner_and_dacl, parse
 from azrdp.guest.wire import UnpackError, unpack_token
 
 ROLLBACK_GRACE = gp.ROLLBACK_GRACE
-LOCK_MARGIN = 240
+LOCK_MARGIN = gp.LOCK_MARGIN
 ACL_TARGETS = {"mk": ("dir", w.MACHINEKEYS), "rds": ("reg", w.RD_STORE), "rdc": ("reg", w.RD_CERTIFICATES)}
 KEY_FILE = re.compile(gp.KEY_FILE.pattern[:-1] + r"(\.azrdp-[0-9a-f]{12}(-new)?)?$")
 
@@ -43,42 +44,74 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def _text(value: Any) -> str:
+    """A field as PowerShell's [string] cast reads it ($null is '')."""
+    return "" if value is None else str(value)
+
+
 def allowed(op: Mapping[str, Any]) -> bool:
-    """Assert-AzrdpAllowed."""
-    kind = str(op.get("k"))
+    """Assert-AzrdpAllowed: the kind first, then every field naming a target or steering the op."""
+    kind = _text(op.get("k"))
     if kind not in gp.KINDS:
         return False
     if kind.startswith("reg."):
-        return str(op.get("n")) in gp.REG_WRITABLE.get(str(op.get("key")), ())
-    if kind.startswith("svc."):
-        return op.get("n") in gp.SERVICES
+        return _text(op.get("n")) in gp.REG_WRITABLE.get(_text(op.get("key")), ())
+    if kind == "svc.cfg":
+        return op.get("n") in gp.SERVICES and _text(op.get("sm")) in gp.SET_START_MODES
+    if kind == "svc.ctl":
+        return op.get("n") in gp.SERVICES and _text(op.get("a")) in gp.ACTIONS
     if kind == "fw.set":
-        return op.get("n") in gp.FW_RULES or bool(gp.CUSTOM_RULE.match(str(op.get("n"))))
+        return (
+            (op.get("n") in gp.FW_RULES or bool(gp.CUSTOM_RULE.match(_text(op.get("n")))))
+            and _text(op.get("en")) in ("", "True", "False")
+            and _text(op.get("act")) in ("", "Allow", "Block")
+            and re.fullmatch(r"[A-Za-z0-9,-]*", _text(op.get("lp"))) is not None
+        )
     if kind in ("fw.new", "fw.del"):
-        name = str(op.get("n"))
-        return name == gf.CUSTOM_RULE_PREFIX + str(op.get("p")) and bool(gp.CUSTOM_RULE.match(name))
+        name = _text(op.get("n"))
+        return name == gf.CUSTOM_RULE_PREFIX + _text(op.get("p")) and bool(gp.CUSTOM_RULE.match(name))
     if kind == "fw.prof":
-        return op.get("n") in gf.PROFILES
+        return op.get("n") in gf.PROFILES and _text(op.get("inb")) in ("True", "False", "NotConfigured")
     if kind == "acl":
-        target = str(op.get("o"))
+        target = _text(op.get("o"))
         prefix, _, name = target.partition(":")
-        return target in ACL_TARGETS or (prefix in ("key", "cng") and bool(KEY_FILE.match(name)))
+        if target in ACL_TARGETS:
+            return int(op.get("tk") or 0) == 0  # takeown is for key files only
+        return prefix in ("key", "cng") and bool(KEY_FILE.match(name))
     if kind == "key.ren":
-        return bool(KEY_FILE.match(str(op.get("n")))) and bool(KEY_FILE.match(str(op.get("to"))))
-    if kind.startswith("cert."):
-        return op.get("s") == "rd" and bool(re.fullmatch(r"[0-9A-F]{40}|@", str(op.get("tp"))))
+        return bool(KEY_FILE.match(_text(op.get("n")))) and bool(KEY_FILE.match(_text(op.get("to"))))
+    if kind == "cert.rm":
+        return op.get("s") == "rd" and bool(re.fullmatch(r"[0-9A-F]{40}|@", _text(op.get("tp"))))
+    if kind == "cert.put":
+        return (
+            op.get("s") == "rd"
+            and bool(re.fullmatch(r"[0-9A-F]{40}", _text(op.get("tp"))))
+            and bool(re.fullmatch(r"([0-9a-f]{12})?", _text(op.get("sr"))))
+        )
+    if kind == "wait.lsn":
+        return bool(re.fullmatch(r"[1-9][0-9]{0,4}", _text(op.get("p"))))
     return True
+
+
+DISK_FULL = "There is not enough space on the disk."
 
 
 class Run:
     def __init__(
-        self, m: w.Machine, run_id: str, deadline_s: int, fail_ops: frozenset[int] = frozenset()
+        self,
+        m: w.Machine,
+        run_id: str,
+        deadline_s: int,
+        fail_ops: frozenset[int] = frozenset(),
+        fail_saves: frozenset[int] = frozenset(),
     ) -> None:
         self.m = m
         self.run_id = run_id
         self.deadline = m.clock + timedelta(seconds=deadline_s)
         self.records: dict[int, dict[str, Any]] = {}
         self.fail_ops = fail_ops  # tests: ops that fail as if Windows refused them
+        # tests: ops whose record cannot be written once they changed something (a full disk)
+        self.fail_saves = fail_saves
         self.data = m.azrdp.runs.setdefault(run_id, {"run": {}, "ops": {}, "certs": {}})
 
     # -- records --
@@ -92,6 +125,8 @@ class Run:
 
     def save(self, record: dict[str, Any]) -> None:
         if int(record["i"]) >= 0:
+            if int(record["i"]) in self.fail_saves and record["s"] != "applying":
+                raise Failed(DISK_FULL)
             self.data["ops"][str(record["i"])] = json.loads(json.dumps(record))
 
     # -- the ops --
@@ -117,6 +152,8 @@ class Run:
             data = bytes.fromhex(str(data))
         elif kind == "MultiString":
             data = [str(v) for v in data]
+        elif kind not in ("String", "ExpandString"):
+            raise Failed(f"A registry value of kind {kind} cannot be written.")
         self.m.registry.set(path, op["n"], kind, data)
         record["a"] = reg_state(self.m.registry.get(path, op["n"]))
 
@@ -147,15 +184,28 @@ class Run:
         if not allows(holder.sd, w.SYSTEM_TOKEN, w.READ_CONTROL, access_kind):
             raise Failed("Attempted to perform an unauthorized operation.")
         self.confirm(record, sddl_of(holder.sd), op)
+        # The Owner section is written only when the owner changes here: takeown already makes
+        # SYSTEM the owner (it enables SeTakeOwnershipPrivilege itself).
+        set_owner = int(op["own"]) == 1 and int(op["tk"]) != 1
         if int(op["tk"]) == 1:
             holder.sd = holder.sd.__class__(w.SYSTEM, holder.sd.group, holder.sd.dacl_flags, holder.sd.dacl)
-        elif not allows(holder.sd, w.SYSTEM_TOKEN, w.WRITE_DAC, access_kind):
+        # Writing a section needs its right on the object (the registry key is opened with exactly
+        # those rights): the owner holds READ_CONTROL and WRITE_DAC implicitly, never WRITE_OWNER
+        # (Learn: "How AccessCheck Works").
+        wanted = w.READ_CONTROL | w.WRITE_DAC | (w.WRITE_OWNER if set_owner else 0)
+        if not allows(holder.sd, w.SYSTEM_TOKEN, wanted, access_kind):
             raise Failed("Attempted to perform an unauthorized operation.")
         try:
             new = parse(str(op["to"]))
         except SddlError as exc:
             raise Failed(f"The SDDL form of a security descriptor object is invalid: {exc}") from None
-        owner = new.owner if int(op["own"]) == 1 and new.owner is not None else holder.sd.owner
+        owner = holder.sd.owner
+        if set_owner and new.owner is not None:
+            # Without SeRestorePrivilege (which SetAccessControl does not enable) an owner must be
+            # the caller or a group of its token with the owner attribute: ERROR_INVALID_OWNER (1307).
+            if new.owner not in (w.SYSTEM, "S-1-5-32-544"):
+                raise Failed("The security identifier is not allowed to be the owner of this object.")
+            owner = new.owner
         holder.sd = holder.sd.__class__(owner, holder.sd.group, new.dacl_flags, new.dacl)
         record["a"] = sddl_of(holder.sd)
 
@@ -235,29 +285,35 @@ class Run:
         self.confirm(record, now, checked)
         if "Pending" in now:
             raise Refused(f"{op['n']} is {now}")
-        wait = self._wait(int(op["w"]), deadline)
+        # One bound for the whole op; every wait gets what is left of it (at least 1 s, as
+        # Get-AzrdpWait), the running dependents stopped first within it.
+        until = self.m.clock + timedelta(seconds=self._wait(int(op["w"]), deadline))
+
+        def left() -> float:
+            return self._wait(int(op["w"]), until)
+
         dependents: list[str] = []
         if op["a"] != "start" and service.state == "Running":
             for dependent in self.m.dependents(service.name):
                 if dependent.state == "Running":
                     dependents.append(dependent.name)
                     self.m.stop_service(dependent.name)
-                    self._await(dependent.name, "Stopped", 30)  # Stop() waits 30 s per dependent
+                    self._await(dependent.name, "Stopped", left())
             self.m.stop_service(service.name)
-            self._await(service.name, "Stopped", wait)
+            self._await(service.name, "Stopped", left())
         if op["a"] != "stop":
             try:
                 self.m.start_service(service.name)
             except w.ApiError as exc:
                 raise Failed(f"Cannot start service {op['n']}: {exc}") from None
-            self._await(service.name, "Running", wait)
+            self._await(service.name, "Running", left())
             if op["a"] == "restart":
-                for name in dependents:
+                for name in reversed(dependents):
                     try:
                         self.m.start_service(name)
                     except w.ApiError as exc:
                         raise Failed(f"Cannot start service {name}: {exc}") from None
-                    self._await(name, "Running", wait)
+                    self._await(name, "Running", left())
         record["a"] = service.state.replace(" ", "")
 
     def _rule_state(self, name: str) -> dict[str, Any] | None:
@@ -372,7 +428,11 @@ def _root_trusted(m: w.Machine) -> None:
 
 
 def execute(
-    m: w.Machine, run_id: str, token: str, fail_ops: frozenset[int] = frozenset()
+    m: w.Machine,
+    run_id: str,
+    token: str,
+    fail_ops: frozenset[int] = frozenset(),
+    fail_saves: frozenset[int] = frozenset(),
 ) -> tuple[dict[str, Any] | None, str | None, str | None]:
     """Invoke-AzrdpExecute: (run result, error, error code). The facts after are collected by the caller."""
     if not re.fullmatch(r"[0-9a-f]{12}", run_id):
@@ -393,14 +453,15 @@ def execute(
         return None, gf.limit_text(str(exc), gf.LIMITS["fatal"]), "internal"
     m.azrdp.exists = True
     lock = m.azrdp.lock
-    if lock is not None and lock.run != run_id and lock.until > m.clock:
-        message = f"run {lock.run} holds the guest lock until {gf.format_time(lock.until)}."
+    if lock is not None and (lock.torn or lock.run != run_id) and lock.until > m.clock:
+        holder = "an unreadable lock" if lock.torn else f"run {lock.run}"
+        message = f"{holder} holds the guest lock until {gf.format_time(lock.until)}."
         return None, gf.limit_text("locked: " + message, gf.LIMITS["fatal"]), "locked"
     m.azrdp.lock = w.Lock(run_id, m.clock + timedelta(seconds=int(plan["dl"]) + ROLLBACK_GRACE + LOCK_MARGIN))
     try:
         if run_id in m.azrdp.runs:
             raise Failed(f"Run {run_id} already exists in this guest.")
-        return _execute(m, run_id, plan, fail_ops), None, None
+        return _execute(m, run_id, plan, fail_ops, fail_saves), None, None
     except Failed as exc:
         return None, gf.limit_text(str(exc), gf.LIMITS["fatal"]), "internal"
     finally:
@@ -408,8 +469,10 @@ def execute(
             m.azrdp.lock = None
 
 
-def _execute(m: w.Machine, run_id: str, plan: dict[str, Any], fail_ops: frozenset[int]) -> dict[str, Any]:
-    run = Run(m, run_id, int(plan["dl"]), fail_ops)
+def _execute(
+    m: w.Machine, run_id: str, plan: dict[str, Any], fail_ops: frozenset[int], fail_saves: frozenset[int]
+) -> dict[str, Any]:
+    run = Run(m, run_id, int(plan["dl"]), fail_ops, fail_saves)
     m.azrdp.order.append(run_id)
     steps: list[dict[str, Any]] = []
     results: list[dict[str, Any]] = []
@@ -450,10 +513,14 @@ def _execute(m: w.Machine, run_id: str, plan: dict[str, Any], fail_ops: frozense
                 run.apply(op, record, run.deadline)
                 record["s"] = "applied"
                 applied.append(int(op["i"]))
+                # A change whose record cannot be written fails its step (rolled back).
+                run.save(record)
             except (Refused, Failed) as exc:
                 record["s"] = outcome["s"] = "refused" if isinstance(exc, Refused) else "failed"
                 record["e"] = outcome["e"] = gf.limit_text(str(exc), gf.LIMITS["error"])
-            run.save(record)
+            if record["s"] != "applied":
+                with contextlib.suppress(Failed):
+                    run.save(record)
             results.append(
                 {"i": op["i"], "s": record["s"], "e": record["e"], "p": record["p"], "a": record["a"]}
             )
@@ -511,11 +578,14 @@ def _rollback(run: Run, step: dict[str, Any], applied: list[int], deadline: Any)
         }
         try:
             run.apply(op, record, deadline)
-            forward = run.records[int(op["of"])]
-            forward["s"] = "rolledBack"
-            run.save(forward)
         except (Refused, Failed):
             failed += 1
+            continue
+        # Reverted, whether or not its record can still be written.
+        forward = run.records[int(op["of"])]
+        forward["s"] = "rolledBack"
+        with contextlib.suppress(Failed):
+            run.save(forward)
     return failed
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from azrdp.emulator.windows import state as w
 from azrdp.guest.facts import parse_time
+from azrdp.guest.plan import LOCK_LONGEST
 from azrdp.guest.sddl import SddlError, parse
 
 TLS_SERVER = {
@@ -206,6 +207,8 @@ def reg_value(value: Any, where: str) -> tuple[str, Any]:
             return ("Binary", bytes.fromhex(data))
         if kind == "MultiString" and isinstance(data, list):
             return ("MultiString", [str(v) for v in data])
+        if kind == "None" and isinstance(data, str):
+            return ("None", bytes.fromhex(data))  # REG_NONE
     raise ScenarioError(
         f"{where}: registry values are integers, strings, 'hex:..', string lists or {{kind, data}}"
     )
@@ -285,6 +288,7 @@ def _load_os(m: w.Machine, os_: Mapping[str, Any]) -> None:
         "version": "version",
         "build": "build",
         "psVersion": "ps_version",
+        "powerShell32Bit": "ps_32bit",
         "partOfDomain": "domain",
         "machineGuid": "machine_guid",
         "computerName": "computer",
@@ -524,6 +528,13 @@ def _load_azrdp(m: w.Machine, data: Mapping[str, Any]) -> None:
     lock = data.get("lock")
     if lock is not None:
         lock = _obj(lock, "guest.azrdp.lock")
+        if lock.get("torn"):
+            # A lock file with no JSON in it, written at `written`.
+            written = parse_time(str(lock.get("written", "")))
+            if written is None:
+                raise ScenarioError("guest.azrdp.lock.written: expected an ISO time")
+            m.azrdp.lock = w.Lock("", written + timedelta(seconds=LOCK_LONGEST), torn=True)
+            return
         until = parse_time(str(lock.get("until", "")))
         if until is None:
             raise ScenarioError("guest.azrdp.lock.until: expected an ISO time")
@@ -582,6 +593,7 @@ def dump(m: w.Machine) -> dict[str, Any]:
             "version": m.version,
             "build": m.build,
             "psVersion": m.ps_version,
+            "powerShell32Bit": m.ps_32bit,
             "partOfDomain": m.domain,
             "machineGuid": m.machine_guid,
             "computerName": m.computer,
@@ -649,6 +661,14 @@ def dump(m: w.Machine) -> dict[str, Any]:
             "owner": m.azrdp.owner,
             "runs": m.azrdp.runs,
             "order": list(m.azrdp.order),
-            "lock": {"run": m.azrdp.lock.run, "until": _time(m.azrdp.lock.until)} if m.azrdp.lock else None,
+            "lock": _dump_lock(m.azrdp.lock),
         },
     }
+
+
+def _dump_lock(lock: w.Lock | None) -> dict[str, Any] | None:
+    if lock is None:
+        return None
+    if lock.torn:
+        return {"torn": True, "written": _time(lock.until - timedelta(seconds=LOCK_LONGEST))}
+    return {"run": lock.run, "until": _time(lock.until)}

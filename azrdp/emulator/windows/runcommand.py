@@ -9,7 +9,8 @@ PowerShell's parameter binding is modelled too: an unknown parameter, or one wit
 fails before the script runs, on StdErr only.
 
 Tests may set `vm["_emulator"]["failOps"] = [op index, ...]`: those operations fail in the guest
-as if Windows refused them, to exercise the rollback.
+as if Windows refused them, to exercise the rollback; `failSaves` the same way makes the records
+of those operations unwritable once they changed something (a full disk).
 """
 
 from __future__ import annotations
@@ -150,6 +151,12 @@ def _run(
     doc: dict[str, Any] = dict(base)
     if int(m.ps_version.split(".")[0]) < 5:
         doc.update(ec="unsupported", e=f"Windows PowerShell {m.ps_version} is too old; azrdp needs 5.1.")
+    elif m.ps_32bit:
+        doc.update(
+            ec="unsupported",
+            e="This is a 32-bit Windows PowerShell on 64-bit Windows, which sees a redirected registry and "
+            "System32; azrdp needs the 64-bit one.",
+        )
     elif not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         doc.update(ec="parameter", e="RdpPort must be a TCP port from 1 to 65535.")
     elif mode == "collect":
@@ -159,8 +166,12 @@ def _run(
     elif not scripts.has_executor(script):
         doc.update(ec="parameter", e="Mode must be collect: the executor was not sent with this script.")
     elif mode == "execute":
-        fail = frozenset(int(i) for i in (vm.get("_emulator") or {}).get("failOps", ()))
-        result, error, code = executor.execute(m, params.get("runid", ""), params.get("plan", ""), fail)
+        bookkeeping = vm.get("_emulator") or {}
+        fail = frozenset(int(i) for i in bookkeeping.get("failOps", ()))
+        unsaved = frozenset(int(i) for i in bookkeeping.get("failSaves", ()))
+        result, error, code = executor.execute(
+            m, params.get("runid", ""), params.get("plan", ""), fail, unsaved
+        )
         if error is not None:
             doc.update(e=error, ec=code)
         else:

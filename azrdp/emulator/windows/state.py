@@ -61,6 +61,7 @@ FILE_READ = 0x120089
 FILE_ADD_FILE = 0x2
 READ_CONTROL = 0x20000
 WRITE_DAC = 0x40000
+WRITE_OWNER = 0x80000
 KEY_CREATE_SUB_KEY = 0x4
 KEY_SET_VALUE = 0x2
 SELF_SIGNED_CONTAINER = "TSSecKeySet1"
@@ -83,7 +84,7 @@ class ApiError(Exception):
 @dataclass
 class RegValue:
     name: str
-    kind: str  # RegistryValueKind: DWord, QWord, String, ExpandString, MultiString, Binary
+    kind: str  # RegistryValueKind: DWord, QWord, String, ExpandString, MultiString, Binary; None (REG_NONE)
     data: Any  # int (unsigned), str, list[str], bytes
 
 
@@ -241,6 +242,9 @@ class Event:
 class Lock:
     run: str
     until: datetime
+    # The file holds no JSON (the run was killed, or the VM lost power, while writing it): `until`
+    # is when it was written plus the longest a lock lasts (azrdp.guest.plan.LOCK_LONGEST).
+    torn: bool = False
 
 
 @dataclass
@@ -264,6 +268,8 @@ class Machine:
     version: str = "10.0.20348"
     build: int = 20348
     ps_version: str = "5.1.20348.2849"
+    # The script ran in a 32-bit powershell.exe (SysWOW64): WOW64 redirects HKLM\SOFTWARE and System32.
+    ps_32bit: bool = False
     domain: bool = False
     machine_guid: str = "3d5a2b9e-8c1f-4e6a-9b2d-7f0e1c4a5b6d"
     computer: str = "vm-rdp01"

@@ -21,6 +21,7 @@ $ConfirmPreference = 'None'
 $ContractVersion = 2
 $Limits = @{
     text = 40
+    ports = 200
     error = 80
     fatal = 200
     errors = 4
@@ -166,10 +167,16 @@ function Get-AzrdpKeyFacts {
         if ($null -ne $k.c -and $k.pt -ne 0) {
             # CAPI names the file after the MD5 of the lower-case container name and its NUL, as four
             # little-endian words, then the MachineGuid (TSSecKeySet1: f686aace..., the reference).
-            $hash = [System.Security.Cryptography.MD5]::Create().ComputeHash([System.Text.Encoding]::ASCII.GetBytes($k.c.ToLowerInvariant() + [char]0))
-            $name = ''
-            foreach ($i in 0, 4, 8, 12) { $name += [System.BitConverter]::ToUInt32($hash, $i).ToString('x8') }
-            $k.f = $name + '_' + $Guid
+            # Under the FIPS policy .NET before 4.8 refuses MD5 (Learn: retargeting changes for 4.8;
+            # Server 2016 ships 4.6.2): the key's own unique name, read below when SYSTEM opens it,
+            # names the file then.
+            try {
+                $hash = [System.Security.Cryptography.MD5]::Create().ComputeHash([System.Text.Encoding]::ASCII.GetBytes($k.c.ToLowerInvariant() + [char]0))
+                $name = ''
+                foreach ($i in 0, 4, 8, 12) { $name += [System.BitConverter]::ToUInt32($hash, $i).ToString('x8') }
+                $k.f = $name + '_' + $Guid
+            }
+            catch { $k.f = $null }
         }
         elseif ($null -ne $k.c) {
             $folder = $CngKeys
@@ -178,18 +185,8 @@ function Get-AzrdpKeyFacts {
             $k.f = [string]$cng.UniqueName
             $cng.Dispose()
         }
-        $k.c = Limit-AzrdpText -Value $k.c
-        $k.pn = Limit-AzrdpText -Value $k.pn
     }
     catch { $k.e = Limit-AzrdpText -Value $_.Exception.Message -Limit $Limits.error }
-    if ($null -ne $k.f) {
-        $path = Join-Path -Path $folder -ChildPath $k.f
-        $k.x = Test-Path -LiteralPath $path
-        if ($k.x) {
-            try { $k.sd = Get-AzrdpSddl -Kind 'file' -Path $path }
-            catch { $k.e = Limit-AzrdpText -Value $_.Exception.Message -Limit $Limits.error }
-        }
-    }
     if ($null -ne $k.c -and $k.pt -ne 0) {
         # SYSTEM opens the key: proves the container is intact. The HRESULT when it cannot.
         try {
@@ -197,7 +194,8 @@ function Get-AzrdpKeyFacts {
             $csp.Flags = [System.Security.Cryptography.CspProviderFlags]'UseMachineKeyStore, UseExistingKey'
             $csp.KeyNumber = $spec
             $rsa = New-Object System.Security.Cryptography.RSACryptoServiceProvider($csp)
-            $rsa.Dispose()
+            try { if ($null -eq $k.f) { $k.f = [string]$rsa.CspKeyContainerInfo.UniqueKeyContainerName } }
+            finally { $rsa.Dispose() }
             $k.o = 0
         }
         catch {
@@ -207,23 +205,42 @@ function Get-AzrdpKeyFacts {
         }
     }
     elseif ($null -ne $k.f) { $k.o = 0 }
+    if ($null -ne $k.f) {
+        $path = Join-Path -Path $folder -ChildPath $k.f
+        $k.x = Test-Path -LiteralPath $path
+        if ($k.x) {
+            try { $k.sd = Get-AzrdpSddl -Kind 'file' -Path $path }
+            catch { $k.e = Limit-AzrdpText -Value $_.Exception.Message -Limit $Limits.error }
+        }
+    }
+    # Cut for the output only now: the key was opened with the full names (a provider name such as
+    # 'Microsoft Enhanced RSA and AES Cryptographic Provider' is longer than the text limit).
+    $k.c = Limit-AzrdpText -Value $k.c
+    $k.pn = Limit-AzrdpText -Value $k.pn
     return $k
 }
 
 function Get-AzrdpRule {
-    # One rule with the filters that decide whom it lets in (or blocks).
-    param($Rule)
-    $port = Get-NetFirewallPortFilter -AssociatedNetFirewallRule $Rule
-    $address = Get-NetFirewallAddressFilter -AssociatedNetFirewallRule $Rule
-    $program = Get-NetFirewallApplicationFilter -AssociatedNetFirewallRule $Rule
-    $service = Get-NetFirewallServiceFilter -AssociatedNetFirewallRule $Rule
+    # One rule with the filters that decide whom it lets in (or blocks), from $Filters: every filter
+    # of the ActiveStore by the InstanceID it shares with its rule. A rule missing there is asked
+    # for alone.
+    param($Rule, $Filters)
+    $id = [string]$Rule.InstanceID
+    $port = $Filters.port[$id]
+    if ($null -eq $port) { $port = Get-NetFirewallPortFilter -AssociatedNetFirewallRule $Rule }
+    $address = $Filters.address[$id]
+    if ($null -eq $address) { $address = Get-NetFirewallAddressFilter -AssociatedNetFirewallRule $Rule }
+    $program = $Filters.program[$id]
+    if ($null -eq $program) { $program = Get-NetFirewallApplicationFilter -AssociatedNetFirewallRule $Rule }
+    $service = $Filters.service[$id]
+    if ($null -eq $service) { $service = Get-NetFirewallServiceFilter -AssociatedNetFirewallRule $Rule }
     return [ordered]@{
         n = Limit-AzrdpText -Value $Rule.Name
         en = ([string]$Rule.Enabled -eq 'True')
         dir = [string]$Rule.Direction
         act = [string]$Rule.Action
         pr = [string]$port.Protocol
-        lp = Limit-AzrdpText -Value (@($port.LocalPort) -join ',')
+        lp = Limit-AzrdpText -Value (@($port.LocalPort) -join ',') -Limit $Limits.ports
         ra = Limit-AzrdpText -Value (@($address.RemoteAddress) -join ',')
         prg = Limit-AzrdpText -Value ([string]$program.Program)
         svc = Limit-AzrdpText -Value ([string]$service.Service)
@@ -272,10 +289,15 @@ function Get-AzrdpFacts {
             $present.Add($alias)
             foreach ($valueName in $RegReads[$alias]) {
                 $data = $key.GetValue($valueName, $null, 'DoNotExpandEnvironmentNames')
-                if ($null -eq $data) { continue }
+                if ($null -eq $data -and @($key.GetValueNames()) -notcontains $valueName) { continue }
                 $kind = [string]$key.GetValueKind($valueName)
-                # Binary becomes hex here, inline: a function returning the array would enumerate it.
-                if ($kind -eq 'Binary') { $data = [System.BitConverter]::ToString([byte[]]$data).Replace('-', '') }
+                # Bytes become hex here, inline (a function returning the array would enumerate it). .NET
+                # reads REG_NONE (kind Unknown), REG_DWORD_BIG_ENDIAN and an oversized REG_DWORD/QWORD as
+                # bytes, and a REG_LINK or REG_RESOURCE_LIST as nothing (RegistryKey.InternalGetValue):
+                # all of them are kind Unknown, hex or empty.
+                if ($data -is [byte[]]) { $data = [System.BitConverter]::ToString([byte[]]$data).Replace('-', '') }
+                if ($null -eq $data) { $data = '' }
+                if ($data -is [string] -and @('String', 'ExpandString', 'Binary') -notcontains $kind) { $kind = 'Unknown' }
                 $entries.Add(@($alias, $valueName, $kind, $data))
                 if ($alias -eq 'rdptcp' -and $valueName -eq 'PortNumber' -and $kind -eq 'DWord' -and $data -ge 1 -and $data -le 65535) { $ctx.port = [int]$data }
                 if ($alias -eq 'rdptcp' -and $valueName -eq 'SSLCertificateSHA1Hash' -and $kind -eq 'Binary') { $ctx.pin = [string]$data }
@@ -422,31 +444,45 @@ function Get-AzrdpFacts {
             if ($category -eq 'DomainAuthenticated') { $category = 'Domain' }
             if (-not $categories.Contains($category)) { $categories.Add($category) }
         }
+        # A firewall query costs about as much as the machine has rules, however few it asks for
+        # (public measurements: tens of seconds each with ~1,000 rules): each filter class is read
+        # once, joined by InstanceID (Learn, Get-NetFirewallPortFilter: "The filter to rule
+        # relationship is always one-to-one"), and the rules by name in one query.
+        $filters = @{ port = @{}; address = @{}; program = @{}; service = @{} }
+        foreach ($filter in @(Get-NetFirewallPortFilter -PolicyStore ActiveStore)) { $filters.port[[string]$filter.InstanceID] = $filter }
+        foreach ($filter in @(Get-NetFirewallAddressFilter -PolicyStore ActiveStore)) { $filters.address[[string]$filter.InstanceID] = $filter }
+        foreach ($filter in @(Get-NetFirewallApplicationFilter -PolicyStore ActiveStore)) { $filters.program[[string]$filter.InstanceID] = $filter }
+        foreach ($filter in @(Get-NetFirewallServiceFilter -PolicyStore ActiveStore)) { $filters.service[[string]$filter.InstanceID] = $filter }
+        $named = @(Get-NetFirewallRule -Name ($RdpRules + @($CustomRulePrefix + '*')) -PolicyStore ActiveStore -ErrorAction SilentlyContinue)
         $rules = New-Object 'System.Collections.Generic.List[object]'
         foreach ($ruleName in $RdpRules) {
-            foreach ($rule in @(Get-NetFirewallRule -Name $ruleName -PolicyStore ActiveStore -ErrorAction SilentlyContinue)) {
-                $rules.Add((Get-AzrdpRule -Rule $rule))
+            foreach ($rule in @($named | Where-Object { $_.Name -eq $ruleName })) {
+                $rules.Add((Get-AzrdpRule -Rule $rule -Filters $filters))
                 break
             }
         }
         $custom = 0
         # The rule for the listener's port first, then by name.
         $own = $CustomRulePrefix + $ctx.port
-        $named = @(Get-NetFirewallRule -Name ($CustomRulePrefix + '*') -PolicyStore ActiveStore -ErrorAction SilentlyContinue | Sort-Object -Property Name)
+        $named = @($named | Where-Object { $_.Name -like ($CustomRulePrefix + '*') } | Sort-Object -Property Name)
         foreach ($rule in @($named | Where-Object { $_.Name -eq $own }) + @($named | Where-Object { $_.Name -ne $own })) {
             if ($custom -ge $Limits.customRules) { break }
-            $rules.Add((Get-AzrdpRule -Rule $rule))
+            $rules.Add((Get-AzrdpRule -Rule $rule -Filters $filters))
             $custom += 1
         }
         # Capped by rule: Block rules on any port first, then those naming the RDP port, then ranges.
         $candidates = New-Object 'System.Collections.Generic.List[object]'
         foreach ($rule in @(Get-NetFirewallRule -Direction Inbound -Action Block -Enabled True -PolicyStore ActiveStore -ErrorAction SilentlyContinue)) {
-            $entry = Get-AzrdpRule -Rule $rule
+            $entry = Get-AzrdpRule -Rule $rule -Filters $filters
             if ($entry.pr -ne 'TCP' -and $entry.pr -ne 'Any') { continue }
+            # Ranked from the whole list (the entry's may be cut).
+            $filter = $filters.port[[string]$rule.InstanceID]
+            if ($null -eq $filter) { $filter = Get-NetFirewallPortFilter -AssociatedNetFirewallRule $rule }
+            $ports = @($filter.LocalPort) -join ','
             $rank = 3
-            if ($entry.lp -eq 'Any') { $rank = 0 }
-            elseif ((',' + $entry.lp + ',') -like ('*,' + $ctx.port + ',*')) { $rank = 1 }
-            elseif ($entry.lp -like '*-*') { $rank = 2 }
+            if ($ports -eq 'Any') { $rank = 0 }
+            elseif ((',' + $ports + ',') -like ('*,' + $ctx.port + ',*')) { $rank = 1 }
+            elseif ($ports -like '*-*') { $rank = 2 }
             $candidates.Add(@($rank, $entry))
         }
         $blocks = New-Object 'System.Collections.Generic.List[object]'
@@ -561,6 +597,12 @@ try {
     if ($PSVersionTable.PSVersion.Major -lt 5) {
         $report.ec = 'unsupported'
         $report.e = 'Windows PowerShell ' + [string]$PSVersionTable.PSVersion + ' is too old; azrdp needs 5.1.'
+    }
+    elseif ([System.Environment]::Is64BitOperatingSystem -and -not [System.Environment]::Is64BitProcess) {
+        # WOW64 redirects HKLM\SOFTWARE (MachineGuid is not there) and System32: every fact would
+        # silently be another view's (Learn: "Registry Keys Affected by WOW64", "File System Redirector").
+        $report.ec = 'unsupported'
+        $report.e = 'This is a 32-bit Windows PowerShell on 64-bit Windows, which sees a redirected registry and System32; azrdp needs the 64-bit one.'
     }
     elseif (-not [int]::TryParse($RdpPort, [ref]$portNumber) -or $portNumber -lt 1 -or $portNumber -gt 65535) {
         $report.ec = 'parameter'

@@ -22,11 +22,16 @@ $RegWritable = @{
 # Never the guest agent: Run Command needs it.
 $ServicesAllowed = @('TermService', 'UmRdpService', 'SessionEnv', 'KeyIso', 'CertPropSvc', 'CryptSvc', 'MpsSvc', 'BFE')
 $ProfilesAllowed = @('Domain', 'Private', 'Public')
+$StartModes = @('', 'Automatic', 'Manual', 'Disabled')
+$ServiceActions = @('start', 'stop', 'restart')
 $KeyFilePattern = '^[0-9a-f]{32}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(\.azrdp-[0-9a-f]{12}(-new)?)?$'
 $CustomRulePattern = '^azrdp-RDP-[0-9]{1,5}$'
 # Only SYSTEM and Administrators, inherited by the run folders.
 $BackupSddl = 'D:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)'
 $RollbackGrace = 120
+$LockMargin = 120
+# The longest a lock can be held: the longest deadline azrdp sends, the rollback grace, the margin.
+$LockLongest = 600 + $RollbackGrace + $LockMargin
 
 function Invoke-AzrdpNative {
     # Native tools never throw; under 'Stop' their StdErr would. Returns the exit code.
@@ -78,10 +83,19 @@ function Enter-AzrdpLock {
     # One run at a time: the lock names the run holding it and until when.
     param([string]$Run, [int]$Seconds)
     if ([System.IO.File]::Exists($LockFile)) {
-        $lock = Read-AzrdpJson -Path $LockFile
-        $until = [datetime]::Parse([string]$lock.exp, $Invariant, [System.Globalization.DateTimeStyles]'AssumeUniversal, AdjustToUniversal')
-        if ([string]$lock.run -ne $Run -and $until -gt (Get-Date).ToUniversalTime()) {
-            throw ('locked: run ' + [string]$lock.run + ' holds the guest lock until ' + [string]$lock.exp + '.')
+        # A lock that does not read (torn: the run was killed, or the VM lost power, while writing
+        # it) holds for the longest a lock can last from when it was written, never forever.
+        $holder = 'an unreadable lock'
+        $until = [System.IO.File]::GetLastWriteTimeUtc($LockFile).AddSeconds($LockLongest)
+        try {
+            $lock = Read-AzrdpJson -Path $LockFile
+            $expires = [datetime]::Parse([string]$lock.exp, $Invariant, [System.Globalization.DateTimeStyles]'AssumeUniversal, AdjustToUniversal')
+            $holder = 'run ' + [string]$lock.run
+            $until = $expires
+        }
+        catch { $holder = 'an unreadable lock' }
+        if ($holder -cne ('run ' + $Run) -and $until -gt (Get-Date).ToUniversalTime()) {
+            throw ('locked: ' + $holder + ' holds the guest lock until ' + (Format-AzrdpTime -Value $until) + '.')
         }
         [System.IO.File]::Delete($LockFile)
     }
@@ -96,8 +110,10 @@ function Enter-AzrdpLock {
 }
 
 function Exit-AzrdpLock {
+    # Never throws: the run's result matters more than the lock, which expires anyway.
     param([string]$Run)
-    if ([System.IO.File]::Exists($LockFile) -and [string](Read-AzrdpJson -Path $LockFile).run -eq $Run) { [System.IO.File]::Delete($LockFile) }
+    try { if ([System.IO.File]::Exists($LockFile) -and [string](Read-AzrdpJson -Path $LockFile).run -eq $Run) { [System.IO.File]::Delete($LockFile) } }
+    catch { $null = $_ }
 }
 
 function ConvertFrom-AzrdpToken {
@@ -113,18 +129,24 @@ function ConvertFrom-AzrdpToken {
 }
 
 function Assert-AzrdpAllowed {
-    # Every operation, forward or rollback, is checked against the allow-lists before anything runs.
+    # Every operation, forward or rollback, is checked against the allow-lists before anything runs:
+    # its kind first (each branch below only narrows it), then every field that names a target or
+    # steers what the primitive does, compared case-sensitively as azrdp.guest.plan does.
     param($Op)
     $kind = [string]$Op.k
-    $ok = $OpKinds -contains $kind
-    if ($kind -like 'reg.*') { $ok = $RegWritable.ContainsKey([string]$Op.key) -and $RegWritable[[string]$Op.key] -contains [string]$Op.n }
-    elseif ($kind -like 'svc.*') { $ok = $ServicesAllowed -contains [string]$Op.n }
-    elseif ($kind -eq 'fw.set') { $ok = $RdpRules -contains [string]$Op.n -or [string]$Op.n -cmatch $CustomRulePattern }
+    $ok = $OpKinds -ccontains $kind
+    if (-not $ok) { $ok = $false }
+    elseif ($kind -like 'reg.*') { $ok = @($RegWritable.Keys) -ccontains [string]$Op.key -and $RegWritable[[string]$Op.key] -ccontains [string]$Op.n }
+    elseif ($kind -eq 'svc.cfg') { $ok = $ServicesAllowed -ccontains [string]$Op.n -and $StartModes -ccontains [string]$Op.sm }
+    elseif ($kind -eq 'svc.ctl') { $ok = $ServicesAllowed -ccontains [string]$Op.n -and $ServiceActions -ccontains [string]$Op.a }
+    elseif ($kind -eq 'fw.set') { $ok = ($RdpRules -ccontains [string]$Op.n -or [string]$Op.n -cmatch $CustomRulePattern) -and @('', 'True', 'False') -ccontains [string]$Op.en -and @('', 'Allow', 'Block') -ccontains [string]$Op.act -and [string]$Op.lp -cmatch '^[A-Za-z0-9,-]*$' }
     elseif ($kind -eq 'fw.new' -or $kind -eq 'fw.del') { $ok = [string]$Op.n -ceq ($CustomRulePrefix + [string]$Op.p) -and [string]$Op.n -cmatch $CustomRulePattern }
-    elseif ($kind -eq 'fw.prof') { $ok = $ProfilesAllowed -contains [string]$Op.n }
-    elseif ($kind -eq 'acl') { $ok = @('mk', 'rds', 'rdc') -contains [string]$Op.o -or [string]$Op.o -cmatch ('^(key|cng):' + $KeyFilePattern.Substring(1)) }
+    elseif ($kind -eq 'fw.prof') { $ok = $ProfilesAllowed -ccontains [string]$Op.n -and @('True', 'False', 'NotConfigured') -ccontains [string]$Op.inb }
+    elseif ($kind -eq 'acl') { $ok = (@('mk', 'rds', 'rdc') -ccontains [string]$Op.o -and [int]$Op.tk -eq 0) -or [string]$Op.o -cmatch ('^(key|cng):' + $KeyFilePattern.Substring(1)) }
     elseif ($kind -eq 'key.ren') { $ok = [string]$Op.n -cmatch $KeyFilePattern -and [string]$Op.to -cmatch $KeyFilePattern }
-    elseif ($kind -like 'cert.*') { $ok = [string]$Op.s -eq 'rd' -and [string]$Op.tp -cmatch '^([0-9A-F]{40}|@)$' }
+    elseif ($kind -eq 'cert.rm') { $ok = [string]$Op.s -ceq 'rd' -and [string]$Op.tp -cmatch '^([0-9A-F]{40}|@)$' }
+    elseif ($kind -eq 'cert.put') { $ok = [string]$Op.s -ceq 'rd' -and [string]$Op.tp -cmatch '^[0-9A-F]{40}$' -and [string]$Op.sr -cmatch '^([0-9a-f]{12})?$' }
+    elseif ($kind -eq 'wait.lsn') { $ok = [string]$Op.p -cmatch '^[1-9][0-9]{0,4}$' }
     if (-not $ok) { throw ('plan: operation ' + $kind + ' is outside the allow-list.') }
 }
 
@@ -152,9 +174,12 @@ function Get-AzrdpRegState {
     $key = Get-Item -LiteralPath $Path -ErrorAction SilentlyContinue
     if ($null -eq $key) { return $null }
     $data = $key.GetValue($Name, $null, 'DoNotExpandEnvironmentNames')
-    if ($null -eq $data) { return $null }
+    if ($null -eq $data -and @($key.GetValueNames()) -notcontains $Name) { return $null }
     $kind = [string]$key.GetValueKind($Name)
-    if ($kind -eq 'Binary') { $data = [System.BitConverter]::ToString([byte[]]$data).Replace('-', '') }
+    # As the collector reads it: bytes as hex, a kind .NET cannot read as its type Unknown.
+    if ($data -is [byte[]]) { $data = [System.BitConverter]::ToString([byte[]]$data).Replace('-', '') }
+    if ($null -eq $data) { $data = '' }
+    if ($data -is [string] -and @('String', 'ExpandString', 'Binary') -notcontains $kind) { $kind = 'Unknown' }
     return , @($kind, $data)
 }
 
@@ -175,7 +200,8 @@ function Invoke-AzrdpRegOp {
             $value = New-Object byte[] ($hex.Length / 2)
             for ($i = 0; $i -lt $value.Length; $i++) { $value[$i] = [System.Convert]::ToByte($hex.Substring(2 * $i, 2), 16) }
         }
-        else { $value = [string]$value }
+        elseif ($kind -eq 'String' -or $kind -eq 'ExpandString') { $value = [string]$value }
+        else { throw ('A registry value of kind ' + $kind + ' cannot be written.') }
         $key = [Microsoft.Win32.Registry]::LocalMachine.CreateSubKey($subKey)
         try { $key.SetValue([string]$Op.n, $value, [Microsoft.Win32.RegistryValueKind]$kind) } finally { $key.Close() }
     }
@@ -211,8 +237,11 @@ function Invoke-AzrdpAclOp {
     $target = Resolve-AzrdpAclTarget -Id ([string]$Op.o)
     $now = Get-AzrdpSddl -Kind $target.kind -Path $target.path
     Confirm-AzrdpPrior -Record $Record -Now $now -Op $Op -Dir $Dir
+    # An owner holds READ_CONTROL and WRITE_DAC implicitly, never WRITE_OWNER ("How AccessCheck
+    # Works"): the Owner section is written, and WRITE_OWNER asked for, only when the owner changes
+    # here. After takeown SYSTEM already is the owner, so only the DACL is written.
     $sections = [System.Security.AccessControl.AccessControlSections]::Access
-    if ([int]$Op.own -eq 1) { $sections = $OwnerAndDacl }
+    if ([int]$Op.own -eq 1 -and [int]$Op.tk -ne 1) { $sections = $OwnerAndDacl }
     if ([int]$Op.tk -eq 1) {
         # This one file only: no /a (Administrators), no /r (recursion).
         $code = Invoke-AzrdpNative -Exe 'takeown.exe' -Arguments @('/f', $target.path)
@@ -225,7 +254,8 @@ function Invoke-AzrdpAclOp {
     if ($target.kind -eq 'dir') { [System.IO.Directory]::SetAccessControl($target.path, $security) }
     elseif ($target.kind -eq 'file') { [System.IO.File]::SetAccessControl($target.path, $security) }
     else {
-        $rights = [System.Security.AccessControl.RegistryRights]'ChangePermissions, ReadPermissions, TakeOwnership'
+        $rights = [System.Security.AccessControl.RegistryRights]'ChangePermissions, ReadPermissions'
+        if ($sections -eq $OwnerAndDacl) { $rights = [System.Security.AccessControl.RegistryRights]'ChangePermissions, ReadPermissions, TakeOwnership' }
         $key = [Microsoft.Win32.Registry]::LocalMachine.OpenSubKey($target.path, [Microsoft.Win32.RegistryKeyPermissionCheck]::ReadWriteSubTree, $rights)
         try { $key.SetAccessControl($security) } finally { $key.Close() }
     }
@@ -317,8 +347,11 @@ function Get-AzrdpWait {
 
 function Invoke-AzrdpServiceOp {
     # Never the blocking cmdlets (they wait without bound on a pending service): the controller's
-    # Start/Stop and WaitForStatus with a timeout. A pending service is refused. Stop() stops the
-    # running dependents first (at most 30 s each); a restart starts them again.
+    # Start/Stop and WaitForStatus with a timeout. A pending service is refused. The op has one
+    # bound (its w, capped by the deadline) and every wait gets what is left of it, so a restart
+    # with dependents takes w, not w for each wait. Running dependents (DependentServices lists
+    # them in a safe stopping order) are stopped here within that bound: Stop() would otherwise
+    # stop them itself and wait 30 s for each (ServiceController.Stop). A restart starts them again.
     param($Op, $Record, [string]$Dir, [datetime]$Deadline)
     $service = Get-Service -Name ([string]$Op.n)
     $now = [string]$service.Status
@@ -327,21 +360,33 @@ function Invoke-AzrdpServiceOp {
     Confirm-AzrdpPrior -Record $Record -Now $now -Op $Op -Dir $Dir
     $Op.x = $check
     if ($now -like '*Pending') { throw ('refused: ' + [string]$Op.n + ' is ' + $now) }
-    $wait = Get-AzrdpWait -Seconds ([int]$Op.w) -Deadline $Deadline
+    $until = (Get-Date).Add((Get-AzrdpWait -Seconds ([int]$Op.w) -Deadline $Deadline))
     $dependents = New-Object 'System.Collections.Generic.List[object]'
     if ([string]$Op.a -ne 'start' -and $now -eq 'Running') {
-        foreach ($dependent in $service.DependentServices) { if ([string]$dependent.Status -eq 'Running') { $dependents.Add([string]$dependent.Name) } }
+        foreach ($dependent in $service.DependentServices) {
+            if ([string]$dependent.Status -ne 'Running') { continue }
+            $dependents.Add([string]$dependent.Name)
+            $dependent.Stop()
+            $wait = Get-AzrdpWait -Seconds ([int]$Op.w) -Deadline $until
+            $dependent.WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Stopped, $wait)
+        }
         $service.Stop()
+        $wait = Get-AzrdpWait -Seconds ([int]$Op.w) -Deadline $until
         $service.WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Stopped, $wait)
     }
     if ([string]$Op.a -ne 'stop') {
         $service.Refresh()
         if ([string]$service.Status -ne 'Running') { $service.Start() }
+        $wait = Get-AzrdpWait -Seconds ([int]$Op.w) -Deadline $until
         $service.WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, $wait)
         if ([string]$Op.a -eq 'restart') {
+            # In start order (the reverse of the stopping order); one Windows started meanwhile is
+            # left as it is (Start() on a running service throws).
+            $dependents.Reverse()
             foreach ($dependentName in $dependents) {
                 $dependent = Get-Service -Name $dependentName
-                $dependent.Start()
+                if ([string]$dependent.Status -ne 'Running') { $dependent.Start() }
+                $wait = Get-AzrdpWait -Seconds ([int]$Op.w) -Deadline $until
                 $dependent.WaitForStatus([System.ServiceProcess.ServiceControllerStatus]::Running, $wait)
             }
         }
@@ -445,12 +490,15 @@ function Undo-AzrdpStep {
         if (-not $Applied.Contains([int]$op.of)) { continue }
         if ([string]$op.k -eq 'cert.rm' -and [string]$op.tp -eq '@') { $op.tp = [string]$Records[[int]$op.of].a }
         $record = New-AzrdpRecord -Op $op -Step -1
-        try {
-            Invoke-AzrdpOp -Op $op -Record $record -Dir $Dir -Deadline $Deadline
-            $Records[[int]$op.of].s = 'rolledBack'
-            Save-AzrdpRecord -Record $Records[[int]$op.of] -Dir $Dir
+        try { Invoke-AzrdpOp -Op $op -Record $record -Dir $Dir -Deadline $Deadline }
+        catch {
+            $failed += 1
+            continue
         }
-        catch { $failed += 1 }
+        # Reverted, whether or not its record can still be written (a full disk).
+        $Records[[int]$op.of].s = 'rolledBack'
+        try { Save-AzrdpRecord -Record $Records[[int]$op.of] -Dir $Dir }
+        catch { $null = $_ }
     }
     return $failed
 }
@@ -473,7 +521,7 @@ function Invoke-AzrdpExecute {
         return
     }
     [void](Initialize-AzrdpRoot -Create $true)
-    try { Enter-AzrdpLock -Run $RunId -Seconds ([int]$document.dl + $RollbackGrace + 120) }
+    try { Enter-AzrdpLock -Run $RunId -Seconds ([int]$document.dl + $RollbackGrace + $LockMargin) }
     catch {
         $Report.ec = 'locked'
         $Report.e = Limit-AzrdpText -Value $_.Exception.Message -Limit $Limits.fatal
@@ -509,6 +557,9 @@ function Invoke-AzrdpExecute {
                     Invoke-AzrdpOp -Op $op -Record $record -Dir $dir -Deadline $deadline
                     $record.s = 'applied'
                     $applied.Add([int]$op.i)
+                    # A change whose record cannot be written (a full disk, a file held by a scanner)
+                    # fails its step, which is rolled back: the guest's records are the undo's source.
+                    Save-AzrdpRecord -Record $record -Dir $dir
                 }
                 catch {
                     $message = $_.Exception.Message
@@ -522,7 +573,10 @@ function Invoke-AzrdpExecute {
                     $record.e = Limit-AzrdpText -Value $message -Limit $Limits.error
                     $outcome.e = $record.e
                 }
-                Save-AzrdpRecord -Record $record -Dir $dir
+                if ($record.s -ne 'applied') {
+                    try { Save-AzrdpRecord -Record $record -Dir $dir }
+                    catch { $null = $_ }
+                }
                 $results.Add([ordered]@{ i = [int]$op.i; s = $record.s; e = $record.e; p = $record.p; a = $record.a })
                 if ($record.s -ne 'applied') { break }
             }
@@ -541,17 +595,22 @@ function Invoke-AzrdpExecute {
             elseif ([int]$step.b -eq 1) { $atBoot = $true }
             $stepIndex += 1
         }
-        if ($state -eq 'applied' -and [string]$document.u -ne '') {
-            $undone = Join-Path -Path (Join-Path -Path $BackupRoot -ChildPath ([string]$document.u)) -ChildPath 'run.json'
-            if (Test-Path -LiteralPath $undone) {
-                $old = Read-AzrdpJson -Path $undone
-                $old.st = 'undone'
-                Write-AzrdpJson -Path $undone -Value $old
+        # Past the changes nothing may lose the run's result: the records are best effort now.
+        try {
+            if ($state -eq 'applied' -and [string]$document.u -ne '') {
+                $undone = Join-Path -Path (Join-Path -Path $BackupRoot -ChildPath ([string]$document.u)) -ChildPath 'run.json'
+                if (Test-Path -LiteralPath $undone) {
+                    $old = Read-AzrdpJson -Path $undone
+                    $old.st = 'undone'
+                    Write-AzrdpJson -Path $undone -Value $old
+                }
             }
         }
+        catch { $null = $_ }
         $run.st = $state
         $run.rb = $atBoot
-        Write-AzrdpJson -Path (Join-Path -Path $dir -ChildPath 'run.json') -Value $run
+        try { Write-AzrdpJson -Path (Join-Path -Path $dir -ChildPath 'run.json') -Value $run }
+        catch { $null = $_ }
     }
     finally { Exit-AzrdpLock -Run $RunId }
     $Report.r = [ordered]@{ id = $RunId; st = $state; dir = $dir; steps = $steps; ops = $results; all = $true }
