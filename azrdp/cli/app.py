@@ -12,6 +12,7 @@ on first access.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 import types
@@ -103,6 +104,7 @@ def root(
     ] = None,
 ) -> None:
     """Find out why a Windows VM on Azure refuses Remote Desktop, explain it, and fix it safely."""
+    gc.enable()  # off during start-up (azrdp.cli.entry); a command is about to run
 
 
 def build_app(modules: Sequence[str] = COMMAND_MODULES) -> typer.Typer:

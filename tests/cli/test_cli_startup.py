@@ -114,3 +114,19 @@ def test_the_stand_ins_hand_over_to_rich() -> None:
         timeout=60,
     )
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_the_collector_is_off_during_start_up_and_on_when_a_command_runs() -> None:
+    def gc_after(*args: str) -> str:
+        script = (
+            "import gc, sys\n"
+            f"sys.argv = ['azrdp', *{list(args)!r}]\n"
+            "from azrdp.cli.entry import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "sys.stderr.write(f'GC {gc.isenabled()}')\n"
+        )
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        return done.stderr.rsplit("GC ", 1)[1]
+
+    assert gc_after("--help") == "False"  # the process ends in start-up
+    assert gc_after("explain", "0x904", "-o", "json") == "True"  # the root callback turned it on
