@@ -472,6 +472,17 @@ def _recheck(clients: Clients, vm: VmResult, options: RepairOptions) -> VmResult
     return check_vm(clients, vm.resource_group, vm.name, options.check_options)
 
 
+def recheck_vms(clients: Clients, vms: Sequence[VmResult], options: RepairOptions) -> list[VmResult]:
+    """The VMs read again after control-plane changes, in order: by resource group, each group
+    listed once when it holds two or more of them (`check_refs`), never one check per VM."""
+    from azrdp.engine.check import check_refs
+
+    refs = [VmRef(vm.resource_group, vm.name, vm.facts.subscription_id if vm.facts else None) for vm in vms]
+    # Resource Health again where it was read the first time (a single VM's check reads it).
+    health = any(vm.control_plane is not None and vm.control_plane.health is not None for vm in vms)
+    return check_refs(clients, refs, replace(options.check_options, health=health))
+
+
 # --------------------------------------------------------------------------------------------
 # One VM
 # --------------------------------------------------------------------------------------------
@@ -550,13 +561,29 @@ class Repairer:
     # phase 3 -----------------------------------------------------------------------------------
 
     def apply(self, vmr: VmRepair) -> VmRepair:
-        if vmr.dry_run or vmr.declined or vmr.error is not None:
+        """One VM start to end: its control-plane steps, their re-read, the guest, the verification.
+        (`run_repair` splits a fleet at the re-read instead: every VM's control-plane steps, then one
+        re-read per resource group, then each VM's `finish`.)"""
+        if not self.applies(vmr):
             return vmr
-        options = self.options
+        changed = self.apply_control_plane(vmr)
+        return self.finish(vmr, recheck_vms(self.clients, [vmr.vm], self.options)[0] if changed else None)
+
+    def applies(self, vmr: VmRepair) -> bool:
+        """Whether anything of the plan is to be applied: not a dry run, not declined, and planned on
+        complete facts (a failed check or diagnosis applies nothing from half the facts)."""
+        if vmr.dry_run or vmr.declined or vmr.error is not None:
+            return False
+        return vmr.vm.error is None and not (vmr.vm.guest is not None and vmr.vm.guest.status == "error")
+
+    def has_control_plane(self, vmr: VmRepair) -> bool:
+        """Whether the plan holds a control-plane step to apply."""
+        return any(s.step.where is Where.CONTROL_PLANE and s.step.actionable for s in vmr.steps)
+
+    def apply_control_plane(self, vmr: VmRepair) -> bool:
+        """The plan's control-plane steps; whether any of them changed something."""
         vm: VmResult = vmr.vm
         clients = _clients_for(self.clients, vm)
-        if vmr.vm.error is not None or (vmr.vm.guest is not None and vmr.vm.guest.status == "error"):
-            return vmr  # the check or the diagnosis failed: nothing is applied from half the facts
         cp_changed = False
         for step in vmr.steps:
             if step.step.where is not Where.CONTROL_PLANE or not step.step.actionable:
@@ -572,11 +599,19 @@ class Repairer:
                 step.status = FAILED
                 step.error = err.message
                 vmr.notes.append(f"{step.step.id} failed: {err.message}")
-        if cp_changed:
-            try:
-                vm = _recheck(clients, vm, options)
-            except AzrdpError as err:
-                vmr.error = err
+        return cp_changed
+
+    def finish(self, vmr: VmRepair, rechecked: VmResult | None) -> VmRepair:
+        """The guest phase and the verification, on the VM as re-read after its control-plane
+        changes (`rechecked`; None: nothing changed there)."""
+        vm: VmResult = vmr.vm
+        clients = _clients_for(self.clients, vm)
+        cp_changed = rechecked is not None
+        if rechecked is not None:
+            if rechecked.facts is None and rechecked.error is not None:
+                vmr.error = rechecked.error  # the VM itself could not be read again
+            else:
+                vm = rechecked
         if vmr.error is None:
             self._guest_phase(clients, vmr, vm)
         self._verify(clients, vmr, vm, cp_changed)
@@ -910,14 +945,12 @@ def run_repair(
                         step.status = DECLINED
         counter["n"] = 0
 
-        def apply(vmr: VmRepair) -> VmRepair:
-            out = repairer.apply(vmr)
+        def applied() -> None:
             with progress_lock:
                 counter["n"] += 1
             note(counter["n"], len(prepared), verb)
-            return out
 
-        done = _parallel(apply, prepared, options.concurrency)
+        done = apply_by_group(repairer, clients, prepared, applied)
     except (KeyboardInterrupt, Interrupted):
         raise RepairInterrupted(list(repairer.changed), list(repairer.touched.values())) from None
     for vm in skipped:
@@ -930,6 +963,90 @@ def run_repair(
         done.append(vmr)
     observer(Progress("done", f"{verb} {len(done)} VM(s)", len(done), len(done)))
     return RepairResult(done, dict(checked.context), checked.target, options)
+
+
+def apply_by_group(
+    repairer: Repairer, clients: Clients, prepared: Sequence[VmRepair], applied: Callable[[], None]
+) -> list[VmRepair]:
+    """Apply every VM's plan, `repairer.options.concurrency` at a time; `applied()` after each VM.
+
+    A VM without control-plane steps goes straight to its guest phase. The others apply their
+    control-plane steps; when the last of them in a resource group is done, those that changed
+    something are read again together (`recheck_vms`: one listing of the group, not one check per
+    VM), and each goes on to its guest phase and verification. A slow VM start thus holds back only
+    its own group's guest phases. Returns `prepared`, each VmRepair completed in place.
+    """
+    options = repairer.options
+    pool = ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="azrdp-repair")
+    lock = threading.Lock()
+    finished = threading.Event()
+    failures: list[BaseException] = []
+    left = [len(prepared)]
+    pending: dict[tuple[str, str], int] = {}  # group -> VMs still in their control-plane phase
+    changed: dict[tuple[str, str], list[VmRepair]] = {}
+    members: dict[tuple[str, str], list[VmRepair]] = {}
+
+    def guarded(work: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                work()
+            except BaseException as exc:  # re-raised in the caller's thread
+                with lock:
+                    failures.append(exc)
+                finished.set()
+
+        return run
+
+    def finish(vmr: VmRepair, rechecked: VmResult | None) -> None:
+        if repairer.applies(vmr):
+            repairer.finish(vmr, rechecked)
+        applied()
+        with lock:
+            left[0] -= 1
+            if left[0] == 0:
+                finished.set()
+
+    def control_plane(vmr: VmRepair, group: tuple[str, str]) -> None:
+        did = repairer.apply_control_plane(vmr)
+        with lock:
+            if did:
+                changed[group].append(vmr)
+            pending[group] -= 1
+            last = pending[group] == 0
+        if last:
+            again = changed[group]
+            reread = dict(
+                zip(map(id, again), recheck_vms(clients, [v.vm for v in again], options), strict=True)
+            )
+            for member in members[group]:
+                pool.submit(guarded(lambda m=member: finish(m, reread.get(id(m)))))  # type: ignore[misc]
+
+    if not prepared:
+        return []
+    for vmr in prepared:
+        if repairer.applies(vmr) and repairer.has_control_plane(vmr):
+            sub = vmr.vm.facts.subscription_id if vmr.vm.facts else ""
+            group = (sub.lower(), vmr.vm.resource_group.lower())
+            pending[group] = pending.get(group, 0) + 1
+            members.setdefault(group, []).append(vmr)
+            changed.setdefault(group, [])
+        else:
+            pool.submit(guarded(lambda v=vmr: finish(v, None)))  # type: ignore[misc]
+    for group, vms in members.items():
+        for vmr in vms:
+            pool.submit(guarded(lambda v=vmr, g=group: control_plane(v, g)))  # type: ignore[misc]
+    interrupted = False
+    try:
+        while not finished.wait(0.2):
+            pass
+        if failures:
+            raise failures[0]
+    except BaseException:
+        interrupted = True
+        raise
+    finally:
+        pool.shutdown(wait=not interrupted, cancel_futures=True)
+    return list(prepared)
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ GUEST_IDS = {
     "tls12-server-disabled", "fips-policy-enabled", "credssp-server-unpatched", "credssp-oracle-mismatch",
     "credssp-oracle-vulnerable", "firewall-rule-disabled", "firewall-blocks-all-inbound",
     "nla-or-security-downgraded", "low-disk-space", "rdp-logons-disabled", "rdp-drain-mode",
-    "firewall-udp-rule-disabled", "reboot-pending",
+    "firewall-udp-rule-disabled", "reboot-pending", "registry-value-unreadable",
 }  # fmt: skip
 
 
