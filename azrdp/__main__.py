@@ -1,4 +1,4 @@
-from azrdp.cli.app import main
+from azrdp.cli.entry import main
 
 if __name__ == "__main__":
     main()

@@ -15,7 +15,7 @@ import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from azrdp.errors import UsageError
@@ -118,7 +118,13 @@ def hex_code(value: int) -> str:
 @functools.lru_cache(maxsize=1)
 def load_data() -> Mapping[str, Any]:
     """The code tables as shipped (package data)."""
-    text = resources.files("azrdp").joinpath("data/rdp_codes.json").read_text(encoding="utf-8")
+    beside = Path(__file__).with_name("data") / "rdp_codes.json"
+    if beside.is_file():  # an installed package (importlib.resources would import zipfile first)
+        text = beside.read_text(encoding="utf-8")
+    else:
+        from importlib import resources
+
+        text = resources.files("azrdp").joinpath("data/rdp_codes.json").read_text(encoding="utf-8")
     data: Mapping[str, Any] = json.loads(text)
     return data
 

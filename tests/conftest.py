@@ -53,7 +53,21 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Pa
     monkeypatch.setenv("AZRDP_CONFIG_DIR", str(home / ".config" / "azrdp"))
     monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", CLOSED_LOOPBACK)
     monkeypatch.setenv("TERM", "dumb")
+    _fresh_process_state()
     yield home
+
+
+def _fresh_process_state() -> None:
+    """Each test's emulator is a new ARM: azrdp's request budget starts full again (ARM's buckets
+    are new), and Run Command durations seen in other tests do not steer this one's polling."""
+    import sys
+
+    budget = sys.modules.get("azrdp.azure.budget")
+    if budget is not None:
+        budget.reset()
+    runcommand = sys.modules.get("azrdp.azure.runcommand")
+    if runcommand is not None:
+        runcommand.DURATIONS.clear()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ Otherwise a usage error.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -25,6 +26,11 @@ from azrdp.errors import UsageError
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
+
+# azure-identity logs its failures as multi-line warnings; azrdp reports them once, as one error
+# line. With --debug the root handler shows them again. (Here, not in the CLI: only code that
+# reaches Azure imports this module, so `azrdp --help` does not pay for `logging`.)
+logging.getLogger("azure").addHandler(logging.NullHandler())
 
 
 @dataclass(frozen=True)
@@ -287,6 +293,8 @@ def _float_env(name: str, default: float) -> float:
 
 
 def client_kwargs(ctx: AzureContext) -> dict[str, Any]:
+    from azrdp.azure.budget import BudgetPolicy
+
     kw: dict[str, Any] = {
         "base_url": ctx.arm_endpoint + "/",
         "credential_scopes": [
@@ -297,6 +305,9 @@ def client_kwargs(ctx: AzureContext) -> dict[str, Any]:
         # azure-core's RetryPolicy honours Retry-After on 429/5xx; cap the exponential backoff.
         "retry_total": int(_float_env("AZRDP_RETRY_TOTAL", 6)),
         "retry_backoff_max": 30,
+        # ARM's request budget, spent by every attempt (azure-core inserts per-retry policies right
+        # after its RetryPolicy); one instance per pipeline, the buckets are per subscription.
+        "per_retry_policies": [BudgetPolicy()],
     }
     if ctx.ca_bundle:
         kw["connection_verify"] = ctx.ca_bundle
@@ -314,6 +325,7 @@ def list_subscriptions(ctx: AzureContext) -> list[dict[str, str]]:
     policies = [
         UserAgentPolicy(kw["user_agent"]),
         RetryPolicy(retry_total=kw["retry_total"], retry_backoff_max=kw["retry_backoff_max"]),
+        *kw["per_retry_policies"],
         ARMChallengeAuthenticationPolicy(ctx.credential, *kw["credential_scopes"]),
     ]
     subs: list[dict[str, str]] = []

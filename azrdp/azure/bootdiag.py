@@ -128,13 +128,16 @@ def _save_screenshot(data: bytes, facts: VmFacts) -> tuple[str, str]:
 
 def read_boot_diagnostics(clients: Clients, facts: VmFacts) -> BootDiagnostics:
     """Screenshot (saved) and serial log tail of one VM; a failure is kept in `error`."""
+    from azrdp.azure.arm import COMPUTE_API, resource_path
     from azrdp.azure.clients import translate_errors
 
     try:
         with translate_errors(f"the boot diagnostics of VM '{facts.name}'"):
-            uris = clients.compute.virtual_machines.retrieve_boot_diagnostics_data(
-                facts.resource_group, facts.name, sas_uri_expiration_time_in_minutes=SAS_MINUTES
-            ).as_dict()
+            uris = clients.arm.post(
+                resource_path(facts.id) + "/retrieveBootDiagnosticsData",
+                COMPUTE_API,
+                params={"sasUriExpirationTimeInMinutes": str(SAS_MINUTES)},
+            )
     except AzrdpError as err:
         return BootDiagnostics(error=err.message)
     client = _pipeline(clients.ctx.ca_bundle if hasattr(clients, "ctx") else None)

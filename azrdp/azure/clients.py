@@ -1,4 +1,4 @@
-"""Client factory: the SDK clients for one subscription.
+"""Client factory: the raw-JSON reader and the SDK clients for one subscription.
 
 One factory for production and tests: the ARM endpoint, CA bundle, polling interval, retry policy
 and user agent all come from the AzureContext and the environment (`auth.client_kwargs`), so the
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from azure.mgmt.network import NetworkManagementClient
     from azure.mgmt.resourcehealth import ResourceHealthMgmtClient
 
+    from azrdp.azure.arm import ArmReader
+
 __all__ = ["Clients", "client_kwargs", "list_subscriptions", "translate_errors"]
 
 
@@ -33,10 +35,21 @@ class Clients:
         self._compute: ComputeManagementClient | None = None
         self._network: NetworkManagementClient | None = None
         self._health: ResourceHealthMgmtClient | None = None
+        self._arm: ArmReader | None = None
 
     @property
     def subscription_id(self) -> str:
         return self.ctx.subscription_id
+
+    @property
+    def arm(self) -> ArmReader:
+        """Raw JSON through the SDK's pipeline: every read (see azrdp.azure.arm)."""
+        with self._lock:
+            if self._arm is None:
+                from azrdp.azure.arm import ArmReader
+
+                self._arm = ArmReader(self.ctx)
+            return self._arm
 
     @property
     def compute(self) -> ComputeManagementClient:
@@ -80,3 +93,5 @@ class Clients:
         for client in (self._compute, self._network, self._health):
             if client is not None:
                 client.close()
+        if self._arm is not None:
+            self._arm.close()

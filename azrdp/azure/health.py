@@ -1,6 +1,7 @@
 """Resource Health: the VM's current availability status, one VM at a time or as one listing.
 
-REST (azure-mgmt-resourcehealth 1.0 sends api-version 2025-05-01):
+REST, read raw through `azrdp.azure.arm` (api-version 2025-05-01, what azure-mgmt-resourcehealth 1.0
+sends):
 `GET {vm id}/providers/Microsoft.ResourceHealth/availabilityStatuses/current`
 (AvailabilityStatuses_GetByResource) and
 `GET /subscriptions/{sub}[/resourceGroups/{rg}]/providers/Microsoft.ResourceHealth/availabilityStatuses`
@@ -54,32 +55,30 @@ def resource_of(status_id: str) -> str:
 
 def get_health(clients: Clients, vm_id: str) -> PlatformHealth:
     """One VM's current status; a failure is kept in `error`, never raised."""
+    from azrdp.azure.arm import RESOURCE_HEALTH_API, resource_path
     from azrdp.azure.clients import translate_errors
 
+    path = resource_path(vm_id) + "/providers/Microsoft.ResourceHealth/availabilityStatuses/current"
     try:
         with translate_errors(f"the Resource Health of VM '{name_of(vm_id)}'"):
-            status = clients.resource_health.availability_statuses.get_by_resource(vm_id.lstrip("/"))
-            return health_from_rest(status.as_dict())
+            return health_from_rest(clients.arm.get(path, RESOURCE_HEALTH_API))
     except AzrdpError as err:
         return PlatformHealth(state="Unknown", error=err.message)
 
 
 def list_health(clients: Clients, resource_group: str | None) -> dict[str, PlatformHealth] | str:
     """Every status of a resource group or the subscription, by resource id (lower), or why not."""
+    from azrdp.azure.arm import RESOURCE_HEALTH_API, group_path
     from azrdp.azure.clients import translate_errors
 
     scope = f"resource group '{resource_group}'" if resource_group else "the subscription"
     out: dict[str, PlatformHealth] = {}
+    path = group_path(
+        clients.subscription_id, resource_group, "Microsoft.ResourceHealth", "availabilityStatuses"
+    )
     try:
         with translate_errors(f"the Resource Health statuses of {scope}"):
-            ops = clients.resource_health.availability_statuses
-            pages = (
-                ops.list_by_resource_group(resource_group)
-                if resource_group
-                else ops.list_by_subscription_id()
-            )
-            for item in pages:
-                d = item.as_dict()
+            for d in clients.arm.items(path, RESOURCE_HEALTH_API):
                 rid = resource_of(str(d.get("id", "")))
                 if rid:
                     out[rid.lower()] = health_from_rest(d)

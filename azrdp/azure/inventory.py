@@ -18,9 +18,10 @@ returns status without the model or tags), so the status comes separately and is
     read page by page until every VM of the group is found.
 Scoped to a resource group, references to resources in other groups are fetched with GETs afterwards.
 
-The SDK's RetryPolicy honours Retry-After on 429; there is no second retry loop here. Models are
-read through `as_dict()` (REST JSON), never through enum-typed attributes. Parsers are pure
-module-level functions over REST dicts; azure.* is imported inside functions only.
+Every read is raw JSON through the SDK's pipeline (`azrdp.azure.arm`: its retries, which honour
+Retry-After, authentication, logging and azrdp's request budget), never a generated model: the
+parsers are pure module-level functions over REST dicts, built once per resource. There is no
+second retry loop here; azure.* is imported inside functions only.
 """
 
 from __future__ import annotations
@@ -381,11 +382,27 @@ def get_vm_facts(clients: Clients, resource_group: str, name: str) -> VmFacts:
     errors for authentication, authorisation and Azure failures. Unreadable NICs, NSGs, VNets or
     public IPs do not raise: they are recorded on the NIC (`unreadable`).
     """
+
+    return complete_vm_facts(clients, get_vm_json(clients, resource_group, name))
+
+
+def get_vm_json(clients: Clients, resource_group: str, name: str) -> Json:
+    """The VM model with its instance view (`$expand=instanceView`, documented for GET): one request."""
+    from azrdp.azure.arm import COMPUTE_API, subscription_path
     from azrdp.azure.clients import translate_errors
 
+    path = subscription_path(
+        clients.subscription_id,
+        "resourceGroups",
+        resource_group,
+        "providers",
+        "Microsoft.Compute",
+        "virtualMachines",
+        name,
+    )
     with translate_errors(f"VM '{name}' in resource group '{resource_group}'"):
-        vm_json = clients.compute.virtual_machines.get(resource_group, name, expand="instanceView").as_dict()
-    return complete_vm_facts(clients, vm_json)
+        vm_json: Json = clients.arm.get(path, COMPUTE_API, {"$expand": "instanceView"})
+    return vm_json
 
 
 def complete_vm_facts(
@@ -421,12 +438,12 @@ def complete_vm_facts(
 
 
 def _get_nic(clients: Clients, nic_id: str) -> NicFacts | str:
+    from azrdp.azure.arm import NETWORK_API, resource_path
     from azrdp.azure.clients import translate_errors
 
-    rg, nic = _split(nic_id)
     try:
-        with translate_errors(f"network interface '{nic}'"):
-            return nic_from_rest(clients.network.network_interfaces.get(rg, nic).as_dict())
+        with translate_errors(f"network interface '{name_of(nic_id)}'"):
+            return nic_from_rest(clients.arm.get(resource_path(nic_id), NETWORK_API))
     except AzrdpError as err:
         return _reason(err)
 
@@ -437,9 +454,10 @@ def _fill(clients: Clients, lookup: Lookup, nics: Sequence[NicFacts], list_group
     With `list_groups`, the NSGs of each VNet's resource group are listed in the same round as the
     VNet itself, so the subnet's NSG (known only once the VNet is read) is usually already there.
     """
+    from azrdp.azure.arm import NETWORK_API, group_path, resource_path
     from azrdp.azure.clients import translate_errors
 
-    network = clients.network
+    arm = clients.arm
     for _ in range(3):  # round 3, then at most the subnet NSGs found in it, then nothing new
         want: dict[str, set[str]] = {"nsg": set(), "vnet": set(), "pip": set()}
         by_lower: dict[str, str] = {}
@@ -459,23 +477,24 @@ def _fill(clients: Clients, lookup: Lookup, nics: Sequence[NicFacts], list_group
         def list_nsgs(group: str) -> None:
             try:
                 with translate_errors(f"the NSGs of resource group '{group}'"):
-                    for item in network.network_security_groups.list(group):
-                        lookup.add_nsg(item.as_dict())
+                    path = group_path(
+                        clients.subscription_id, group, "Microsoft.Network", "networkSecurityGroups"
+                    )
+                    for item in arm.items(path, NETWORK_API):
+                        lookup.add_nsg(item)
             except AzrdpError:
                 pass  # the NSGs are fetched one by one in the next round, with their own errors
 
         def get_one(kind: str, rid: str) -> None:
-            rg, nm = _split(rid)
+            nm = name_of(rid)
+            what, add = {
+                "nsg": (f"network security group '{nm}'", lookup.add_nsg),
+                "vnet": (f"virtual network '{nm}'", lookup.add_vnet),
+                "pip": (f"public IP '{nm}'", lookup.add_pip),
+            }[kind]
             try:
-                if kind == "nsg":
-                    with translate_errors(f"network security group '{nm}'"):
-                        lookup.add_nsg(network.network_security_groups.get(rg, nm).as_dict())
-                elif kind == "vnet":
-                    with translate_errors(f"virtual network '{nm}'"):
-                        lookup.add_vnet(network.virtual_networks.get(rg, nm).as_dict())
-                else:
-                    with translate_errors(f"public IP '{nm}'"):
-                        lookup.add_pip(network.public_ip_addresses.get(rg, nm).as_dict())
+                with translate_errors(what):
+                    add(arm.get(resource_path(rid), NETWORK_API))
             except AzrdpError as err:
                 lookup.failed[rid.lower()] = _reason(err)
 
@@ -510,10 +529,12 @@ class FleetEntry:
 ProgressFn = Callable[[str, int], None]  # (what was listed, items so far)
 
 
-def _drain(pages: Iterator[Any], sink: Callable[[Json], None], what: str, progress: ProgressFn | None) -> int:
+def _drain(
+    pages: Iterator[Json], sink: Callable[[Json], None], what: str, progress: ProgressFn | None
+) -> int:
     count = 0
     for item in pages:
-        sink(item.as_dict())
+        sink(item)
         count += 1
         if progress and count % 500 == 0:
             progress(what, count)
@@ -523,21 +544,31 @@ def _drain(pages: Iterator[Any], sink: Callable[[Json], None], what: str, progre
 
 
 def list_vm_models(
-    clients: Clients, resource_group: str | None, progress: ProgressFn | None = None
+    clients: Clients,
+    resource_group: str | None,
+    progress: ProgressFn | None = None,
+    names: set[str] | None = None,
 ) -> list[Json]:
-    """The VM models of a group (`list(GROUP)`) or of the subscription (`list_all()`), no status."""
+    """The VM models of a group (`list(GROUP)`) or of the subscription (`list_all()`), no status.
+
+    With `names` (lower-case), only those VMs, and the listing stops once all of them are found.
+    """
+    from azrdp.azure.arm import COMPUTE_API, group_path
     from azrdp.azure.clients import translate_errors
 
     scope = f"resource group '{resource_group}'" if resource_group else "the subscription"
-    compute = clients.compute
     listed: list[Json] = []
+    path = group_path(clients.subscription_id, resource_group, "Microsoft.Compute", "virtualMachines")
     with translate_errors(f"the VMs of {scope}"):
-        pages = (
-            compute.virtual_machines.list(resource_group)
-            if resource_group
-            else compute.virtual_machines.list_all()
-        )
-        _drain(iter(pages), listed.append, "VMs", progress)
+        items = clients.arm.items(path, COMPUTE_API)
+        if names is None:
+            _drain(items, listed.append, "VMs", progress)
+            return listed
+        for item in items:
+            if str(item.get("name", "")).lower() in names:
+                listed.append(item)
+                if len(listed) == len(names):
+                    break  # every named VM is known: the remaining pages are not needed
     return listed
 
 
@@ -549,6 +580,7 @@ def vm_statuses(
     Few VMs: one instance-view GET each, in parallel. Otherwise the status-only listing of the
     subscription, read until every wanted VM is found.
     """
+    from azrdp.azure.arm import COMPUTE_API, resource_path
     from azrdp.azure.clients import translate_errors
 
     wanted = {str(m.get("id", "")).lower(): m for m in models if m.get("id")}
@@ -560,8 +592,8 @@ def vm_statuses(
             rid = str(model["id"])
             try:
                 with translate_errors(f"the instance view of VM '{name_of(rid)}'"):
-                    view = clients.compute.virtual_machines.instance_view(group_of(rid), name_of(rid))
-                return rid.lower(), view.as_dict()
+                    view: Json = clients.arm.get(resource_path(rid) + "/instanceView", COMPUTE_API)
+                return rid.lower(), view
             except AzrdpError:
                 return rid.lower(), None
 
@@ -578,12 +610,13 @@ def all_vm_statuses(
 ) -> dict[str, Json]:
     """`list_all(statusOnly=true)`: each VM's instance view by lower-cased id; with `wanted`, only
     those, and the listing stops as soon as all of them are found."""
+    from azrdp.azure.arm import COMPUTE_API, group_path
     from azrdp.azure.clients import translate_errors
 
     found: dict[str, Json] = {}
+    path = group_path(clients.subscription_id, None, "Microsoft.Compute", "virtualMachines")
     with translate_errors("the VM status of the subscription"):
-        for item in clients.compute.virtual_machines.list_all(status_only="true"):
-            d = item.as_dict()
+        for d in clients.arm.items(path, COMPUTE_API, {"statusOnly": "true"}):
             rid = str(d.get("id", "")).lower()
             if wanted is not None and rid not in wanted:
                 continue
@@ -613,21 +646,25 @@ def list_fleet_facts(
     clients: Clients,
     resource_group: str | None = None,
     progress: ProgressFn | None = None,
+    names: set[str] | None = None,
+    lookup: Lookup | None = None,
 ) -> list[FleetEntry]:
-    """Every VM of the subscription (or one resource group) with its facts, from list calls.
+    """Every VM of the subscription (or one resource group) with its facts, from list calls;
+    with `names` (lower-case, a group only), just those VMs of the group. `lookup` receives every
+    NSG, VNet and public IP listed (a load balancer's frontend IP is among them, say).
 
     Raises for failures of the listings themselves (group not found, 403 on the listing); a VM
     whose own network resources cannot be read gets an entry with `error` instead.
     """
+    from azrdp.azure.arm import NETWORK_API, group_path
     from azrdp.azure.clients import translate_errors
 
-    network = clients.network
     lock = threading.Lock()
     vms: list[tuple[VmFacts, list[str]]] = []
     missing_status: set[str] = set()
     nics: dict[str, NicFacts] = {}
     nic_owner: dict[str, str] = {}  # NIC id -> VM id, from the NIC's back-reference
-    lookup = Lookup()
+    lookup = lookup if lookup is not None else Lookup()
     scope = f"resource group '{resource_group}'" if resource_group else "the subscription"
 
     models: list[Json] = []
@@ -651,7 +688,7 @@ def list_fleet_facts(
 
     def vm_models() -> int:
         """The models; for a group, then the status of its VMs (it needs their ids)."""
-        listed = list_vm_models(clients, resource_group, progress)
+        listed = list_vm_models(clients, resource_group, progress, names if resource_group else None)
         if resource_group:
             statuses.update(vm_statuses(clients, listed, resource_group, progress))
         models.extend(listed)
@@ -662,31 +699,22 @@ def list_fleet_facts(
         statuses.update(all_vm_statuses(clients, progress))
         return len(statuses)
 
-    def listing(what: str, fn: Callable[[], Any], sink: Callable[[Json], None]) -> Callable[[], int]:
+    def listing(what: str, kind: str, sink: Callable[[Json], None]) -> Callable[[], int]:
+        path = group_path(clients.subscription_id, resource_group, "Microsoft.Network", kind)
+
         def run() -> int:
             with translate_errors(f"the {what} of {scope}"):
-                return _drain(iter(fn()), sink, what, progress)
+                return _drain(clients.arm.items(path, NETWORK_API), sink, what, progress)
 
         return run
 
-    if resource_group:
-        rg = resource_group
-        tasks = [
-            vm_models,
-            listing("network interfaces", lambda: network.network_interfaces.list(rg), add_nic),
-            listing("NSGs", lambda: network.network_security_groups.list(rg), locked(lookup.add_nsg)),
-            listing("virtual networks", lambda: network.virtual_networks.list(rg), locked(lookup.add_vnet)),
-            listing("public IPs", lambda: network.public_ip_addresses.list(rg), locked(lookup.add_pip)),
-        ]
-    else:
-        tasks = [
-            vm_models,
-            vm_status_all,
-            listing("network interfaces", network.network_interfaces.list_all, add_nic),
-            listing("NSGs", network.network_security_groups.list_all, locked(lookup.add_nsg)),
-            listing("virtual networks", network.virtual_networks.list_all, locked(lookup.add_vnet)),
-            listing("public IPs", network.public_ip_addresses.list_all, locked(lookup.add_pip)),
-        ]
+    tasks = [vm_models] if resource_group else [vm_models, vm_status_all]
+    tasks += [
+        listing("network interfaces", "networkInterfaces", add_nic),
+        listing("NSGs", "networkSecurityGroups", locked(lookup.add_nsg)),
+        listing("virtual networks", "virtualNetworks", locked(lookup.add_vnet)),
+        listing("public IPs", "publicIPAddresses", locked(lookup.add_pip)),
+    ]
     _parallel(tasks)
     for model in models:  # the join: model and status by VM id
         status = statuses.get(str(model.get("id", "")).lower())

@@ -9,7 +9,8 @@ Fleet: load balancers and route tables are listed once (per resource group, or f
 subscription) beside the inventory's listings; admin rules cost one POST per VNet that holds a
 checked VM (not per VM); anything referenced in another resource group is read with a GET.
 
-Parsers are pure functions over REST JSON (`as_dict()`); azure.* is imported inside functions only.
+Parsers are pure functions over REST JSON (read raw through `azrdp.azure.arm`); azure.* is imported
+inside functions only.
 REST contracts: LoadBalancers_Get/List/ListAll, RouteTables_Get/List/ListAll,
 NetworkInterfaces_GetEffectiveRouteTable, ListNetworkManagerEffectiveSecurityAdminRules
 (POST .../virtualNetworks/{vnet}/listNetworkManagerEffectiveSecurityAdminRules, body {skipToken}).
@@ -321,30 +322,26 @@ class PathReader:
 
     def list_all(self, resource_group: str | None) -> None:
         """Load balancers and route tables of a resource group or the subscription, in parallel."""
+        from azrdp.azure.arm import NETWORK_API, group_path
         from azrdp.azure.clients import translate_errors
 
-        network = self.clients.network
+        arm = self.clients.arm
+        sub = self.clients.subscription_id
         scope = f"resource group '{resource_group}'" if resource_group else "the subscription"
 
         def lbs() -> None:
             with translate_errors(f"the load balancers of {scope}"):
-                pages = (
-                    network.load_balancers.list(resource_group)
-                    if resource_group
-                    else network.load_balancers.list_all()
-                )
-                for item in pages:
-                    self._add_lb(item.as_dict())
+                for item in arm.items(
+                    group_path(sub, resource_group, "Microsoft.Network", "loadBalancers"), NETWORK_API
+                ):
+                    self._add_lb(item)
 
         def tables() -> None:
             with translate_errors(f"the route tables of {scope}"):
-                pages = (
-                    network.route_tables.list(resource_group)
-                    if resource_group
-                    else network.route_tables.list_all()
-                )
-                for item in pages:
-                    self._add_table(item.as_dict())
+                for item in arm.items(
+                    group_path(sub, resource_group, "Microsoft.Network", "routeTables"), NETWORK_API
+                ):
+                    self._add_table(item)
 
         _parallel([lbs, tables])
 
@@ -411,35 +408,31 @@ class PathReader:
         with self._lock:
             self.failed[rid.lower()] = (what, _reason(err))
 
-    def _get_lb(self, lb_id: str) -> None:
+    def _get(self, rid: str, what: str) -> Json:
+        from azrdp.azure.arm import NETWORK_API, resource_path
         from azrdp.azure.clients import translate_errors
 
+        with translate_errors(f"{what} '{name_of(rid)}'"):
+            found: Json = self.clients.arm.get(resource_path(rid), NETWORK_API)
+        return found
+
+    def _get_lb(self, lb_id: str) -> None:
         try:
-            with translate_errors(f"load balancer '{name_of(lb_id)}'"):
-                self._add_lb(
-                    self.clients.network.load_balancers.get(group_of(lb_id), name_of(lb_id)).as_dict()
-                )
+            self._add_lb(self._get(lb_id, "load balancer"))
         except AzrdpError as err:
             self._fail(lb_id, LB_READ, err)
 
     def _get_table(self, table_id: str) -> None:
-        from azrdp.azure.clients import translate_errors
-
         try:
-            with translate_errors(f"route table '{name_of(table_id)}'"):
-                self._add_table(
-                    self.clients.network.route_tables.get(group_of(table_id), name_of(table_id)).as_dict()
-                )
+            self._add_table(self._get(table_id, "route table"))
         except AzrdpError as err:
             self._fail(table_id, ROUTE_TABLE_READ, err)
 
     def _get_pip(self, pip_id: str) -> None:
-        from azrdp.azure.clients import translate_errors
         from azrdp.azure.inventory import public_ip_from_rest
 
         try:
-            with translate_errors(f"public IP '{name_of(pip_id)}'"):
-                d = self.clients.network.public_ip_addresses.get(group_of(pip_id), name_of(pip_id)).as_dict()
+            d = self._get(pip_id, "public IP")
             pip = public_ip_from_rest(d)
             with self._lock:
                 self.pips[pip.id.lower()] = pip
@@ -504,15 +497,15 @@ def _with_pip(rule: NatRule, pip: PublicIp | None) -> NatRule:
 
 def read_admin_rules(clients: Clients, vnet_id: str) -> tuple[AdminRule, ...]:
     """Every effective security admin rule on a VNet (all pages). Raises AzrdpError."""
+    from azrdp.azure.arm import NETWORK_API, resource_path
     from azrdp.azure.clients import translate_errors
 
     rules: list[Any] = []
     token: str | None = None
+    path = resource_path(vnet_id) + "/listNetworkManagerEffectiveSecurityAdminRules"
     with translate_errors(f"the security admin rules of virtual network '{name_of(vnet_id)}'"):
         for _ in range(MAX_ADMIN_PAGES):
-            result = clients.network.list_network_manager_effective_security_admin_rules(
-                group_of(vnet_id), name_of(vnet_id), {"skipToken": token} if token else {}
-            ).as_dict()
+            result = clients.arm.post(path, NETWORK_API, {"skipToken": token} if token else {})
             rules.extend(_list(result.get("value")))
             token = result.get("skipToken") or None
             if not token:

@@ -11,9 +11,8 @@ region works, so the subscription's watchers are listed once per run and picked 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from azrdp.errors import AzrdpError
 from azrdp.facts import group_of, name_of
@@ -46,6 +45,7 @@ class WatcherFinder:
         """The watcher's resource id; raises AzrdpError when there is none."""
         if self.named:
             return self.named
+        from azrdp.azure.arm import NETWORK_API, group_path
         from azrdp.azure.clients import translate_errors
 
         with self._lock:
@@ -53,8 +53,10 @@ class WatcherFinder:
                 try:
                     with translate_errors("the Network Watchers of the subscription"):
                         found: dict[str, str] = {}
-                        for item in self.clients.network.network_watchers.list_all():
-                            d: Mapping[str, Any] = item.as_dict()
+                        path = group_path(
+                            self.clients.subscription_id, None, "Microsoft.Network", "networkWatchers"
+                        )
+                        for d in self.clients.arm.items(path, NETWORK_API):
                             region = str(d.get("location", "")).replace(" ", "").lower()
                             found.setdefault(region, str(d.get("id", "")))
                         self._by_region = found

@@ -1,15 +1,21 @@
 """The root `azrdp` command.
 
-Each command lives in its own module under azrdp.cli with a `register(app)` function; the modules
-are listed once in COMMAND_MODULES. Command modules must stay cheap to import: azure.* and the
+Each command lives in its own module under azrdp.cli with a `register(app)` function; COMMANDS maps
+each command name to its module. Command modules must stay cheap to import: azure.* and the
 emulator are imported inside the command functions, so `azrdp --help` never loads the SDK.
+
+Start-up: `main()` registers only the module of the command being run (`azrdp explain ...` neither
+imports nor builds the other nine commands); the root help, an unknown command and the shell
+completion options get them all. `app` (what tests and the docs build use) is the whole CLI, built
+on first access.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
-import logging
 import sys
+import types
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -18,20 +24,20 @@ from typer.core import TyperGroup
 
 from azrdp import __version__
 
-# azure-identity logs its failures as multi-line warnings; azrdp reports them once, as one error
-# line. With --debug the root handler shows them again.
-logging.getLogger("azure").addHandler(logging.NullHandler())
-
-COMMAND_MODULES: tuple[str, ...] = (
-    "check",
-    "diagnose",
-    "repair",
-    "probe",
-    "explain",
-    "checks_cmd",
-    "emulator",
-    "demo",
-)
+# Command name -> the module under azrdp.cli that registers it (tests check the two agree).
+COMMANDS: dict[str, str] = {
+    "check": "check",
+    "diagnose": "diagnose",
+    "repair": "repair",
+    "undo": "repair",
+    "history": "repair",
+    "probe": "probe",
+    "explain": "explain",
+    "checks": "checks_cmd",
+    "emulator": "emulator",
+    "demo": "demo",
+}
+COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(COMMANDS.values()))
 
 
 class AzrdpGroup(TyperGroup):
@@ -85,27 +91,12 @@ class AzrdpGroup(TyperGroup):
         return " ".join(path)
 
 
-app = typer.Typer(
-    name="azrdp",
-    cls=AzrdpGroup,
-    help=(
-        "Find out why a Windows VM on Azure refuses Remote Desktop, explain it, and fix it safely.\n\n"
-        "Exit codes: 0 healthy, 1 error, 2 usage, 3 not found, 4 RDP blockers found, "
-        "5 repair not verified, 130 interrupted."
-    ),
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"azrdp {__version__}")
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     version: Annotated[
         bool | None,
@@ -113,11 +104,110 @@ def root(
     ] = None,
 ) -> None:
     """Find out why a Windows VM on Azure refuses Remote Desktop, explain it, and fix it safely."""
+    gc.enable()  # off during start-up (azrdp.cli.entry); a command is about to run
 
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"azrdp.cli.{_name}").register(app)
+def build_app(modules: Sequence[str] = COMMAND_MODULES) -> typer.Typer:
+    """The root command with the commands of `modules` registered."""
+    built = typer.Typer(
+        name="azrdp",
+        cls=AzrdpGroup,
+        help=(
+            "Find out why a Windows VM on Azure refuses Remote Desktop, explain it, and fix it safely.\n\n"
+            "Exit codes: 0 healthy, 1 error, 2 usage, 3 not found, 4 RDP blockers found, "
+            "5 repair not verified, 130 interrupted."
+        ),
+        no_args_is_help=True,
+        pretty_exceptions_show_locals=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    built.callback()(root)
+    for name in modules:
+        importlib.import_module(f"azrdp.cli.{name}").register(built)
+    return built
+
+
+def modules_for(args: Sequence[str]) -> tuple[str, ...]:
+    """The command modules a command line needs: the named command's alone, else all of them
+    (root options such as --help and the completion ones, no command, an unknown one)."""
+    if args and args[0] in COMMANDS:
+        return (COMMANDS[args[0]],)
+    return COMMAND_MODULES
+
+
+def __getattr__(name: str) -> Any:
+    """`app`: the whole CLI, built on first access (PEP 562)."""
+    if name == "app":
+        built = build_app()
+        globals()["app"] = built
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _defer(module: str, name: str) -> None:
+    """Put a stand-in for `module` in sys.modules whose `name` loads the real module on first use
+    (a call, or a class attribute such as `Traceback.from_exception`), then hands over to it."""
+    if module in sys.modules:
+        return
+    stand_in = types.ModuleType(module, f"Loads {module} on first use (azrdp start-up).")
+
+    def real() -> Any:
+        if sys.modules.get(module) is stand_in:
+            del sys.modules[module]
+        return getattr(importlib.import_module(module), name)
+
+    class Deferred(type):
+        def __getattr__(cls, attr: str) -> Any:
+            return getattr(real(), attr)
+
+    class StandIn(metaclass=Deferred):  # a class: typer's annotations say `Markdown | Text`
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            return real()(*args, **kwargs)
+
+    StandIn.__name__ = StandIn.__qualname__ = name
+    setattr(stand_in, name, StandIn)
+    sys.modules[module] = stand_in
+
+
+def defer_help_imports() -> None:
+    """Typer's rich help module imports rich.markdown (markdown-it and its regular expressions) and
+    rich.traceback (pygments) at import: about 50 ms for things `--help` never uses (azrdp renders
+    help in "rich" markup mode; tracebacks appear only with --debug). Stand-ins take their places
+    until something asks for them."""
+    _defer("rich.markdown", "Markdown")
+    _defer("rich.traceback", "Traceback")
+
+
+def outline(full: typer.Typer) -> typer.Typer:
+    """The same commands, groups, help texts and panels without their parameters: the root help
+    lists only names and one line each, and building every option of every command costs more than
+    all the rest of `azrdp --help`."""
+    import copy
+    import inspect
+
+    def nothing() -> None:
+        """A command stand-in without parameters."""
+
+    out = copy.copy(full)
+    out.registered_commands = []
+    for info in full.registered_commands:
+        stand_in = copy.copy(info)
+        stand_in.help = info.help if info.help is not None else inspect.getdoc(info.callback)
+        stand_in.callback = nothing
+        out.registered_commands.append(stand_in)
+    out.registered_groups = []
+    for group in full.registered_groups:
+        stand_in_group = copy.copy(group)
+        if group.typer_instance is not None:
+            stand_in_group.typer_instance = outline(group.typer_instance)
+        out.registered_groups.append(stand_in_group)
+    return out
 
 
 def main() -> None:
-    app(prog_name="azrdp")
+    args = sys.argv[1:]
+    defer_help_imports()
+    built = build_app(modules_for(args))
+    if not args or args[0] in ("-h", "--help"):
+        built = outline(built)  # the root help: names and one line per command
+    built(prog_name="azrdp")

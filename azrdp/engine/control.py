@@ -7,9 +7,10 @@
 * `Ledger`: every journal entry this process writes for the runs of this command, by run, as it
   is written (a `journal.watch` listener). The result document and the interruption message are
   made from it, so they can never say "nothing changed" while the journal holds a change.
-* `supervise`: the per-VM work in a thread pool, watched from the calling thread: one VM's
-  failure is that VM's error, a stop cancels what has not started, and after the grace the
-  calling thread returns with what is done, what is in flight and what never started.
+* `Supervisor` / `supervise`: the per-VM work in a thread pool, watched from the calling thread:
+  one VM's failure is that VM's error, a stop cancels what has not started, and after the grace
+  the calling thread returns with what is done, what is in flight and what never started. Work
+  may end a stage with LATER and be resumed by other work (a resource group's re-read).
 """
 
 from __future__ import annotations
@@ -198,6 +199,16 @@ class Ledger:
 # --------------------------------------------------------------------------------------------
 
 
+class Later:
+    """What a stage returns when the item's work goes on in a stage someone `resume`s later."""
+
+    def __repr__(self) -> str:
+        return "LATER"
+
+
+LATER = Later()
+
+
 @dataclass
 class Outcome(Generic[T, R]):
     """What became of one item: its result, or why there is none."""
@@ -207,6 +218,7 @@ class Outcome(Generic[T, R]):
     error: AzrdpError | None = None  # the work raised (already isolated to this item)
     started: bool = False
     in_flight: bool = False  # still running when the caller stopped waiting
+    deferred: bool = False  # a stage returned LATER and no later stage ran (the run stopped first)
 
 
 @dataclass
@@ -225,61 +237,113 @@ def unexpected(exc: BaseException) -> AzrdpError:
     )
 
 
-def supervise(
-    work: Callable[[T], R], items: Sequence[T], workers: int, stop: Stop, grace: float
-) -> Supervised[T, R]:
-    """Run `work` on every item in a pool, isolating each item's errors, until all are done or a
-    stop's grace is over. Ctrl-C in the calling thread (no signal handler) requests the stop."""
-    outcomes = [Outcome[T, R](item) for item in items]
-    if not items:
-        return Supervised(outcomes)
+class Supervisor(Generic[T, R]):
+    """The per-VM work in a pool, watched from the calling thread (`run`).
 
-    def run(index: int) -> None:
-        outcome = outcomes[index]
-        if stop.requested:
+    A stage may return LATER: the item is then finished by a stage that some other work hands to
+    `resume` (a fleet repair re-reads a resource group once its last VM's control-plane steps end,
+    then resumes each of its VMs). A stage never blocks a worker waiting for another, so a group
+    larger than the pool cannot deadlock it. After a stop nothing is resumed: the item stays
+    `deferred`, and its caller says why it did not go on.
+    """
+
+    def __init__(self, workers: int, stop: Stop, grace: float) -> None:
+        self.workers = workers
+        self.stop = stop
+        self.grace = grace
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: list[Future[None]] = []
+        self._current: dict[int, Future[None]] = {}
+        self._outcomes: list[Outcome[T, R]] = []
+        self._index: dict[int, int] = {}
+
+    def _stage(self, index: int, work: Callable[[T], R | Later]) -> None:
+        outcome = self._outcomes[index]
+        if self.stop.requested:
             return
         outcome.started = True
+        outcome.deferred = False
         try:
-            outcome.result = work(outcome.item)
+            result = work(outcome.item)
+            if isinstance(result, Later):
+                outcome.deferred = True
+            else:
+                outcome.result = result
         except Interrupted as err:  # a wait that saw the user's Ctrl-C: the whole run stops
-            stop.request(INTERRUPTED)
+            self.stop.request(INTERRUPTED)
             outcome.error = err
         except KeyboardInterrupt:  # a prompt in this worker was answered with Ctrl-C / Ctrl-D
-            stop.request(INTERRUPTED)
+            self.stop.request(INTERRUPTED)
             outcome.error = Interrupted("Interrupted at the prompt.")
         except AzrdpError as err:
             outcome.error = err
         except Exception as exc:  # one VM's bug must not sink the fleet
             outcome.error = unexpected(exc)
 
-    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(items))), thread_name_prefix="azrdp-vm")
-    futures: list[Future[None]] = [pool.submit(run, i) for i in range(len(items))]
-    grace_ends: float | None = None
-    try:
-        while True:
-            pending = [f for f in futures if not f.done()]
-            if not pending:
-                break
-            if not stop.requested and stop.out_of_time():
-                stop.request(TIMED_OUT)
-            if stop.requested:
-                if grace_ends is None:
-                    grace_ends = stop.clock() + grace
-                    for future in pending:
-                        future.cancel()
-                    continue
-                if stop.clock() >= grace_ends:
-                    stop.abandon()
+    def _submit(self, index: int, work: Callable[[T], R | Later]) -> None:
+        with self._lock:
+            if self._pool is None or self.stop.requested:
+                return  # stopping (or over): the item stays deferred
+            future = self._pool.submit(self._stage, index, work)
+            self._futures.append(future)
+            self._current[index] = future
+
+    def resume(self, item: T, work: Callable[[T], R | Later]) -> None:
+        """Run `work` on an item whose stage returned LATER (from any thread)."""
+        self._submit(self._index[id(item)], work)
+
+    def run(self, work: Callable[[T], R | Later], items: Sequence[T]) -> Supervised[T, R]:
+        """Run `work` on every item, isolating each item's errors, until all are done or a stop's
+        grace is over. Ctrl-C in the calling thread (no signal handler) requests the stop."""
+        stop = self.stop
+        self._outcomes = [Outcome[T, R](item) for item in items]
+        self._index = {id(item): i for i, item in enumerate(items)}
+        if not items:
+            return Supervised(self._outcomes)
+        workers = max(1, min(self.workers, len(items)))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="azrdp-vm")
+        self._pool = pool
+        for index in range(len(items)):
+            self._submit(index, work)
+        grace_ends: float | None = None
+        try:
+            while True:
+                with self._lock:
+                    # A stage resumes others before it ends: while any may, one is pending.
+                    pending = [f for f in self._futures if not f.done()]
+                if not pending:
                     break
-            try:
-                wait(pending, timeout=_TICK, return_when=FIRST_COMPLETED)
-            except KeyboardInterrupt:
-                stop.request(INTERRUPTED)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-    unfinished = 0
-    for future, outcome in zip(futures, outcomes, strict=True):
-        if outcome.started and not future.done():
-            outcome.in_flight = True
-            unfinished += 1
-    return Supervised(outcomes, unfinished)
+                if not stop.requested and stop.out_of_time():
+                    stop.request(TIMED_OUT)
+                if stop.requested:
+                    if grace_ends is None:
+                        grace_ends = stop.clock() + self.grace
+                        for future in pending:
+                            future.cancel()
+                        continue
+                    if stop.clock() >= grace_ends:
+                        stop.abandon()
+                        break
+                try:
+                    wait(pending, timeout=_TICK, return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:
+                    stop.request(INTERRUPTED)
+        finally:
+            with self._lock:
+                self._pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
+        unfinished = 0
+        for index, outcome in enumerate(self._outcomes):
+            last = self._current.get(index)
+            if outcome.started and last is not None and not last.done():
+                outcome.in_flight = True
+                unfinished += 1
+        return Supervised(self._outcomes, unfinished)
+
+
+def supervise(
+    work: Callable[[T], R], items: Sequence[T], workers: int, stop: Stop, grace: float
+) -> Supervised[T, R]:
+    """`Supervisor.run` for work done in one stage."""
+    return Supervisor[T, R](workers, stop, grace).run(work, items)

@@ -33,7 +33,19 @@ from typing import TYPE_CHECKING, Any
 from azrdp import journal
 from azrdp.engine import Observer, Progress, ignore
 from azrdp.engine.check import UNKNOWN_FINDINGS, CheckOptions, VmResult, run_check
-from azrdp.engine.control import INTERRUPTED, TIMED_OUT, Ledger, LedgerItem, Stop, grace_seconds, supervise
+from azrdp.engine.control import (
+    INTERRUPTED,
+    LATER,
+    TIMED_OUT,
+    Later,
+    Ledger,
+    LedgerItem,
+    Stop,
+    Supervisor,
+    grace_seconds,
+    supervise,
+    unexpected,
+)
 from azrdp.engine.diagnose import (
     DEFAULT_GUEST_CONCURRENCY,
     DiagnoseVmResult,
@@ -56,10 +68,11 @@ from azrdp.guest import facts as gf
 from azrdp.guest import plan as gp
 from azrdp.model import SCHEMA_VERSION, Finding, Severity, Source, to_doc
 from azrdp.repairs import RepairFacts, RepairStep, Where, all_repairs, plan_repairs, selected
-from azrdp.targets import Targets
+from azrdp.targets import Targets, VmRef
 
 if TYPE_CHECKING:
     from azrdp.azure.clients import Clients
+    from azrdp.locks import VmLock
 
 # Statuses of a step in the result document.
 PLANNED, APPLIED, REFUSED, DECLINED = "planned", "applied", "refused", "declined"
@@ -489,7 +502,9 @@ def _run_script(
         agent_status=vm.facts.agent_status if vm.facts else None,
         wait_timeout=wait_timeout,
         timeout=timeout,
+        deadline=stop.ends_at if stop is not None else None,  # the 409 waits count against --timeout too
         progress=progress,
+        clock=stop.clock if stop is not None else time.monotonic,
     )
     return result.stdout, result.stderr, result.elapsed_s
 
@@ -609,6 +624,93 @@ def _recheck(clients: Clients, vm: VmResult, options: RepairOptions) -> VmResult
     return check_vm(clients, vm.resource_group, vm.name, options.check_options)
 
 
+def recheck_vms(clients: Clients, vms: Sequence[VmResult], options: RepairOptions) -> list[VmResult]:
+    """The VMs read again after control-plane changes, in order: by resource group, each group
+    listed once when it holds two or more of them (`check_refs`), never one check per VM."""
+    from azrdp.engine.check import check_refs
+
+    refs = [VmRef(vm.resource_group, vm.name, vm.facts.subscription_id if vm.facts else None) for vm in vms]
+    # Resource Health again where it was read the first time (a single VM's check reads it).
+    health = any(vm.control_plane is not None and vm.control_plane.health is not None for vm in vms)
+    return check_refs(clients, refs, replace(options.check_options, health=health))
+
+
+Resume = Callable[["VmRepair", Callable[["VmRepair"], "VmRepair"]], None]
+
+
+class Rereads:
+    """The VMs of a fleet repair whose control-plane steps changed something, read again together.
+
+    When the last VM of a resource group is done with its control-plane steps, the group's changed
+    VMs are read in one go (`recheck_vms`: one listing, not one check per VM) and each is resumed
+    with its `finish`. A slow VM start holds back only its own group. The lock of a VM waiting
+    here is held here, and released when its `finish` ends (or by `release_left` after a stop).
+    """
+
+    def __init__(self, repairer: Repairer, prepared: Sequence[VmRepair], resume: Resume) -> None:
+        self.repairer = repairer
+        self.resume = resume
+        self._lock = threading.Lock()
+        self._expected = {id(v) for v in prepared if repairer.applies(v) and repairer.has_control_plane(v)}
+        self._pending: dict[tuple[str, str], int] = {}
+        self._changed: dict[tuple[str, str], list[VmRepair]] = {}
+        self._locks: dict[int, VmLock] = {}
+        for vmr in prepared:
+            if id(vmr) in self._expected:
+                group = _group_of(vmr)
+                self._pending[group] = self._pending.get(group, 0) + 1
+
+    def expects(self, vmr: VmRepair) -> bool:
+        with self._lock:
+            return id(vmr) in self._expected
+
+    def done(self, vmr: VmRepair, lock: VmLock | None) -> None:
+        """The VM's control-plane phase ended; `lock`: it changed something and waits for the
+        re-read (which then owns its lock), None: it goes on (or ended) by itself."""
+        group = _group_of(vmr)
+        with self._lock:
+            if id(vmr) not in self._expected:
+                return
+            self._expected.discard(id(vmr))
+            if lock is not None:
+                self._changed.setdefault(group, []).append(vmr)
+                self._locks[id(vmr)] = lock
+            self._pending[group] -= 1
+            again = self._changed.pop(group, []) if self._pending[group] == 0 else []
+        if not again or self.repairer.stop.requested:
+            return  # after a stop the waiting VMs stay where they are (`release_left`)
+        fresh: list[VmResult | AzrdpError]
+        try:
+            fresh = list(recheck_vms(self.repairer.clients, [v.vm for v in again], self.repairer.options))
+        except AzrdpError as err:
+            fresh = [err] * len(again)
+        except Exception as exc:  # the group's VMs must still go on, each with the error
+            fresh = [unexpected(exc)] * len(again)
+        for waiting, reread in zip(again, fresh, strict=True):
+            self.resume(waiting, lambda v, r=reread: self._finish(v, r))  # type: ignore[misc]
+
+    def _finish(self, vmr: VmRepair, reread: VmResult | AzrdpError) -> VmRepair:
+        with self._lock:
+            lock = self._locks.pop(id(vmr), None)
+        try:
+            return self.repairer.finish(vmr, reread)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def release_left(self) -> None:
+        """Release the locks of VMs never resumed (the run stopped while they waited)."""
+        with self._lock:
+            locks, self._locks = list(self._locks.values()), {}
+        for lock in locks:
+            lock.release()
+
+
+def _group_of(vmr: VmRepair) -> tuple[str, str]:
+    sub = vmr.vm.facts.subscription_id if vmr.vm.facts else ""
+    return (sub.lower(), vmr.vm.resource_group.lower())
+
+
 # --------------------------------------------------------------------------------------------
 # One VM
 # --------------------------------------------------------------------------------------------
@@ -673,17 +775,55 @@ class Repairer:
 
     # phase 3 -----------------------------------------------------------------------------------
 
-    def apply(self, vmr: VmRepair) -> VmRepair:
-        """Apply one VM's plan under its local lock. Errors after the first change stay this VM's."""
+    def apply(self, vmr: VmRepair, rereads: Rereads) -> VmRepair | Later:
+        """Apply one VM's plan under its local lock; errors after the first change stay this VM's.
+
+        Its control-plane steps first. A VM they changed is read again with the others of its
+        resource group (`rereads`: one listing when the group's last control-plane phase ends),
+        so the VM returns LATER and `finish` goes on once that re-read is done.
+        """
+        expected = rereads.expects(vmr)
+        try:
+            if not self.applies(vmr):
+                return vmr
+            if not any(s.step.actionable and s.status == PLANNED for s in vmr.steps):
+                self._guest_phase(_clients_for(self.clients, vmr.vm), vmr, vmr.vm)  # notes only
+                return vmr
+            if not self._permitted(vmr):
+                return vmr
+            lock = self._lock(vmr)
+            if lock is None:
+                return vmr
+            handed = False
+            try:
+                changed = self.apply_control_plane(vmr)
+                if expected:
+                    expected = False
+                    rereads.done(vmr, lock if changed else None)
+                    handed = changed  # from here the re-read owns the lock, and resumes `finish`
+                    if handed:
+                        return LATER
+                return self.finish(vmr, None)
+            finally:
+                if not handed:
+                    lock.release()
+        finally:
+            if expected:
+                rereads.done(vmr, None)  # it ended early: its group need not wait for it
+
+    def applies(self, vmr: VmRepair) -> bool:
+        """Whether anything of the plan is to be applied: not a dry run, not declined, and planned on
+        complete facts (a failed check or diagnosis applies nothing from half the facts)."""
         if vmr.dry_run or vmr.declined or vmr.error is not None:
-            return vmr
-        if vmr.vm.error is not None or (vmr.vm.guest is not None and vmr.vm.guest.status == "error"):
-            return vmr  # the check or the diagnosis failed: nothing is applied from half the facts
-        if not any(s.step.actionable and s.status == PLANNED for s in vmr.steps):
-            self._guest_phase(_clients_for(self.clients, vmr.vm), vmr, vmr.vm)  # notes only
-            return vmr
-        if not self._permitted(vmr):
-            return vmr
+            return False
+        return vmr.vm.error is None and not (vmr.vm.guest is not None and vmr.vm.guest.status == "error")
+
+    def has_control_plane(self, vmr: VmRepair) -> bool:
+        """Whether the plan holds a control-plane step to apply."""
+        return any(s.step.where is Where.CONTROL_PLANE and s.step.actionable for s in vmr.steps)
+
+    def _lock(self, vmr: VmRepair) -> VmLock | None:
+        """The VM's local lock, taken; None (and the VM's error) when another run holds it."""
         from azrdp.locks import LockedError, VmLock
 
         left = self.stop.left()
@@ -702,12 +842,8 @@ class Repairer:
             for step in vmr.actionable:
                 if step.status == PLANNED:
                     step.status, step.error = NOT_RUN, "Not started: another azrdp run holds this VM."
-            return vmr
-        try:
-            self._apply(vmr)
-        finally:
-            lock.release()
-        return vmr
+            return None
+        return lock
 
     def _permitted(self, vmr: VmRepair) -> bool:
         """RBAC where it can be known: refuse the VM before its first change when Azure lists the
@@ -732,8 +868,8 @@ class Repairer:
         vmr.stopped = self.stop.reason or TIMED_OUT
         return True
 
-    def _apply(self, vmr: VmRepair) -> None:
-        options = self.options
+    def apply_control_plane(self, vmr: VmRepair) -> bool:
+        """The plan's control-plane steps; whether any of them changed something."""
         vm: VmResult = vmr.vm
         clients = _clients_for(self.clients, vm)
         cp_changed = False
@@ -754,16 +890,27 @@ class Repairer:
                 step.status = FAILED if refused(err) else UNCONFIRMED
                 step.error = err.message
                 vmr.notes.append(f"{step.step.id} failed: {err.message}")
-        if cp_changed and not self.stop.requested:
-            try:
-                vm = _recheck(clients, vm, options)
-            except AzrdpError as err:
-                vmr.error = err
+        return cp_changed
+
+    def finish(self, vmr: VmRepair, rechecked: VmResult | AzrdpError | None) -> VmRepair:
+        """The guest phase and the verification, on the VM as re-read after its control-plane
+        changes (`rechecked`: the VM read again, or why it could not be; None: nothing changed)."""
+        vm: VmResult = vmr.vm
+        clients = _clients_for(self.clients, vm)
+        cp_changed = rechecked is not None
+        if isinstance(rechecked, AzrdpError):
+            vmr.error = rechecked
+        elif rechecked is not None:
+            if rechecked.facts is None and rechecked.error is not None:
+                vmr.error = rechecked.error  # the VM itself could not be read again
+            else:
+                vm = rechecked
         if vmr.error is None:
             self._guest_phase(clients, vmr, vm)
         if not self.stop.requested:
             self._verify(clients, vmr, vm, cp_changed)
-        self._journal(vmr)
+        self.record(vmr)
+        return vmr
 
     def _apply_control_plane(
         self, clients: Clients, vm: VmResult, step: RepairStep, run_id: str
@@ -940,7 +1087,7 @@ class Repairer:
                 f"(az vm restart -g {vm.resource_group} -n {vm.name}), then run `azrdp diagnose` to verify."
             )
 
-    def _journal(self, vmr: VmRepair) -> None:
+    def record(self, vmr: VmRepair) -> None:
         """The run's summary for `history` (its changes are journalled one by one as they happen)."""
         if vmr.guest_plan is None and not any(s.status in (APPLIED, FAILED, ROLLED_BACK) for s in vmr.steps):
             return
@@ -1124,12 +1271,20 @@ def run_repair(
         note(counter["n"], len(todo), "Planned")
         return vmr
 
-    def apply(vmr: VmRepair) -> VmRepair:
-        out = repairer.apply(vmr)
+    def counted(vmr: VmRepair) -> VmRepair:
         with progress_lock:
             counter["n"] += 1
         note(counter["n"], len(prepared), verb)
-        return out
+        return vmr
+
+    supervisor = Supervisor[VmRepair, VmRepair](options.concurrency, stop, grace)
+
+    def resume(vmr: VmRepair, stage: Callable[[VmRepair], VmRepair]) -> None:
+        supervisor.resume(vmr, lambda v: counted(stage(v)))
+
+    def apply(vmr: VmRepair) -> VmRepair | Later:
+        out = repairer.apply(vmr, rereads)
+        return out if isinstance(out, Later) else counted(out)
 
     with journal.watch(ledger):
         planning = supervise(prepare, todo, options.concurrency, stop, grace)
@@ -1157,7 +1312,9 @@ def run_repair(
                     _stop_vm(vmr, stop)
         else:
             counter["n"] = 0
-            applying = supervise(apply, prepared, options.concurrency, stop, grace)
+            rereads = Rereads(repairer, prepared, resume)
+            applying = supervisor.run(apply, prepared)
+            rereads.release_left()
             for applied in applying.outcomes:
                 vmr = applied.item
                 vmr.changes = ledger.for_run(vmr.run_id)
@@ -1167,6 +1324,9 @@ def run_repair(
                     _stop_vm(vmr, stop)
                 elif applied.in_flight or (not applied.started and _would_change(vmr)):
                     _stop_vm(vmr, stop, in_flight=applied.in_flight)
+                elif applied.deferred:  # its control-plane steps ran; the stop came before the rest
+                    _stop_vm(vmr, stop)
+                    repairer.record(vmr)
             unfinished = applying.unfinished
     done = list(prepared)
     for vmr in done:

@@ -154,3 +154,89 @@ def test_agent_that_stops_answering_is_reported(clients: Callable[..., tuple[Emu
     with pytest.raises(AgentNotReadyError) as info:
         run(cl, agent_status="Ready")
     assert "guest agent did not answer" in info.value.message
+
+
+# --- adaptive polling -------------------------------------------------------------------------------
+
+
+def operation_polls(emu: Emulator, since: int = 0) -> int:
+    return sum(1 for r in emu.requests[since:] if r.method == "GET" and "/operations/" in r.path)
+
+
+def test_the_schedule_polls_first_after_the_interval_then_backs_off() -> None:
+    from azrdp.azure.runcommand import GROWTH, MAX_GAP, PollSchedule
+
+    schedule = PollSchedule(first=2.0)
+    assert schedule.delay(0.0) == 2.0  # nothing seen yet: the first poll after the interval
+    schedule.polls = 1
+    assert schedule.delay(2.0) == 2.0  # never closer than the interval
+    assert schedule.delay(10.0) == 10.0 * GROWTH  # then in step with the time elapsed
+    assert schedule.delay(600.0) == MAX_GAP  # bounded
+    assert schedule.delay(2.0, retry_after=7.0) == 7.0  # Retry-After always wins
+
+
+def test_the_schedule_aims_at_the_runs_seen_so_far() -> None:
+    from azrdp.azure.runcommand import TAIL, PollSchedule
+
+    schedule = PollSchedule(first=2.0, expected=lambda: 21.0)
+    assert schedule.delay(0.0) == 21.0  # one poll where runs like this one ended: POST + 1 GET
+    schedule.polls = 1
+    assert schedule.delay(21.0) == 21.0 * TAIL  # late: close behind
+    assert schedule.delay(0.0, retry_after=30.0) == 30.0
+
+
+def test_a_second_run_of_the_same_script_costs_close_to_its_floor(
+    clients: Callable[..., tuple[Emulator, Any]],
+) -> None:
+    """Two requests is the floor (the POST, one GET once it is done); with one run seen, a run of
+    0.3 s polled from 20 ms on needs at most one poll more."""
+    emu, cl = clients(runcommand_seconds=0.3)
+    first = run(cl)
+    assert first.polls >= 3  # nothing known yet: short, growing gaps
+    since = len(emu.requests)
+    second = run(cl)
+    assert second.polls == operation_polls(emu, since) <= 2
+    assert c.parse_output(second.stdout).facts is not None
+
+
+def test_the_deadline_bounds_the_run(clients: Callable[..., tuple[Emulator, Any]]) -> None:
+    import time
+
+    emu, cl = clients()
+    set_latency(emu, 3)
+    start = time.monotonic()
+    with pytest.raises(GuestError) as info:
+        run(cl, deadline=time.monotonic() + 0.3)
+    assert "the command's deadline" in info.value.message
+    assert time.monotonic() - start < 2.5
+
+
+def test_the_deadline_bounds_the_wait_for_another_run(clients: Callable[..., tuple[Emulator, Any]]) -> None:
+    import time
+
+    emu, cl = clients()
+    set_latency(emu, 3)
+    first = threading.Thread(target=run, args=(cl,))
+    first.start()
+    try:
+        for _ in range(200):
+            if any(r.method == "POST" and r.status == 202 for r in emu.requests):
+                break
+            threading.Event().wait(0.01)
+        with pytest.raises(ConflictError):
+            run(cl, wait_timeout=60, deadline=time.monotonic() + 0.3)
+    finally:
+        first.join()
+
+
+def test_a_run_polls_its_location_and_reads_the_result_there(
+    clients: Callable[..., tuple[Emulator, Any]],
+) -> None:
+    """ARM's Location answers 202 while the run goes on and the result once it ends: no status
+    polls of Azure-AsyncOperation and no final GET besides."""
+    emu, cl = clients()
+    result = run(cl)
+    polls = [r for r in emu.requests if r.method == "GET" and "/operations/" in r.path]
+    assert polls and all("monitor=true" in r.query for r in polls)
+    assert [r.status for r in polls][-1] == 200
+    assert result.polls == len(polls)
