@@ -100,3 +100,10 @@ class ConflictError(AzrdpError):
 class Interrupted(AzrdpError):
     exit_code = ExitCode.INTERRUPTED
     code = "Interrupted"
+
+
+def refused(err: AzrdpError) -> bool:
+    """Azure (or azrdp) refused the request outright, so it changed nothing: no permission, a
+    conflict it gave up on, a resource that is gone, bad input. A timeout, a reset or a 5xx leaves
+    the outcome unknown."""
+    return isinstance(err, (ForbiddenError, ConflictError, NotFoundError, UsageError, AuthenticationError))

@@ -1,12 +1,23 @@
-"""Local journal of the control-plane changes azrdp makes (NSG rules, VM starts, redeploys).
+"""Local write-ahead journal of the changes azrdp makes: NSG rules, VM starts, in-guest runs.
 
 One JSON object per line in `<config dir>/journal.jsonl`, each carrying the run id that made it, so
 `azrdp undo --run-id` can take back exactly that run's changes and `azrdp history` can list runs.
 The config dir is `AZRDP_CONFIG_DIR`, else the platform's per-user config location (what
 `typer.get_app_dir("azrdp")` would pick, without importing typer).
 
-Entries are appended and never rewritten: an undo is itself a new entry (`undone` with the id of
-the entry it reverted), so the file is an audit trail as well as the undo source.
+Every change is an *intent* written (and fsynced) before the change is sent, with everything undo
+needs to take it back or to ask what happened: `nsg-rule` (NSG id, rule name, body), `vm-start`
+(the power state before), `vm-redeploy`, `vm-reapply`, `guest-run` (the guest's run id, its
+backup folder and the plan). Once the outcome is known a *confirmation* follows: `done` (with the
+result: for a guest run, every operation's status and the values it found and left) or `failed`
+(nothing was changed). An intent without a confirmation is `unconfirmed`: the change may or may
+not have happened, and undo asks Azure or the guest. `undone` records one change verified taken
+back; `run` closes a repair run with its summary. Entries are appended and never rewritten, so the
+file is an audit trail as well as the undo source.
+
+Older journals are read too: `nsg-rule-created`, `vm-started`, `vm-redeployed`, `vm-reapplied`
+(intents, written before the change) and a `run` entry that carries `guest` or `backupDir` (the
+guest run, confirmed at the end) map onto the same changes (`Change.legacy`).
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ import stat
 import sys
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +41,19 @@ from azrdp.errors import UsageError
 JOURNAL_FILE = "journal.jsonl"
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{12}$")
 
+# Intent kinds, and the kinds that settle them (each names its intent in `details.entry`).
+INTENT_KINDS = ("nsg-rule", "vm-start", "vm-redeploy", "vm-reapply", "guest-run")
+DONE, FAILED, UNDONE, RUN, UNDO = "done", "failed", "undone", "run", "undo"
+LEGACY_KINDS = {
+    "nsg-rule-created": "nsg-rule",
+    "vm-started": "vm-start",
+    "vm-redeployed": "vm-redeploy",
+    "vm-reapplied": "vm-reapply",
+}
+UNCONFIRMED = "unconfirmed"
+
 _write_lock = threading.Lock()
+_listeners: list[Callable[[JournalEntry], None]] = []
 _log = logging.getLogger(__name__)
 _reported: set[tuple[str, int]] = set()  # damaged lines already warned about in this process
 
@@ -70,10 +93,11 @@ def _now() -> str:
 class JournalEntry:
     """One change (or one run record) for one VM.
 
-    kind: `run` (a repair run: plan, guest backup dir, result), `nsg-rule-created`, `vm-started`,
-    `vm-redeployed`, `vm-reapplied`, `undone` (reverted entry `details.entry`). An
-    `nsg-rule-created` entry shared by several VMs of one fleet run is written once, under the run
-    that owns the rule, with `details.sharedBy` listing every (vmId, name, runId) it serves.
+    kind: an intent (INTENT_KINDS), `done` / `failed` (the outcome of intent `details.entry`),
+    `undone` (intent `details.entry` taken back), `undo` (an undo began), `run` (a repair run's
+    summary), or a legacy kind (LEGACY_KINDS). An `nsg-rule` intent shared by several VMs of one
+    fleet run is written once, under the run that owns the rule, with `details.sharedBy` listing
+    every (vmId, name, runId) it serves.
     """
 
     run_id: str
@@ -131,7 +155,42 @@ def record(entry: JournalEntry) -> JournalEntry:
             os.fsync(fd)
         finally:
             os.close(fd)
+        listeners = list(_listeners)
+    for listener in listeners:
+        listener(entry)
     return entry
+
+
+def intend(run_id: str, vm_id: str, kind: str, details: Mapping[str, Any]) -> JournalEntry:
+    """Journal a change before it is made (on disk when this returns)."""
+    if kind not in INTENT_KINDS:
+        raise ValueError(f"not an intent kind: {kind}")
+    return record(JournalEntry(run_id, vm_id, kind, dict(details)))
+
+
+def confirm(intent: JournalEntry, outcome: str, details: Mapping[str, Any] | None = None) -> JournalEntry:
+    """Journal the outcome of an intent: `done`, or `failed` (known not to have changed anything)."""
+    if outcome not in (DONE, FAILED):
+        raise ValueError(f"not an outcome: {outcome}")
+    return record(
+        JournalEntry(intent.run_id, intent.vm_id, outcome, {**(details or {}), "entry": intent.entry_id})
+    )
+
+
+class watch:
+    """Call `listener` with every entry this process records while the block runs (any thread)."""
+
+    def __init__(self, listener: Callable[[JournalEntry], None]) -> None:
+        self.listener = listener
+
+    def __enter__(self) -> watch:
+        with _write_lock:
+            _listeners.append(self.listener)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with _write_lock:
+            _listeners.remove(self.listener)
 
 
 def _ends_torn(fd: int) -> bool:
@@ -228,22 +287,39 @@ def _file_problem(info: os.stat_result) -> str:
     return ""
 
 
-def _untrusted(path: Path, problem: str) -> UsageError:
+def _untrusted(path: Path, problem: str, label: str = "journal") -> UsageError:
     if problem == "is a symbolic link":
         return UsageError(
-            f"The azrdp journal {path} cannot be used.",
+            f"The azrdp {label} {path} cannot be used.",
             "It is a symbolic link. " + _TRUST_WHY,
-            fix=f"Remove the link {path}; azrdp creates the journal itself.",
+            fix=f"Remove the link {path}; azrdp creates the {label} itself.",
         )
     return UsageError(
-        f"The azrdp journal {path} {problem}.",
+        f"The azrdp {label} {path} {problem}.",
         _TRUST_WHY,
         fix=f"chmod 600 {path} if it is yours, or move it away; azrdp then starts a new one.",
     )
 
 
+def private_directory(directory: Path) -> None:
+    """A directory azrdp keeps beside the journal (locks), made and judged like the journal's own."""
+    try:
+        _make_private(directory)
+    except OSError as exc:
+        raise UsageError(
+            f"Cannot create {directory}: {exc.strerror or exc}.",
+            fix="Set AZRDP_CONFIG_DIR to a directory of yours.",
+        ) from None
+    _check_directory(directory)
+
+
 def _open_journal(path: Path, flags: int) -> int:
-    """The journal file opened without following a symlink, checked to be the user's own file.
+    return open_private(path, flags, "journal")
+
+
+def open_private(path: Path, flags: int, label: str) -> int:
+    """A file of the config directory opened without following a symlink, checked to be the user's
+    own regular file that no one else can write.
 
     O_NONBLOCK: opening a FIFO planted in its place would otherwise wait for a writer or reader
     forever; it opens (or fails) at once and fstat then refuses it.
@@ -259,15 +335,15 @@ def _open_journal(path: Path, flags: int) -> int:
         except OSError:
             problem = ""
         if problem:
-            raise _untrusted(path, problem) from None
+            raise _untrusted(path, problem, label) from None
         raise UsageError(
-            f"Cannot open the azrdp journal {path}: {exc.strerror or exc}.",
+            f"Cannot open the azrdp {label} {path}: {exc.strerror or exc}.",
             fix="Fix its permissions, or set AZRDP_CONFIG_DIR to a directory of yours.",
         ) from None
     problem = _file_problem(os.fstat(fd))
     if problem:
         os.close(fd)
-        raise _untrusted(path, problem)
+        raise _untrusted(path, problem, label)
     return fd
 
 
@@ -327,44 +403,153 @@ def _serves(entry: JournalEntry, vm_id: str | None, run_id: str | None) -> bool:
 
 
 def run_entries(vm_id: str, run_id: str) -> list[JournalEntry]:
-    """What one run of one VM did, including an NSG rule another VM's run wrote for both of them
+    """What one run of one VM wrote, including an NSG rule another VM's run wrote for both of them
     (one rule per NSG for a fleet run): undo of any run that shares it takes it back."""
     return [e for e in entries() if _serves(e, vm_id, run_id)]
 
 
+# What an `undone` entry may say: the change is verifiably not there any more. (Versions before the
+# write-ahead journal also wrote `undone` for a guest that could not be restored; those don't count.)
+RESTORED = frozenset(
+    {
+        "deleted",
+        "absent",
+        "restored",
+        "alreadyUndone",
+        "nothingToRestore",
+        "notApplied",
+        "stopped",
+        "deallocated",
+        "alreadyStopped",
+        "skipped",
+    }
+)
+FORMAT = 2  # `run` summaries written with intents carry details.format = 2
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change of a run, as the journal knows it."""
+
+    intent: JournalEntry  # the entry written before the change (legacy: its old entry)
+    kind: str  # one of INTENT_KINDS
+    outcome: str  # done | failed | unconfirmed
+    result: Mapping[str, Any] = field(default_factory=dict)  # the confirmation's details
+    undone: Mapping[str, Any] | None = None  # the `undone` entry's details, once verified taken back
+    legacy: bool = False
+
+    @property
+    def entry_id(self) -> str:
+        return self.intent.entry_id
+
+    @property
+    def details(self) -> Mapping[str, Any]:
+        return self.intent.details
+
+    @property
+    def undoable(self) -> bool:
+        """Something undo takes back: an NSG rule, a guest run, a start (not one journalled before
+        intents, under the promise never to stop a VM again), unless it is known to have failed."""
+        if self.outcome == FAILED:
+            return False
+        return self.kind in ("nsg-rule", "guest-run") or (self.kind == "vm-start" and not self.legacy)
+
+    def to_doc(self) -> dict[str, Any]:
+        keep = ("nsg", "rule", "priority", "source", "sharedBy", "powerStateBefore", "backupDir", "guestRun")
+        return {
+            "entryId": self.entry_id,
+            "kind": self.kind,
+            "outcome": self.outcome,
+            "undone": self.undone is not None,
+        } | {k: v for k, v in self.details.items() if k in keep}
+
+
+def _legacy_guest(entry: JournalEntry) -> bool:
+    """A `run` entry of a journal before intents, which stood for the run's guest change."""
+    details = entry.details
+    return (
+        entry.kind == RUN
+        and details.get("format") != FORMAT
+        and (isinstance(details.get("guest"), Mapping) or bool(details.get("backupDir")))
+    )
+
+
+def intent_kind(entry: JournalEntry) -> str | None:
+    if entry.kind in INTENT_KINDS:
+        return entry.kind
+    if entry.kind in LEGACY_KINDS:
+        return LEGACY_KINDS[entry.kind]
+    return "guest-run" if _legacy_guest(entry) else None
+
+
+def _undone_verified(details: Mapping[str, Any]) -> bool:
+    return str(details.get("status") or details.get("guest") or "") in RESTORED
+
+
+def changes(vm_id: str, run_id: str, all_entries: Iterable[JournalEntry] | None = None) -> list[Change]:
+    """The changes one run made on one VM (a shared NSG rule included), in the order intended,
+    each with its outcome and whether it was taken back (through any run that shares it)."""
+    pool = list(entries() if all_entries is None else all_entries)
+    outcomes: dict[str, JournalEntry] = {}
+    undone: dict[str, JournalEntry] = {}
+    for entry in pool:
+        target = str(entry.details.get("entry", ""))
+        if entry.kind in (DONE, FAILED):
+            outcomes[target] = entry
+        elif entry.kind == UNDONE and _undone_verified(entry.details):
+            undone.setdefault(target, entry)
+    out = []
+    for entry in pool:
+        kind = intent_kind(entry)
+        if kind is None or not _serves(entry, vm_id, run_id):
+            continue
+        taken_back = undone.get(entry.entry_id)
+        back = dict(taken_back.details) if taken_back is not None else None
+        if entry.kind == RUN:  # a legacy guest run: confirmed, with its records, when complete
+            guest = entry.details.get("guest")
+            if isinstance(guest, Mapping) and guest.get("complete"):
+                out.append(Change(entry, kind, DONE, dict(guest), back, legacy=True))
+            else:
+                result = dict(guest) if isinstance(guest, Mapping) else {}
+                out.append(Change(entry, kind, UNCONFIRMED, result, back, legacy=True))
+            continue
+        settled = outcomes.get(entry.entry_id)
+        outcome = settled.kind if settled is not None else UNCONFIRMED
+        result = dict(settled.details) if settled is not None else {}
+        out.append(Change(entry, kind, outcome, result, back, legacy=entry.kind in LEGACY_KINDS))
+    return out
+
+
 def undone_entry_ids(vm_id: str | None = None) -> set[str]:
-    """Ids of the entries taken back. Without a VM: across VMs (a shared rule undone by another VM's run)."""
-    return {str(e.details.get("entry")) for e in entries(vm_id) if e.kind == "undone"}
+    """Ids of the entries verifiably taken back. Without a VM: across VMs (a shared rule undone by
+    another VM's run)."""
+    return {
+        str(e.details.get("entry"))
+        for e in entries(vm_id)
+        if e.kind == UNDONE and _undone_verified(e.details)
+    }
 
 
 def runs(vm_id: str) -> list[dict[str, Any]]:
-    """One summary per run of this VM, newest first: time, kinds of changes, undone or not.
+    """One summary per run of this VM, newest first: time, its changes with their outcome, whether
+    everything it changed was taken back, what is unconfirmed, and the run's result.
 
     A shared NSG rule is listed under every run it serves, with `sharedBy` naming those VMs."""
-    by_run: dict[str, dict[str, Any]] = {}
     all_entries = list(entries())
-    undone = {str(e.details.get("entry")) for e in all_entries if e.kind == "undone"}
+    by_run: dict[str, dict[str, Any]] = {}
     for entry in all_entries:
         mine = [run for vm, run in shared_by(entry) if vm.lower() == vm_id.lower()]
         if not mine:
             continue
-        if mine[0] != entry.run_id or entry.vm_id.lower() != vm_id.lower():
-            entry = JournalEntry(mine[0], vm_id, entry.kind, entry.details, entry.entry_id, entry.time)
         run = by_run.setdefault(
-            entry.run_id,
-            {"runId": entry.run_id, "time": entry.time, "changes": [], "undone": [], "result": None},
+            mine[0], {"runId": mine[0], "time": entry.time, "changes": [], "result": None}
         )
-        if entry.kind == "run":
-            run["result"] = dict(entry.details)
-        elif entry.kind == "undone":
-            run["undone"].append(entry.details.get("entry"))
-        else:
-            run["changes"].append(
-                {"entryId": entry.entry_id, "kind": entry.kind, "undone": entry.entry_id in undone}
-                | {
-                    k: v
-                    for k, v in entry.details.items()
-                    if k in ("nsg", "rule", "priority", "source", "sharedBy")
-                }
-            )
+        if entry.kind == RUN and entry.vm_id.lower() == vm_id.lower():
+            run["result"] = {k: v for k, v in entry.details.items() if k not in ("guest", "format")}
+    for run_id, run in by_run.items():
+        found = changes(vm_id, run_id, all_entries)
+        run["changes"] = [c.to_doc() for c in found]
+        undoable = [c for c in found if c.undoable]
+        run["undone"] = bool(undoable) and all(c.undone is not None for c in undoable)
+        run["unconfirmed"] = [c.kind for c in found if c.outcome == UNCONFIRMED and c.undone is None]
     return sorted(by_run.values(), key=lambda r: str(r["time"]), reverse=True)

@@ -1,9 +1,11 @@
 """NSG rule writes for the `nsg-allow-rdp` repair: journalled before and after, undoable.
 
 The rule body comes from the pure planner (azrdp.repairs.control_plane), which already proved it
-admits exactly one client address on the RDP port. Here it is written, recorded in the local
-journal with the run id, and deleted again by `undo` only if it is still the rule azrdp wrote (a
-rule someone edited since is left alone and reported). A rule shared by several VMs of one fleet
+admits exactly one client address on the RDP port. Here its intent is journalled with the run id
+(NSG, rule name, body) before the write is sent, the write's outcome after it (`done`, or
+`failed` when ARM refused it); `undo` reads the rule back by name and deletes it only if it is
+still the rule azrdp wrote (a rule someone edited since is left alone and reported), whether or
+not the write was ever confirmed. A rule shared by several VMs of one fleet
 run is written once (`SharedRules`, writes serialised per NSG) and journalled once, under the run
 that owns it, listing every run it serves; undo through any of them deletes it.
 """
@@ -19,7 +21,7 @@ from typing import Any
 from azrdp import journal
 from azrdp.azure.clients import Clients, translate_errors
 from azrdp.azure.waits import Waiter
-from azrdp.errors import AzrdpError, UsageError
+from azrdp.errors import AzrdpError, UsageError, refused
 from azrdp.facts import group_of, name_of
 from azrdp.repairs.control_plane import RULE_PREFIX
 
@@ -80,8 +82,11 @@ def _body(run_id: str, planned: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
-def add_allow_rule(clients: Clients, vm_id: str, run_id: str, planned: Mapping[str, Any]) -> RuleChange:
-    """Write one planned Allow rule and journal it (the intent first, so a crash mid-write is visible)."""
+def add_allow_rule(
+    clients: Clients, vm_id: str, run_id: str, planned: Mapping[str, Any], waiter: Waiter | None = None
+) -> RuleChange:
+    """Write one planned Allow rule, journalled: the intent first (a crash mid-write stays visible
+    and undoable), then its outcome."""
     from azure.mgmt.network.models import SecurityRule
 
     nsg_id = str(planned["nsgId"])
@@ -95,34 +100,38 @@ def add_allow_rule(clients: Clients, vm_id: str, run_id: str, planned: Mapping[s
             "azrdp never opens RDP to the Internet, a service tag or an address range.",
             fix="Pass --source-ip with your own public address.",
         )
-    entry = journal.record(
-        journal.JournalEntry(
-            run_id=run_id,
-            vm_id=vm_id,
-            kind="nsg-rule-created",
-            details={
-                "nsg": nsg_id,
-                "rule": name,
-                "body": body,
-                "priority": body["priority"],
-                "source": body["source_address_prefix"],
-            }
-            | ({"sharedBy": list(planned["sharedBy"])} if len(planned.get("sharedBy") or ()) > 1 else {}),
-        )
+    entry = journal.intend(
+        run_id,
+        vm_id,
+        "nsg-rule",
+        {
+            "nsg": nsg_id,
+            "rule": name,
+            "body": body,
+            "priority": body["priority"],
+            "source": body["source_address_prefix"],
+        }
+        | ({"sharedBy": list(planned["sharedBy"])} if len(planned.get("sharedBy") or ()) > 1 else {}),
     )
     ops = clients.for_subscription(_subscription(nsg_id)).network.security_rules
     what = f"NSG {name_of(nsg_id)}"
-    waiter = Waiter()
-    with translate_errors(what):
-        waiter.retry_conflicts(
-            what,
-            lambda: waiter.wait_poller(
-                ops.begin_create_or_update(group_of(nsg_id), name_of(nsg_id), name, SecurityRule(**body)),
-                f"the write of rule {name} on NSG {name_of(nsg_id)}",
-                WRITE_TIMEOUT,
-                _check_rule(nsg_id, name),
-            ),
-        )
+    wait = waiter or Waiter()
+    try:
+        with translate_errors(what):
+            wait.retry_conflicts(
+                what,
+                lambda: wait.wait_poller(
+                    ops.begin_create_or_update(group_of(nsg_id), name_of(nsg_id), name, SecurityRule(**body)),
+                    f"the write of rule {name} on NSG {name_of(nsg_id)}",
+                    WRITE_TIMEOUT,
+                    _check_rule(nsg_id, name),
+                ),
+            )
+    except AzrdpError as err:
+        if refused(err):  # ARM said no: nothing was written
+            journal.confirm(entry, journal.FAILED, {"error": err.message})
+        raise  # otherwise the outcome is unknown: the intent stays unconfirmed
+    journal.confirm(entry, journal.DONE)
     return RuleChange(
         nsg_id,
         name,
@@ -190,7 +199,11 @@ def _still_as_written(current: Any, body: Mapping[str, Any]) -> bool:
 
 
 def remove_rule(
-    clients: Clients, entry: journal.JournalEntry, *, for_run: tuple[str, str] | None = None
+    clients: Clients,
+    entry: journal.JournalEntry,
+    *,
+    for_run: tuple[str, str] | None = None,
+    waiter: Waiter | None = None,
 ) -> UndoOutcome:
     """Delete the rule a journal entry created, if it is still exactly what azrdp wrote.
 
@@ -234,10 +247,10 @@ def remove_rule(
         else:
             # NRP ignores If-Match on rules (Azure/azure-rest-api-specs#6789): the read above and
             # this delete are last-writer-wins, so the read comes just before the write.
-            waiter = Waiter()
-            waiter.retry_conflicts(
+            wait = waiter or Waiter()
+            wait.retry_conflicts(
                 f"NSG {nsg}",
-                lambda: waiter.wait_poller(
+                lambda: wait.wait_poller(
                     ops.begin_delete(rg, nsg, name),
                     f"the deletion of rule {name} from NSG {nsg}",
                     WRITE_TIMEOUT,
@@ -276,7 +289,12 @@ class SharedRules:
             return self._nsg_locks.setdefault(nsg_id.lower(), threading.Lock())
 
     def ensure(
-        self, clients: Clients, vm_id: str, run_id: str, planned: Mapping[str, Any]
+        self,
+        clients: Clients,
+        vm_id: str,
+        run_id: str,
+        planned: Mapping[str, Any],
+        waiter: Waiter | None = None,
     ) -> tuple[RuleChange, bool]:
         """The rule, written now (True) or earlier in this run (False); journalled once, for its owner."""
         from azrdp.repairs.control_plane import rule_key
@@ -287,7 +305,7 @@ class SharedRules:
             if found is None:
                 owner = (str(planned.get("ownerVmId") or vm_id), str(planned.get("ownerRunId") or run_id))
                 try:
-                    found = add_allow_rule(clients, owner[0], owner[1], planned)
+                    found = add_allow_rule(clients, owner[0], owner[1], planned, waiter)
                 except AzrdpError as err:
                     self._done[key] = err
                     raise

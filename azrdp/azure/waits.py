@@ -12,6 +12,10 @@ A VM start can run for a long time (the operation also tracks agent and extensio
 one report: 1.5 h, Azure/azure-xplat-cli#3389), and the agent turns Ready after the power state:
 AZRDP_START_TIMEOUT (default 900 s) bounds the start, AZRDP_AGENT_TIMEOUT (default 300 s) the wait
 for the agent. Every timeout says what it waited for.
+
+A Waiter may also carry the command's overall limit (`ends_at`, from `--timeout`), which caps every
+wait it runs, and a `stopped` test (Ctrl-C after its grace): each wait then ends at its next tick
+with Interrupted, saying what it stopped waiting for (the operation goes on in Azure).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from azrdp.azure.errormap import translate_errors
-from azrdp.errors import AzureError, ConflictError, UsageError
+from azrdp.errors import AzureError, ConflictError, Interrupted, UsageError
 
 if TYPE_CHECKING:
     from azrdp.azure.clients import Clients
@@ -72,18 +76,49 @@ def conflict_of(exc: BaseException) -> tuple[str, str] | None:
     return None
 
 
+def _never() -> bool:
+    return False
+
+
 @dataclass
 class Waiter:
     """The clock, sleep and bounds of one wait (injectable for tests of the timing itself)."""
 
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+    ends_at: float | None = None  # the command's --timeout, as a clock() value
+    stopped: Callable[[], bool] = _never  # stop waiting now (Ctrl-C once its grace is over)
+
+    def bound(self, timeout: float) -> tuple[float, str]:
+        """`timeout` capped by what is left of --timeout, and the words for which limit it was."""
+        if self.ends_at is not None and self.ends_at - self.clock() < timeout:
+            return max(self.ends_at - self.clock(), 0.0), " (the --timeout ran out)"
+        return timeout, ""
+
+    def check_stopped(self, what: str) -> None:
+        if self.stopped():
+            raise Interrupted(
+                f"Stopped waiting for {what}.",
+                "It goes on in Azure; azrdp stopped waiting because it was interrupted.",
+                "`azrdp history` lists what the run changed.",
+            )
+
+    def pause(self, seconds: float, what: str) -> None:
+        """Sleep in short ticks, so a stop lands at once."""
+        end = self.clock() + max(seconds, 0.0)
+        while True:
+            self.check_stopped(what)
+            left = end - self.clock()
+            if left <= 0:
+                return
+            self.sleep(min(_TICK, left))
 
     def retry_conflicts(self, what: str, call: Callable[[], T], timeout: float | None = None) -> T:
         """`call()`, retried while Azure answers that another operation on the resource runs."""
         from azure.core.exceptions import HttpResponseError
 
         bound = _seconds("AZRDP_CONFLICT_TIMEOUT", DEFAULT_CONFLICT_TIMEOUT) if timeout is None else timeout
+        bound, limit = self.bound(bound)
         start = self.clock()
         backoff = _polling_interval()
         attempts = 0
@@ -100,21 +135,23 @@ class Waiter:
                     code, message = conflict
                     raise ConflictError(
                         f"Azure refused to change {what}: another operation on it was still in progress "
-                        f"after {attempts} attempts over {waited:.0f} s ({code}: {message})",
+                        f"after {attempts} attempts over {waited:.0f} s{limit} ({code}: {message})",
                         "Azure runs one write at a time on a resource and the ones it depends on.",
                         "Wait for the other operation to finish (the resource's Activity log names it), then "
                         "rerun; AZRDP_CONFLICT_TIMEOUT sets how long azrdp keeps retrying.",
                     ) from None
-                self.sleep(backoff)
+                self.pause(backoff, what)
                 backoff = min(backoff * 2, _BACKOFF_MAX)
 
     def wait_poller(self, poller: Any, what: str, timeout: float, fix: str) -> Any:
         """The poller's result, or an error naming what did not finish within `timeout` seconds."""
+        timeout, limit = self.bound(timeout)
         start = self.clock()
         while not poller.done():
+            self.check_stopped(what)
             if self.clock() - start >= timeout:
                 raise AzureError(
-                    f"{what[:1].upper()}{what[1:]} did not finish within {timeout:.0f} s.",
+                    f"{what[:1].upper()}{what[1:]} did not finish within {timeout:.0f} s{limit}.",
                     "The operation goes on in Azure; azrdp stopped waiting for it.",
                     fix,
                 )
@@ -150,7 +187,7 @@ def start_vm(clients: Clients, resource_group: str, name: str, waiter: Waiter | 
 
         waiter.retry_conflicts(what, begin_and_wait)
     lines: list[str] = []
-    agent_timeout = _seconds("AZRDP_AGENT_TIMEOUT", DEFAULT_AGENT_TIMEOUT)
+    agent_timeout, limit = waiter.bound(_seconds("AZRDP_AGENT_TIMEOUT", DEFAULT_AGENT_TIMEOUT))
     began = waiter.clock()
     status: str | None = None
     with translate_errors(f"the instance view of VM '{name}'"):
@@ -160,12 +197,12 @@ def start_vm(clients: Clients, resource_group: str, name: str, waiter: Waiter | 
                 break
             if waiter.clock() - began >= agent_timeout:
                 lines.append(
-                    f"VM {name} runs, but its guest agent did not report Ready within {agent_timeout:.0f} s "
-                    f"(it reports {status or 'nothing yet'}); in-guest steps need a Ready agent "
+                    f"VM {name} runs, but its guest agent did not report Ready within {agent_timeout:.0f} s"
+                    f"{limit} (it reports {status or 'nothing yet'}); in-guest steps need a Ready agent "
                     "(AZRDP_AGENT_TIMEOUT sets this wait)."
                 )
                 break
-            waiter.sleep(max(_polling_interval(), _TICK))
+            waiter.pause(max(_polling_interval(), _TICK), f"the guest agent of VM '{name}'")
     return lines
 
 
@@ -189,3 +226,39 @@ def platform_action(
                 "AZRDP_START_TIMEOUT.",
             ),
         )
+
+
+def _power_state(view: Any) -> str | None:
+    data = view.as_dict() if hasattr(view, "as_dict") else dict(view or {})
+    for status in data.get("statuses") or ():
+        code = str(status.get("code") or "")
+        if code.lower().startswith("powerstate/"):
+            return code.split("/", 1)[1].lower()
+    return None
+
+
+def stop_vm(
+    clients: Clients, resource_group: str, name: str, deallocate: bool, waiter: Waiter | None = None
+) -> str | None:
+    """Undo of a start: deallocate the VM (or power it off, keeping its host, when it was only
+    stopped before), bounded like a start; the power state read back after."""
+    waiter = waiter or Waiter()
+    ops = clients.compute.virtual_machines
+    action = "deallocation" if deallocate else "power-off"
+    timeout = _seconds("AZRDP_START_TIMEOUT", DEFAULT_START_TIMEOUT)
+    what = f"VM '{name}'"
+    with translate_errors(what):
+        waiter.retry_conflicts(
+            what,
+            lambda: waiter.wait_poller(
+                ops.begin_deallocate(resource_group, name)
+                if deallocate
+                else ops.begin_power_off(resource_group, name),
+                f"the {action} of VM '{name}'",
+                timeout,
+                f"Check it with `az vm get-instance-view -g {resource_group} -n {name}`, or raise "
+                "AZRDP_START_TIMEOUT.",
+            ),
+        )
+    with translate_errors(f"the instance view of VM '{name}'"):
+        return _power_state(ops.instance_view(resource_group, name))

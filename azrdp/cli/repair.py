@@ -28,7 +28,15 @@ from azrdp.cli.params import (
     YesOpt,
     seconds,
 )
-from azrdp.cli.terminal import ProgressView, Terminal, handle_errors, printable, printable_doc
+from azrdp.cli.terminal import (
+    ProgressView,
+    Terminal,
+    exit_now_if_abandoned,
+    handle_errors,
+    interruptible,
+    printable,
+    printable_doc,
+)
 from azrdp.cli.views import plural
 from azrdp.errors import ExitCode, UsageError
 
@@ -76,6 +84,16 @@ WaitTimeoutOpt = Annotated[
         envvar="AZRDP_WAIT_TIMEOUT",
         callback=seconds(zero=True),
         help="Seconds to wait for another Run Command in progress (409).",
+    ),
+]
+TimeLimitOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        envvar="AZRDP_REPAIR_TIMEOUT",
+        callback=seconds(zero=False),
+        help="Seconds the whole command may take. Every wait in it (NSG writes, VM start, Run Command) "
+        "ends when it runs out, saying what it waited for; what has not started by then does not start.",
     ),
 ]
 RunIdOpt = Annotated[str, typer.Option("--run-id", help="The run to take back (see `azrdp history`).")]
@@ -184,6 +202,11 @@ def _repair_panel(vm: Mapping[str, Any]) -> Any:
         rows.append(("Suggestion", Text(f"{suggestion['title']}: {suggestion['how']}")))
     for note in vm.get("notes", []):
         rows.append(("Note", Text(note)))
+    for change in vm.get("changes", []):
+        if change["status"] != "done":
+            rows.append((change["status"].capitalize(), Text(change["what"])))
+    if vm.get("inFlight"):
+        rows.append(("In flight", Text("still running when azrdp stopped waiting")))
     if vm.get("backupDir"):
         rows.append(("Backup", Text(vm["backupDir"])))
     blocks: list[Any] = []
@@ -262,7 +285,14 @@ def next_steps(doc: Mapping[str, Any], *, broken_only: bool = False) -> list[tup
                 "apply the plan" if len(planned) == 1 else f"apply the plans of {plural(len(planned), 'VM')}"
             )
             steps.append((f"azrdp repair {target}{extra}", why))
+    settling = [vm for vm in vms if vm.get("settle")]
+    for vm in settling[:3]:
+        for command in vm["settle"]:
+            what = "what the in-guest run did" if "--guest" in command else "take back what this run changed"
+            steps.append((command, what))
     for vm in vms[:3]:
+        if vm in settling:
+            continue
         if vm.get("runId") and vm.get("applied"):
             steps.append(
                 (
@@ -300,6 +330,7 @@ def repair(
     dry_run: DryRunOpt = False,
     concurrency: ConcurrencyOpt = 10,
     wait_timeout: WaitTimeoutOpt = 300.0,
+    timeout: TimeLimitOpt = None,
     subscription: SubscriptionOpt = None,
     cloud: CloudOpt = None,
     output: OutputOpt = None,
@@ -315,12 +346,19 @@ def repair(
     Two Run Commands per VM: a read-only collection, then the executor with the plan (it records
     every change in the guest before making it, and ends by collecting the facts to verify).
 
+    Every change is journalled before it is made. One VM's failure is that VM's error: the result
+    lists every VM and every change. The first Ctrl-C stops new work and waits a few seconds for
+    the steps in flight, then prints the result (what changed, what is still in flight); a second
+    exits at once.
+
     Exit codes: 0 repaired and verified (or nothing to do), 4 planned (dry run) or blockers it
     cannot fix or a declined prompt, 5 applied but not verified, 2 no terminal to confirm on
-    (pass --yes or --dry-run), 130 interrupted.
+    (pass --yes or --dry-run), 1 an error on a VM, 130 interrupted; with several VMs the most
+    serious.
     """
     from azrdp.cli.targeting import resolve_targets
-    from azrdp.engine.repair import RepairInterrupted, RepairOptions, run_repair, validate_ids
+    from azrdp.engine.control import Stop, grace_seconds
+    from azrdp.engine.repair import RepairOptions, run_repair, validate_ids
     from azrdp.targets import validate_port, validate_source
 
     term = Terminal.for_command(
@@ -339,7 +377,9 @@ def repair(
         concurrency=concurrency,
         wait_timeout=wait_timeout,
         debug=debug,
+        time_limit=timeout,
     )
+    grace = grace_seconds()
     if not (yes or dry_run) and not term.interactive:
         raise UsageError(
             f"Refusing to change {_describe(targets)} without confirmation: stdin is not a terminal.",
@@ -361,36 +401,43 @@ def repair(
         if any("disconnected" in n for d in docs for s in d["plan"] for n in s["notes"]):
             term.err.print("Logged-on RDP sessions are disconnected when Remote Desktop Services restart.")
         count = sum(len(v.actionable) for v in vms)
+        signals.prompting = threading.current_thread() is threading.main_thread()
         try:
             answer = typer.confirm(f"Apply {plural(count, 'step')}?", default=False, err=True)
         except typer.Abort:
-            # Ctrl-C at the prompt: the engine lists what an earlier prompt already let it change.
+            # Ctrl-C at the prompt: the engine stops and lists what an earlier prompt let it change.
             term.err.print("")
             raise KeyboardInterrupt from None
+        finally:
+            signals.prompting = False
         if answer:
             progress.resume("Applying the plan")
         else:
             term.err.print("Declined: nothing in the plan was applied.", markup=False)
         return answer
 
-    try:
-        with progress:
-            result = run_repair(
-                targets,
-                options,
-                confirm=None if (yes or dry_run) else confirm,
-                subscription=subscription,
-                cloud=cloud.value if cloud else None,
-                observer=progress,
-            )
-    except RepairInterrupted as err:
-        for line in err.changed:
-            term.err.print(f"changed: {printable(line)}", markup=False)
-        raise
+    stop = Stop(timeout)
+    settle = (
+        f"azrdp history {targets.vms[0].name} -g {targets.vms[0].resource_group}"
+        if len(targets.vms) == 1 and not targets.is_fleet
+        else "azrdp history VM -g GROUP"
+    )
+    with interruptible(stop, grace, settle) as signals, progress:
+        result = run_repair(
+            targets,
+            options,
+            confirm=None if (yes or dry_run) else confirm,
+            subscription=subscription,
+            cloud=cloud.value if cloud else None,
+            observer=progress,
+            stop=stop,
+            grace=grace,
+        )
     from azrdp.cli.render import emit
 
+    doc = result.to_doc()
     emit(
-        result.to_doc(),
+        doc,
         term,
         output,
         query,
@@ -398,8 +445,48 @@ def repair(
         table_rows=table_rows,
     )
     code = int(result.exit_code)
+    if result.stopped:
+        stopped_message(doc, term)
+    exit_now_if_abandoned(result.unfinished, code)
     if code:
         raise typer.Exit(code)
+
+
+def stopped_message(doc: Mapping[str, Any], term: Terminal) -> None:
+    """After a Ctrl-C or --timeout: every change the journal holds for this run, on stderr, and
+    how to settle what is unconfirmed. Never "nothing changed" while the journal says otherwise."""
+    from azrdp.errors import AzrdpError
+
+    changes = [(vm, c) for vm in doc["vms"] for c in vm.get("changes", [])]
+    seen: set[str] = set()
+    for vm, change in changes:
+        if change["entryId"] in seen:
+            continue
+        seen.add(change["entryId"])
+        term.err.print(f"changed: {printable(vm['name'])}: {printable(change['what'])} ({change['status']})")
+    unconfirmed = sum(1 for _, c in changes if c["status"] == "unconfirmed")
+    in_flight = [vm for vm in doc["vms"] if vm.get("inFlight")]
+    what = "Interrupted" if doc.get("interrupted") else "The --timeout ran out"
+    if not seen:
+        why = "Nothing was changed: the journal holds no change of this run."
+    else:
+        why = f"{plural(len(seen), 'change')} made before stopping (listed above)"
+        if unconfirmed:
+            why += f", {unconfirmed} of them not confirmed: azrdp stopped waiting before their result"
+        why += "."
+    if in_flight:
+        why += f" Still in flight on {plural(len(in_flight), 'VM')}: " + ", ".join(
+            vm["name"] for vm in in_flight[:5]
+        )
+        why += "." if len(in_flight) <= 5 else f" and {len(in_flight) - 5} more."
+    settle = [cmd for vm in doc["vms"] for cmd in vm.get("settle", [])]
+    if settle:
+        fix = "Settle it with " + ", ".join(f"`{c}`" for c in settle[:4])
+        fix += f" and {len(settle) - 4} more (each VM's `settle` in the result)." if len(settle) > 4 else "."
+        fix += " History --guest shows what an in-guest run did; undo takes a run back."
+    else:
+        fix = "Rerun `azrdp repair` to finish."
+    term.error(AzrdpError(f"{what}.", why, fix))
 
 
 def undo(
@@ -410,6 +497,7 @@ def undo(
     run_id: RunIdOpt = "",
     port: PortOpt = 3389,
     yes: YesOpt = False,
+    timeout: TimeLimitOpt = None,
     subscription: SubscriptionOpt = None,
     cloud: CloudOpt = None,
     output: OutputOpt = None,
@@ -419,12 +507,19 @@ def undo(
     only_show_errors: OnlyShowErrorsOpt = False,
     no_color: NoColorOpt = False,
 ) -> None:
-    """Take back one repair run: restore the guest from its backups and delete the NSG rule it added.
+    """Take back one repair run: restore the guest from its backups, delete the NSG rule it added,
+    and return a VM it started to the power state it had.
 
-    Exit codes: 0 restored, 3 unknown run, 5 partly restored, 2 refused prompt, 1 error.
+    Works from what the run journalled before each change; what was never confirmed is asked of
+    Azure or the guest. Only what is verified taken back is marked undone; anything left is named.
+
+    Exit codes: 0 restored, 3 unknown run, 5 partly restored (something changed since), 2 refused
+    prompt, 1 error, 130 interrupted.
     """
     from azrdp.cli.targeting import resolve_targets
-    from azrdp.engine.repair import run_undo
+    from azrdp.engine.control import Stop, grace_seconds
+    from azrdp.engine.repair import RepairOptions
+    from azrdp.engine.undo import run_undo
     from azrdp.journal import validate_run_id
     from azrdp.targets import validate_port
 
@@ -456,18 +551,41 @@ def undo(
         if not typer.confirm(printable(question), default=False, err=True):
             term.err.print("Declined: nothing was changed.", markup=False)
             raise typer.Exit(int(ExitCode.USAGE))
-    with term.status(f"Undoing run {run_id}"):
+    grace = grace_seconds()
+    stop = Stop(timeout)
+    with (
+        interruptible(stop, grace, f"azrdp history {_vm_args(targets)}"),
+        term.status(f"Undoing run {run_id}"),
+    ):
         doc = run_undo(
             targets,
             run_id,
             port=validate_port(port),
             subscription=subscription,
             cloud=cloud.value if cloud else None,
+            options=RepairOptions(port=validate_port(port), time_limit=timeout),
+            stop=stop,
+            grace=grace,
         )
     from azrdp.cli.render import emit
 
+    unfinished = int(doc.pop("unfinished", 0))
     emit(doc, term, output, query, human=_undo_view, table_rows=_undo_rows)
     code = int(doc["summary"]["exitCode"])
+    left = [line for vm in doc["vms"] for line in vm.get("left", [])]
+    if left:
+        from azrdp.errors import AzrdpError
+
+        term.error(
+            AzrdpError(
+                ("Interrupted: " if doc.get("interrupted") else "")
+                + f"run {run_id} is not entirely taken back.",
+                "Left: " + "; ".join(left) + ".",
+                f"Rerun `azrdp undo {_vm_args(targets)} --run-id {run_id}` once that is settled "
+                f"(`azrdp history {_vm_args(targets)} --guest` shows the guest's records).",
+            )
+        )
+    exit_now_if_abandoned(unfinished, code)
     if code:
         raise typer.Exit(code)
 
@@ -484,7 +602,7 @@ def _run_summary(run: Mapping[str, Any]) -> str:
 
 def _latest_run(targets: Targets, subscription: str | None, cloud: str | None) -> Mapping[str, Any]:
     """The newest run of this machine's journal that is not undone yet."""
-    from azrdp.engine.repair import run_history
+    from azrdp.engine.undo import run_history
 
     doc = run_history(targets, subscription=subscription, cloud=cloud)
     runs = [r for r in doc["vms"][0]["runs"] if not r.get("undone")]
@@ -500,18 +618,21 @@ def _undo_view(doc: Mapping[str, Any], console: Console) -> None:
     from rich.text import Text
 
     from azrdp.cli import views
+    from azrdp.cli.terminal import inert
 
     for vm in doc["vms"]:
         rows: list[tuple[str, Any]] = [("Run", Text(str(vm["runId"])))]
         for change in vm["controlPlane"]:
-            rows.append(
-                ("NSG rule", Text(f"{change['kind']} {change.get('rule') or ''}: {change['status']}"))
-            )
+            label = "NSG rule" if change["kind"] == "nsg-rule" else "VM"
+            target = change.get("rule") or change.get("powerStateBefore") or ""
+            rows.append((label, inert(f"{change['kind']} {target}: {change['status']}")))
             if change.get("note"):  # a rule one fleet run shared with other VMs
                 rows.append(("Shared", Text(change["note"])))
         guest = vm["guest"]
         restored = ", ".join(guest.get("restored", [])) or guest.get("reason", "")
-        rows.append(("Guest", Text(f"{guest['status']} {restored}".rstrip())))
+        rows.append(("Guest", inert(f"{guest['status']} {restored}".rstrip())))
+        for line in vm.get("left", []):
+            rows.append(("Left", inert(line)))
         blocks = [views.findings_block(vm["findings"])] if vm.get("findings") else []
         if not vm.get("findings"):
             rows.append(("Findings", Text("none")))
@@ -544,7 +665,7 @@ def history(
 ) -> None:
     """List the repair runs of a VM: the local journal, and with --guest the backups in the VM."""
     from azrdp.cli.targeting import resolve_targets
-    from azrdp.engine.repair import run_history
+    from azrdp.engine.undo import run_history
 
     term = Terminal.for_command(
         no_color=no_color, verbose=verbose, debug=debug, only_show_errors=only_show_errors
@@ -569,9 +690,16 @@ def _history_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
                     "time": run["time"],
                     "steps": ",".join(f"{k}:{v}" for k, v in (result.get("steps") or {}).items()),
                     "undone": bool(run["undone"]),
+                    "unconfirmed": ",".join(run.get("unconfirmed") or ()),
                 }
             )
     return rows
+
+
+def _change_line(change: Mapping[str, Any]) -> str:
+    target = change.get("rule") or change.get("guestRun") or change.get("powerStateBefore") or ""
+    line = f"{change['kind']} {target}".rstrip() + f": {change['outcome']}"
+    return line + (", undone" if change.get("undone") else "")
 
 
 def _history_view(doc: Mapping[str, Any], console: Console) -> None:
@@ -583,15 +711,18 @@ def _history_view(doc: Mapping[str, Any], console: Console) -> None:
     for vm in doc["vms"]:
         title = inert(f"{vm['name']} ({vm['resourceGroup']})")
         table = Table(title=title, title_justify="left", show_edge=False)
-        for col in ("Run", "Time", "Steps", "Backup", "Undone"):
+        for col in ("Run", "Time", "Changes", "Backup", "Undone"):
             table.add_column(col, overflow="fold")
         for run in vm["runs"]:
             result = run.get("result") or {}
             steps = ", ".join(f"{k} {v}" for k, v in (result.get("steps") or {}).items())
+            changes = "\n".join(_change_line(c) for c in run.get("changes", []))
+            if not result:
+                steps = "(no summary: the run did not end normally)"
             table.add_row(
                 inert(run["runId"]),
                 inert(run["time"]),
-                inert(steps),
+                inert("\n".join(x for x in (changes, steps) if x)),
                 inert(result.get("backupDir") or ""),
                 "yes" if run["undone"] else "",
             )

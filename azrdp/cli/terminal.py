@@ -143,6 +143,61 @@ class Terminal:
             yield self.info
 
 
+@dataclass
+class Interruptions:
+    """Ctrl-C during a repair or undo, as `interruptible()` handles it."""
+
+    prompting: bool = False  # the main thread waits at a prompt: Ctrl-C there declines and stops
+    count: int = 0
+
+
+@contextlib.contextmanager
+def interruptible(stop: Any, grace: float, settle: str) -> Iterator[Interruptions]:
+    """SIGINT for a command that changes things: the first asks `stop` to stop (no new work; what
+    is in flight gets `grace` seconds) and says so; the second exits 130 at once, without a
+    traceback. `settle` is the command that shows what was changed."""
+    import signal
+    import threading
+
+    state = Interruptions()
+    if threading.current_thread() is not threading.main_thread():
+        yield state  # signals reach the main thread only; Ctrl-C there raises as usual
+        return
+
+    def write(text: str) -> None:
+        with contextlib.suppress(OSError):
+            os.write(2, printable(text).encode("utf-8", errors="replace") + b"\n")
+
+    def handler(signum: int, frame: Any) -> None:
+        state.count += 1
+        if state.count > 1:
+            write(f"azrdp: interrupted again: exiting now (130). `{settle}` lists what was changed.")
+            os._exit(int(ExitCode.INTERRUPTED))
+        stop.request()
+        if state.prompting:
+            raise KeyboardInterrupt  # the prompt's own Ctrl-C: declined, and the run stops
+        write(
+            f"azrdp: stopping: nothing new starts; the steps in flight get up to {grace:g} s, then the "
+            "result lists every change. Ctrl-C again exits at once."
+        )
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def exit_now_if_abandoned(unfinished: int, code: int) -> None:
+    """Work abandoned after an interruption may still be waiting on Azure: once the result is out,
+    end the process without waiting for those threads (everything journalled is on disk)."""
+    if unfinished:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+
 class ProgressView:
     """Progress events from the engine on stderr, one implementation for every command.
 

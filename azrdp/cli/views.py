@@ -35,6 +35,7 @@ VM_STATUS_STYLE = {
     "repaired": "bold green",
     "planned": "bold cyan",
     "unknown": "bold magenta",
+    "interrupted": "bold yellow",
 }
 STEP_STYLE = {
     "applied": "green",
@@ -44,8 +45,10 @@ STEP_STYLE = {
     "rolledBack": "bold red",
     "failed": "bold red",
     "notRun": "dim",
+    "unconfirmed": "bold yellow",
 }
 _VM_ORDER = {
+    "interrupted": -1,
     "error": 0,
     "unknown": 1,
     "blocked": 2,
@@ -63,6 +66,7 @@ _STEP_STATUS = {
     "failed": "FAILED",
     "rolledBack": "ROLLEDBACK",
     "notRun": "SKIP",
+    "unconfirmed": "UNCONFIRMED",
 }
 
 # Every status a table row can carry; docs/output.md explains each (a test keeps them in step).

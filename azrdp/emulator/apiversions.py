@@ -97,6 +97,15 @@ PUBLISHED: dict[str, ApiLine] = {
         "stable/<version>/subscriptions.json",
         "2016-06-01 2018-06-01 2019-06-01 2019-11-01 2020-01-01 2021-01-01 2022-12-01",
     ),
+    # Permissions_ListForResourceGroup / _ListForResource: specification/authorization/resource-manager/
+    # Microsoft.Authorization/{2015-07-01, stable/2022-04-01}/..., and 2018-01-01-preview (the
+    # PermissionsOperations of azure-mgmt-authorization's v2018_01_01_preview).
+    "Microsoft.Authorization": _line(
+        "Microsoft.Authorization",
+        "Azure/azure-rest-api-specs specification/authorization/resource-manager/Microsoft.Authorization/"
+        "{2015-07-01,stable/2022-04-01}/...; azure-mgmt-authorization v2018_01_01_preview",
+        "2015-07-01 2018-01-01-preview 2022-04-01",
+    ),
     # ARM's cloud metadata (learn.microsoft.com/cli/azure/manage-clouds-azure-cli; az 2.91 asks 2022-09-01).
     "metadata": _line(
         "Microsoft.Resources",

@@ -66,6 +66,10 @@ DEMO_VMS: tuple[DemoVm, ...] = (
     ),
 )
 LB_ADDRESS = "198.51.100.40"
+DEMO_DESCRIPTION = (
+    f"the `azrdp demo` fleet: {len(DEMO_VMS)} Windows VMs in {GROUP}, each failing RDP for a different "
+    "reason (one healthy reference)"
+)
 
 
 def _stuck_instance_view(name: str) -> dict[str, Any]:
@@ -191,7 +195,7 @@ def demo_scenario() -> Scenario:
         resources.extend([r for r in (nic_nsg, pip, nic, vm) if r is not None])
     return Scenario(
         name="demo",
-        description=f"{len(DEMO_VMS)} Windows VMs in {GROUP}, each failing RDP for a different reason",
+        description=DEMO_DESCRIPTION,
         subscription_id=sub,
         location=loc,
         resources=resources,

@@ -8,9 +8,12 @@ Two spellings, for `--faults` on the command line or `faults=` in Python:
   `[{"kind": "forbidden", "action": "Microsoft.Compute/virtualMachines/runCommand/action"},
     {"kind": "another-operation", "times": 2}, {"kind": "slow-start", "seconds": 300, "vm": "vm1"}]`
   Keys: `kind`; at most one of `probability`, `at` (request number) and `times` (the first N
-  requests in its scope); optional `method`, `pathContains`, `vm` (VM name in the path), `action`
+  requests in its scope); optional `method`, `pathContains`, `queryContains` (in the query string),
+  `vm` (VM name in the path), `action`
   (`forbidden` only: the RBAC action refused, `*` wildcards allowed) and `seconds` (`slow-start`,
-  `late-agent`). Without `probability`, `at` or `times` a fault hits every request in its scope.
+  `late-agent`), `after` (let the first N requests in scope through first), and for `guest-output`
+  `stdout` / `stderr` (the text that replaces that stream of the Run Command's result). Without
+  `probability`, `at` or `times` a fault hits every request in its scope.
 
 Every kind has a scope (which requests it can hit) that `method`, `pathContains` and `vm` narrow.
 """
@@ -48,11 +51,29 @@ ANSWER_KINDS: dict[str, str] = {
 BEHAVIOUR_KINDS: dict[str, str] = {
     "slow-start": "a VM start or restart runs `seconds` (default 300) instead of lro_seconds",
     "late-agent": "after a start the guest agent reports Not Ready for `seconds` (default 120)",
+    # The script runs (the guest changes as it would), only the output azrdp reads is replaced.
+    "guest-output": "the Run Command runs, but its result carries `stdout` / `stderr` as given",
 }
 ALIASES = {"401": "unauthorized", "403": "forbidden", "404": "not-found"}
 KINDS = (*ANSWER_KINDS, *BEHAVIOUR_KINDS)
 DEFAULT_SECONDS = {"slow-start": 300.0, "late-agent": 120.0}
-_KEYS = frozenset({"kind", "probability", "at", "times", "method", "pathContains", "vm", "action", "seconds"})
+_KEYS = frozenset(
+    {
+        "kind",
+        "probability",
+        "at",
+        "times",
+        "after",
+        "method",
+        "pathContains",
+        "queryContains",
+        "vm",
+        "action",
+        "seconds",
+        "stdout",
+        "stderr",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -63,17 +84,23 @@ class Fault:
     method: str | None = None
     path_contains: str | None = None
     vm: str | None = None
+    query_contains: str | None = None  # e.g. "monitor=true": an LRO's final GET, not its status polls
     action: str | None = None  # forbidden: the RBAC action refused (fnmatch pattern)
     seconds: float | None = None  # slow-start, late-agent
     times: int | None = None  # the first N requests in scope
+    after: int = 0  # requests in scope let through before the fault may hit
+    stdout: str | None = None  # guest-output: the Run Command's StdOut (None: left as it is)
+    stderr: str | None = None  # guest-output: its StdErr
 
-    def in_scope(self, method: str, path: str, action: str = "") -> bool:
+    def in_scope(self, method: str, path: str, action: str = "", query: str = "") -> bool:
         """Whether this fault may hit a request (its kind's scope, narrowed by its filters)."""
         method = method.upper()
         lowered = path.lower()
         if self.method and self.method.upper() != method:
             return False
         if self.path_contains and self.path_contains.lower() not in lowered:
+            return False
+        if self.query_contains and self.query_contains.lower() not in query.lower():
             return False
         if self.vm and f"/virtualmachines/{self.vm.lower()}/" not in lowered + "/":
             return False
@@ -83,7 +110,7 @@ class Fault:
             return "/providers/microsoft.network/" in lowered and method in ("PUT", "PATCH", "DELETE")
         if self.kind == "concurrent-request":
             return "/providers/microsoft.compute/" in lowered and method in ("PUT", "PATCH", "DELETE", "POST")
-        if self.kind == "runcommand-in-progress":
+        if self.kind in ("runcommand-in-progress", "guest-output"):
             return method == "POST" and lowered.rstrip("/").endswith("/runcommand")
         return True
 
@@ -131,6 +158,10 @@ def _parse_short(spec: str) -> list[Fault]:
             raise _usage(
                 f"'{item}'", "expected KIND:PROBABILITY (e.g. 503:0.05), KIND@N (e.g. 429@3) or KIND."
             ) from None
+        if fault.kind == "guest-output":
+            raise _usage(
+                f"'{item}'", "guest-output needs its text: use the JSON form with 'stdout'/'stderr'."
+            )
         faults.append(fault)
     return faults
 
@@ -155,6 +186,14 @@ def _string(obj: Mapping[str, Any], name: str, where: str) -> str | None:
     return value
 
 
+def _text(obj: Mapping[str, Any], name: str, where: str) -> str | None:
+    """A replacement output stream: any string, the empty one included (an empty StdOut)."""
+    value = obj.get(name)
+    if value is not None and not isinstance(value, str):
+        raise _usage(where, f"'{name}' must be a string.")
+    return value
+
+
 def fault_from_json(obj: Any, index: int = 0) -> Fault:
     where = f"[{index}]"
     if not isinstance(obj, dict):
@@ -168,6 +207,7 @@ def fault_from_json(obj: Any, index: int = 0) -> Fault:
     probability = _number(obj, "probability", where)
     at = _number(obj, "at", where, integer=True)
     times = _number(obj, "times", where, integer=True)
+    after = _number(obj, "after", where, integer=True)
     seconds = _number(obj, "seconds", where)
     if sum(x is not None for x in (probability, at, times)) > 1:
         raise _usage(where, "give at most one of 'probability', 'at' and 'times'.")
@@ -175,8 +215,13 @@ def fault_from_json(obj: Any, index: int = 0) -> Fault:
         raise _usage(where, "'probability' must be between 0 and 1.")
     if (at is not None and at < 1) or (times is not None and times < 1):
         raise _usage(where, "'at' and 'times' count from 1.")
-    if seconds is not None and (seconds < 0 or kind not in BEHAVIOUR_KINDS):
+    if after is not None and (after < 0 or at is not None):
+        raise _usage(where, "'after' is a count of 0 or more, and 'at' already names one request.")
+    if seconds is not None and (seconds < 0 or kind not in DEFAULT_SECONDS):
         raise _usage(where, "'seconds' is a non-negative number, for slow-start and late-agent only.")
+    stdout, stderr = _text(obj, "stdout", where), _text(obj, "stderr", where)
+    if (stdout is not None or stderr is not None) != (kind == "guest-output"):
+        raise _usage(where, "'stdout' and 'stderr' belong to kind guest-output, which needs at least one.")
     action = _string(obj, "action", where)
     if action is not None and kind != "forbidden":
         raise _usage(where, "'action' belongs to kind forbidden only.")
@@ -187,9 +232,13 @@ def fault_from_json(obj: Any, index: int = 0) -> Fault:
         times=times,
         method=_string(obj, "method", where),
         path_contains=_string(obj, "pathContains", where),
+        query_contains=_string(obj, "queryContains", where),
         vm=_string(obj, "vm", where),
         action=action,
         seconds=seconds,
+        after=after or 0,
+        stdout=stdout,
+        stderr=stderr,
     )
 
 
@@ -228,6 +277,7 @@ class FaultPlan:
         self._lock = threading.Lock()
         self._count = 0
         self._hits: dict[int, int] = {}
+        self._seen: dict[int, int] = {}  # requests in scope so far, per fault (for `after`)
 
     @classmethod
     def of(cls, faults: str | Iterable[Fault] | None, seed: int) -> FaultPlan:
@@ -244,6 +294,11 @@ class FaultPlan:
             return self._count
 
     def _fires(self, index: int, fault: Fault, number: int | None) -> bool:
+        if fault.after:
+            seen = self._seen.get(index, 0)
+            self._seen[index] = seen + 1
+            if seen < fault.after:
+                return False
         if fault.at is not None:
             return number == fault.at
         if fault.probability is not None:
@@ -255,19 +310,20 @@ class FaultPlan:
             self._hits[index] = hits + 1
         return True
 
-    def answer(self, number: int, method: str, path: str, action: str = "") -> Fault | None:
+    def answer(self, number: int, method: str, path: str, action: str = "", query: str = "") -> Fault | None:
         """The answer fault request `number` must suffer, if any."""
         with self._lock:
             for index, fault in enumerate(self.faults):
-                in_scope = fault.kind in ANSWER_KINDS and fault.in_scope(method, path, action)
+                in_scope = fault.kind in ANSWER_KINDS and fault.in_scope(method, path, action, query)
                 if in_scope and self._fires(index, fault, number):
                     return fault
         return None
 
-    def behaviour(self, kind: str, vm_path: str) -> Fault | None:
-        """A behaviour fault (`slow-start`, `late-agent`) that applies to the VM at `vm_path`."""
+    def behaviour(self, kind: str, path: str, number: int | None = None) -> Fault | None:
+        """A behaviour fault (`slow-start`, `late-agent`, `guest-output`) for the POST to `path`,
+        ARM request `number` (for `at`)."""
         with self._lock:
             for index, fault in enumerate(self.faults):
-                if fault.kind == kind and fault.in_scope("POST", vm_path) and self._fires(index, fault, None):
+                if fault.kind == kind and fault.in_scope("POST", path) and self._fires(index, fault, number):
                     return fault
         return None

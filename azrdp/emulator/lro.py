@@ -104,6 +104,12 @@ class OperationBook:
             op = self._ops.get(op_id) if op_id else None
             return op if op is not None and not op.done else None
 
+    def busy(self) -> bool:
+        """Whether any operation is still running (tests wait for a quiet emulator)."""
+        self.settle()
+        with self._lock:
+            return any(not op.done for op in self._ops.values())
+
     def settle(self) -> None:
         """Finish every operation whose time has come, oldest first."""
         now = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -210,8 +211,8 @@ def vm_power(emu: Emulator, req: Request, m: re.Match[str]) -> Response:
         previous.on_complete = None  # the newer action decides the final state
 
     boots = final == "running"
-    slow = emu.faults.behaviour("slow-start", req.path) if boots else None
-    late = emu.faults.behaviour("late-agent", req.path) if boots else None
+    slow = emu.faults.behaviour("slow-start", req.path, req.number) if boots else None
+    late = emu.faults.behaviour("late-agent", req.path, req.number) if boots else None
 
     def complete() -> None:
         if final:
@@ -252,10 +253,15 @@ def vm_power(emu: Emulator, req: Request, m: re.Match[str]) -> Response:
 
 
 def _tail(text: str, limit: int = OUTPUT_LIMIT) -> str:
-    data = text.encode("utf-8")
+    """The last `limit` bytes of a stream (Run Command keeps the end), whole characters only.
+    Lone surrogates (a guest's text may hold any UTF-16 unit) pass through unharmed."""
+    data = text.encode("utf-8", errors="surrogatepass")
     if len(data) <= limit:
         return text
-    return data[-limit:].decode("utf-8", errors="ignore")
+    tail = data[-limit:]
+    while tail and (tail[0] & 0xC0) == 0x80:  # a cut character's continuation bytes
+        tail = tail[1:]
+    return tail.decode("utf-8", errors="surrogatepass")
 
 
 def run_command(emu: Emulator, req: Request, m: re.Match[str]) -> Response:
@@ -296,6 +302,14 @@ def run_command(emu: Emulator, req: Request, m: re.Match[str]) -> Response:
         seconds, on_complete = emu.runcommand_seconds, fail
     else:
         output = emu.call_guest_handler(vm, body)
+        replaced = emu.faults.behaviour("guest-output", req.path, req.number)
+        if replaced is not None:
+            # The script ran and the guest changed; only what azrdp reads back is replaced.
+            output = dataclasses.replace(
+                output,
+                stdout=output.stdout if replaced.stdout is None else replaced.stdout,
+                stderr=output.stderr if replaced.stderr is None else replaced.stderr,
+            )
         seconds = output.duration_s if output.duration_s is not None else emu.runcommand_seconds
         result = {
             "value": [

@@ -78,10 +78,13 @@ def builtin_dir() -> Path:
 
 def builtin_scenarios() -> list[tuple[str, str]]:
     """(name, description) of every built-in scenario, the fleet generator last."""
+    from azrdp.emulator.demo import DEMO_DESCRIPTION
+
     out = []
     for path in sorted(builtin_dir().glob("*.json")):
         doc = json.loads(path.read_text(encoding="utf-8"))
         out.append((path.stem, str(doc.get("description", ""))))
+    out.append(("demo", DEMO_DESCRIPTION))
     out.append(
         (
             "fleet-paths:N",
@@ -105,6 +108,10 @@ def resolve(spec: str | Path | dict[str, Any] | Scenario, *, seed: int = 0) -> S
         return spec
     if not isinstance(spec, (str, Path)):
         return from_document(spec, source="<dict>")
+    if isinstance(spec, str) and spec.lower() == "demo":
+        from azrdp.emulator.demo import demo_scenario
+
+        return demo_scenario()  # the `azrdp demo` fleet, built in code from the guest scenarios
     if isinstance(spec, str) and spec.lower().startswith("fleet:"):
         return _parse_fleet_spec(spec, seed)
     if isinstance(spec, str) and spec.lower().startswith("fleet-paths:"):

@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from azrdp.emulator import (
     platform,
+    routes_authorization,
     routes_compute,
     routes_health,
     routes_network,
@@ -141,6 +142,7 @@ class Emulator:
             *routes_resources.routes(),
             *routes_paths.routes(),
             *routes_health.routes(),
+            *routes_authorization.routes(),
             *platform.routes(),
         ]
         self._arm: _ArmServer | None = None
@@ -336,10 +338,11 @@ class Emulator:
 
     def handle(self, req: Request) -> Response:
         """Route -> injected fault -> bearer token -> api-version -> subscription -> throttle -> handler."""
-        number = self.faults.count()
+        number = req.number = self.faults.count()
         matched, match = self._match(req)
         action = matched.action_for(match)
-        fault = self.faults.answer(number, req.method, req.path, action)
+        query = "&".join(f"{k}={v}" for k, v in req.query.items())
+        fault = self.faults.answer(number, req.method, req.path, action, query)
         if fault is not None:
             if fault.kind == "reset":
                 raise ResetConnection()

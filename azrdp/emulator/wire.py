@@ -22,6 +22,7 @@ class Request:
     query: dict[str, str]
     body: bytes
     headers: dict[str, str]  # lower-cased names
+    number: int = 0  # the ARM request's 1-based number since the emulator started (faults' `at`)
 
     def json_body(self) -> Any:
         if not self.body:

@@ -14,6 +14,12 @@ step whose target moved since), one for --dry-run (the collector; nothing change
 (the executor with the inverse plan) when the local journal holds what the run recorded, two when
 it must first read the records from the guest. Fleets run with bounded concurrency and one result
 per VM. No typer, no rich: the CLI, the runbook and the Python API share this module.
+
+Every change is journalled as an intent before it is made and confirmed after (azrdp.journal), and
+one VM at a time per machine is changed (azrdp.locks; the guest has its own lock). One VM's error
+is that VM's `error`, never the fleet's: the document lists every VM and every change made on it.
+A Ctrl-C stops new work, gives the steps in flight a grace period, and returns the document with
+what changed and what is still in flight (azrdp.engine.control); `--timeout` bounds every wait.
 """
 
 from __future__ import annotations
@@ -21,13 +27,25 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from azrdp import journal
 from azrdp.engine import Observer, Progress, ignore
 from azrdp.engine.check import UNKNOWN_FINDINGS, CheckOptions, VmResult, run_check
+from azrdp.engine.control import (
+    INTERRUPTED,
+    LATER,
+    TIMED_OUT,
+    Later,
+    Ledger,
+    LedgerItem,
+    Stop,
+    Supervisor,
+    grace_seconds,
+    supervise,
+    unexpected,
+)
 from azrdp.engine.diagnose import (
     DEFAULT_GUEST_CONCURRENCY,
     DiagnoseVmResult,
@@ -36,8 +54,17 @@ from azrdp.engine.diagnose import (
     merge,
     skip_reason,
 )
-from azrdp.errors import AzrdpError, ExitCode, GuestError, Interrupted, NotFoundError, most_serious
+from azrdp.errors import (
+    AzrdpError,
+    AzureError,
+    ExitCode,
+    GuestError,
+    Interrupted,
+    most_serious,
+    refused,
+)
 from azrdp.guest import envelope, scripts
+from azrdp.guest import facts as gf
 from azrdp.guest import plan as gp
 from azrdp.model import SCHEMA_VERSION, Finding, Severity, Source, to_doc
 from azrdp.repairs import RepairFacts, RepairStep, Where, all_repairs, plan_repairs, selected
@@ -45,14 +72,33 @@ from azrdp.targets import Targets, VmRef
 
 if TYPE_CHECKING:
     from azrdp.azure.clients import Clients
+    from azrdp.locks import VmLock
 
 # Statuses of a step in the result document.
 PLANNED, APPLIED, REFUSED, DECLINED = "planned", "applied", "refused", "declined"
 ROLLED_BACK, FAILED, NOT_RUN = "rolledBack", "failed", "notRun"
+UNCONFIRMED = "unconfirmed"  # sent, outcome unknown (interrupted, stopped waiting, unreadable answer)
+# The journal's change kind behind each step (which intent a step in flight left unconfirmed).
+CHANGE_KIND = {
+    "vm-start": "vm-start",
+    "nsg-allow-rdp": "nsg-rule",
+    "redeploy": "vm-redeploy",
+    "reapply": "vm-reapply",
+}
 
 Confirm = Callable[[Sequence["VmRepair"]], bool]
+LOCK_SECONDS = 4 * 3600.0  # how long a repair expects to hold a VM without --timeout (the lock says so)
 # What a VM's repair ended as (besides "error"), counted in the summary.
-REPAIR_STATUSES = ("repaired", "healthy", "planned", "blocked", "notVerified", "skipped", "unknown")
+REPAIR_STATUSES = (
+    "repaired",
+    "healthy",
+    "planned",
+    "blocked",
+    "notVerified",
+    "skipped",
+    "unknown",
+    "interrupted",
+)
 
 
 @dataclass(frozen=True)
@@ -65,8 +111,9 @@ class RepairOptions:
     broken_only: bool = False
     concurrency: int = DEFAULT_GUEST_CONCURRENCY
     wait_timeout: float = 300.0
-    timeout: float = 900.0
+    timeout: float = 900.0  # one Run Command's wait
     debug: bool = False
+    time_limit: float | None = None  # --timeout: the whole command, every wait in it (None: each its own)
 
     @property
     def guest_ids(self) -> tuple[str, ...]:
@@ -164,6 +211,25 @@ class VmRepair:
     reused: bool = False  # planned on the facts of a diagnose that had just run
     guest_blocked: str = ""  # why in-guest repairs could not run (agent not Ready ...)
     skipped: str = ""  # why the VM was left out of the run (--broken-only and nothing broken)
+    stopped: str = ""  # INTERRUPTED or TIMED_OUT when the VM's work stopped before its end
+    in_flight: bool = False  # its work was still running when the document was made
+    changes: list[LedgerItem] = field(default_factory=list)  # what the journal holds for this run
+
+    @property
+    def unconfirmed(self) -> list[LedgerItem]:
+        return [c for c in self.changes if c.status == journal.UNCONFIRMED]
+
+    @property
+    def settle(self) -> list[str]:
+        """The commands that show and take back what this run changed, when it did not end cleanly."""
+        if not self.changes or not (self.stopped or self.unconfirmed or self.error is not None):
+            return []
+        target = f"{self.vm.name} -g {self.vm.resource_group}"
+        out = []
+        if any(c.kind == "guest-run" for c in self.unconfirmed) or self.in_flight:
+            out.append(f"azrdp history {target} --guest")
+        out.append(f"azrdp undo {target} --run-id {self.run_id}")
+        return out
 
     @property
     def actionable(self) -> list[StepResult]:
@@ -209,10 +275,12 @@ class VmRepair:
 
     @property
     def exit_code(self) -> ExitCode:
+        if self.stopped == INTERRUPTED:
+            return ExitCode.INTERRUPTED
         err = self.error_or_guest_error
         if err is not None and not self.applied:
             return err.exit_code
-        if any(s.status in (ROLLED_BACK, FAILED) for s in self.steps) or self.verified is False:
+        if any(s.status in (ROLLED_BACK, FAILED, UNCONFIRMED) for s in self.steps) or self.verified is False:
             return ExitCode.NOT_VERIFIED
         if err is not None:
             return ExitCode.NOT_VERIFIED  # applied, then the verification could not be read
@@ -263,6 +331,9 @@ class VmRepair:
                 "runCommands": self.run_commands,
                 "guestFindingsBefore": "known" if self.guest_before_known else "unavailable",
                 "guestFactsReused": self.reused,
+                "changes": [c.to_doc() for c in self.changes],
+                "inFlight": self.in_flight,
+                "settle": self.settle,
                 "exitCode": int(self.exit_code),
             }
         )
@@ -273,6 +344,8 @@ class VmRepair:
 def _status(vmr: VmRepair, err: AzrdpError | None) -> str:
     if vmr.skipped:
         return "skipped"
+    if vmr.stopped == INTERRUPTED:
+        return "interrupted"
     code = vmr.exit_code
     if code == ExitCode.OK:
         return "repaired" if vmr.applied else "healthy"
@@ -289,10 +362,19 @@ class RepairResult:
     context: dict[str, Any]
     target: str
     options: RepairOptions
+    stopped: str = ""  # INTERRUPTED (Ctrl-C) or TIMED_OUT (--timeout) when the run did not finish
+    unfinished: int = 0  # VM workers still running when the document was made (abandoned)
+
+    @property
+    def changes(self) -> int:
+        return len({c.entry_id for vm in self.vms for c in vm.changes})
 
     @property
     def exit_code(self) -> ExitCode:
-        return most_serious(vm.exit_code for vm in self.vms)
+        codes = [vm.exit_code for vm in self.vms]
+        if self.stopped == INTERRUPTED:
+            codes.append(ExitCode.INTERRUPTED)  # you pressed Ctrl-C: 130, even if all had ended
+        return most_serious(codes)
 
     def to_doc(self) -> dict[str, Any]:
         vms = [vm.to_doc() for vm in self.vms]
@@ -310,12 +392,17 @@ class RepairResult:
             },
             "dryRun": self.options.dry_run,
             "brokenOnly": self.options.broken_only,
+            "interrupted": self.stopped == INTERRUPTED,
+            "timedOut": self.stopped == TIMED_OUT,
             "vms": vms,
             "summary": {
                 "total": len(vms),
                 **{s: statuses.count(s) for s in REPAIR_STATUSES},
                 "errors": statuses.count("error"),
                 "runCommands": sum(vm.run_commands for vm in self.vms),
+                "changes": self.changes,
+                "unconfirmed": len({c.entry_id for vm in self.vms for c in vm.unconfirmed}),
+                "inFlight": sum(1 for vm in self.vms if vm.in_flight),
                 "exitCode": int(self.exit_code),
             },
         }
@@ -383,8 +470,28 @@ def _run_script(
     parameters: list[dict[str, str]],
     options: RepairOptions,
     lines: list[str],
+    stop: Stop | None = None,
 ) -> tuple[str, str, float]:
     from azrdp.azure.runcommand import run_powershell
+
+    timeout, wait_timeout = options.timeout, options.wait_timeout
+    left = stop.left() if stop is not None else None
+    if left is not None:
+        if left <= 0:
+            raise AzureError(
+                f"The --timeout of {options.time_limit:g} s ran out before the Run Command on VM "
+                f"'{vm.name}'.",
+                fix="Rerun with a longer --timeout.",
+            )
+        timeout, wait_timeout = min(timeout, left), min(wait_timeout, left)
+
+    def progress(phase: str, elapsed: float) -> None:
+        if stop is not None and stop.abandoned:
+            raise Interrupted(
+                f"Stopped waiting for the Run Command on VM '{vm.name}'.",
+                "The script may still be running in the guest; Run Command cannot be cancelled.",
+                f"`azrdp history {vm.name} -g {vm.resource_group} --guest` shows what it did.",
+            )
 
     result = run_powershell(
         clients,
@@ -393,20 +500,32 @@ def _run_script(
         lines,
         parameters,
         agent_status=vm.facts.agent_status if vm.facts else None,
-        wait_timeout=options.wait_timeout,
-        timeout=options.timeout,
+        wait_timeout=wait_timeout,
+        timeout=timeout,
+        deadline=stop.ends_at if stop is not None else None,  # the 409 waits count against --timeout too
+        progress=progress,
+        clock=stop.clock if stop is not None else time.monotonic,
     )
     return result.stdout, result.stderr, result.elapsed_s
 
 
+class GuestRefused(GuestError):
+    """The executor refused the plan before changing anything (lock, plan, parameters, version)."""
+
+
+# Error codes with which the executor stops before its first change (see executor.ps1).
+REFUSED_BEFORE_CHANGE = ("locked", "plan", "parameter", "unsupported")
+
+
 def _guest_error(report: envelope.GuestReport) -> GuestError:
+    kind = GuestRefused if report.error_code in REFUSED_BEFORE_CHANGE else GuestError
     if report.error_code == "locked":
-        return GuestError(
+        return kind(
             f"The guest is busy with another azrdp run: {report.error}",
             "One azrdp run at a time changes a VM; its lock expires on its own.",
             "Wait for that run to finish (azrdp history VM -g GROUP --guest shows it), then rerun.",
         )
-    return GuestError(
+    return kind(
         f"The in-guest script refused: {report.error}",
         f"({report.error_code})." if report.error_code else "",
         "Windows PowerShell 5.1 is required (Windows Server 2016 or later)."
@@ -416,54 +535,87 @@ def _guest_error(report: envelope.GuestReport) -> GuestError:
 
 
 def run_executor(
-    clients: Clients, vm: VmResult, options: RepairOptions, plan: gp.Plan
+    clients: Clients, vm: VmResult, options: RepairOptions, plan: gp.Plan, stop: Stop | None = None
 ) -> tuple[envelope.GuestReport, str]:
-    """One executor run: the plan applied, the facts after collected. Refusals raise GuestError."""
+    """One executor run: the plan applied, the facts after collected. Refusals raise GuestError
+    (GuestRefused when nothing was changed)."""
     parameters = scripts.execute_parameters(plan.run_id, plan.token(), options.port)
-    stdout, stderr, _ = _run_script(clients, vm, parameters, options, scripts.script_lines("execute"))
+    stdout, stderr, _ = _run_script(clients, vm, parameters, options, scripts.script_lines("execute"), stop)
     report = envelope.parse_output(stdout, stderr, run_id=plan.run_id)
     if report.error is not None or report.run is None:
         raise _guest_error(report)
     return report, stderr.strip()
 
 
-def read_records(clients: Clients, vm: VmResult, options: RepairOptions, run_id: str) -> envelope.GuestReport:
+def read_records(
+    clients: Clients, vm: VmResult, options: RepairOptions, run_id: str, stop: Stop | None = None
+) -> envelope.GuestReport:
     """Mode records: what a run recorded in the guest (read-only)."""
     stdout, stderr, _ = _run_script(
-        clients, vm, scripts.records_parameters(run_id), options, scripts.script_lines("records")
+        clients, vm, scripts.records_parameters(run_id), options, scripts.script_lines("records"), stop
     )
     return envelope.parse_output(stdout, stderr, run_id=run_id)
 
 
-def diagnose_guest(clients: Clients, vm: VmResult, options: RepairOptions) -> GuestOutcome:
+def diagnose_guest(
+    clients: Clients, vm: VmResult, options: RepairOptions, stop: Stop | None = None
+) -> GuestOutcome:
     from azrdp.engine.diagnose import DiagnoseOptions, run_guest
+
+    timeout, wait_timeout = options.timeout, options.wait_timeout
+    left = stop.left() if stop is not None else None
+    if left is not None:
+        timeout, wait_timeout = max(min(timeout, left), 0.0), max(min(wait_timeout, left), 0.0)
+
+    def progress(phase: str, elapsed: float) -> None:
+        if stop is not None and stop.abandoned:
+            raise Interrupted(f"Stopped waiting for the in-guest diagnosis of VM '{vm.name}'.")
 
     return run_guest(
         clients,
         vm,
-        DiagnoseOptions(
-            check=options.check_options, wait_timeout=options.wait_timeout, timeout=options.timeout
-        ),
-        lambda phase, elapsed: None,
+        DiagnoseOptions(check=options.check_options, wait_timeout=wait_timeout, timeout=timeout),
+        progress,
     )
 
 
-def _start_vm(clients: Clients, vm: VmResult, run_id: str) -> list[str]:
+def _journalled(intent: journal.JournalEntry, action: Callable[[], list[str]]) -> list[str]:
+    """Run a journalled control-plane change: `done` after it, `failed` when Azure refused it
+    outright; any other end leaves the intent unconfirmed (undo asks Azure)."""
+    try:
+        lines = action()
+    except AzrdpError as err:
+        if refused(err):
+            journal.confirm(intent, journal.FAILED, {"error": err.message})
+        raise
+    journal.confirm(intent, journal.DONE, {"notes": lines[1:]} if len(lines) > 1 else {})
+    return lines
+
+
+def _start_vm(clients: Clients, vm: VmResult, run_id: str, stop: Stop) -> list[str]:
     """Start the VM and wait (bounded) for it to run and for its agent to turn Ready."""
     from azrdp.azure.waits import start_vm
 
     before = vm.facts.power_state if vm.facts else None
-    journal.record(journal.JournalEntry(run_id, vm.id, "vm-started", {"powerStateBefore": before}))
-    notes = start_vm(clients, vm.resource_group, vm.name)
-    return [f"Started VM {vm.name} (was {before})", *notes]
+    intent = journal.intend(run_id, vm.id, "vm-start", {"powerStateBefore": before})
+
+    def start() -> list[str]:
+        notes = start_vm(clients, vm.resource_group, vm.name, stop.waiter())
+        return [f"Started VM {vm.name} (was {before})", *notes]
+
+    return _journalled(intent, start)
 
 
-def _platform_action(clients: Clients, vm: VmResult, run_id: str, action: str) -> list[str]:
+def _platform_action(clients: Clients, vm: VmResult, run_id: str, action: str, stop: Stop) -> list[str]:
     from azrdp.azure.waits import platform_action
 
-    journal.record(journal.JournalEntry(run_id, vm.id, f"vm-{action}ed", {}))
-    platform_action(clients, vm.resource_group, vm.name, action)
-    return [f"{action.capitalize()}ed VM {vm.name}"]
+    intent = journal.intend(run_id, vm.id, f"vm-{action}", {})
+
+    def act() -> list[str]:
+        platform_action(clients, vm.resource_group, vm.name, action, stop.waiter())
+        return [f"{action.capitalize()}ed VM {vm.name}"]
+
+    return _journalled(intent, act)
 
 
 def _recheck(clients: Clients, vm: VmResult, options: RepairOptions) -> VmResult:
@@ -483,6 +635,82 @@ def recheck_vms(clients: Clients, vms: Sequence[VmResult], options: RepairOption
     return check_refs(clients, refs, replace(options.check_options, health=health))
 
 
+Resume = Callable[["VmRepair", Callable[["VmRepair"], "VmRepair"]], None]
+
+
+class Rereads:
+    """The VMs of a fleet repair whose control-plane steps changed something, read again together.
+
+    When the last VM of a resource group is done with its control-plane steps, the group's changed
+    VMs are read in one go (`recheck_vms`: one listing, not one check per VM) and each is resumed
+    with its `finish`. A slow VM start holds back only its own group. The lock of a VM waiting
+    here is held here, and released when its `finish` ends (or by `release_left` after a stop).
+    """
+
+    def __init__(self, repairer: Repairer, prepared: Sequence[VmRepair], resume: Resume) -> None:
+        self.repairer = repairer
+        self.resume = resume
+        self._lock = threading.Lock()
+        self._expected = {id(v) for v in prepared if repairer.applies(v) and repairer.has_control_plane(v)}
+        self._pending: dict[tuple[str, str], int] = {}
+        self._changed: dict[tuple[str, str], list[VmRepair]] = {}
+        self._locks: dict[int, VmLock] = {}
+        for vmr in prepared:
+            if id(vmr) in self._expected:
+                group = _group_of(vmr)
+                self._pending[group] = self._pending.get(group, 0) + 1
+
+    def expects(self, vmr: VmRepair) -> bool:
+        with self._lock:
+            return id(vmr) in self._expected
+
+    def done(self, vmr: VmRepair, lock: VmLock | None) -> None:
+        """The VM's control-plane phase ended; `lock`: it changed something and waits for the
+        re-read (which then owns its lock), None: it goes on (or ended) by itself."""
+        group = _group_of(vmr)
+        with self._lock:
+            if id(vmr) not in self._expected:
+                return
+            self._expected.discard(id(vmr))
+            if lock is not None:
+                self._changed.setdefault(group, []).append(vmr)
+                self._locks[id(vmr)] = lock
+            self._pending[group] -= 1
+            again = self._changed.pop(group, []) if self._pending[group] == 0 else []
+        if not again or self.repairer.stop.requested:
+            return  # after a stop the waiting VMs stay where they are (`release_left`)
+        fresh: list[VmResult | AzrdpError]
+        try:
+            fresh = list(recheck_vms(self.repairer.clients, [v.vm for v in again], self.repairer.options))
+        except AzrdpError as err:
+            fresh = [err] * len(again)
+        except Exception as exc:  # the group's VMs must still go on, each with the error
+            fresh = [unexpected(exc)] * len(again)
+        for waiting, reread in zip(again, fresh, strict=True):
+            self.resume(waiting, lambda v, r=reread: self._finish(v, r))  # type: ignore[misc]
+
+    def _finish(self, vmr: VmRepair, reread: VmResult | AzrdpError) -> VmRepair:
+        with self._lock:
+            lock = self._locks.pop(id(vmr), None)
+        try:
+            return self.repairer.finish(vmr, reread)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def release_left(self) -> None:
+        """Release the locks of VMs never resumed (the run stopped while they waited)."""
+        with self._lock:
+            locks, self._locks = list(self._locks.values()), {}
+        for lock in locks:
+            lock.release()
+
+
+def _group_of(vmr: VmRepair) -> tuple[str, str]:
+    sub = vmr.vm.facts.subscription_id if vmr.vm.facts else ""
+    return (sub.lower(), vmr.vm.resource_group.lower())
+
+
 # --------------------------------------------------------------------------------------------
 # One VM
 # --------------------------------------------------------------------------------------------
@@ -495,31 +723,18 @@ class Repairer:
         options: RepairOptions,
         confirm: Confirm | None,
         prior: Mapping[str, GuestOutcome] | None = None,
+        stop: Stop | None = None,
     ) -> None:
         self.clients = clients
         self.options = options
         self.confirm = confirm
         self.prior = {k.lower(): v for k, v in (prior or {}).items()}
-        self.lock = threading.Lock()
-        # What was changed so far across VMs, for the Ctrl-C listing (appended as it happens).
-        self.changed: list[str] = []
-        self.touched: dict[str, TouchedRun] = {}  # VM id -> the run that changed it, in order
+        self.stop = stop or Stop(options.time_limit)
         from azrdp.azure.network import SharedRules
+        from azrdp.azure.permissions import PermissionReader
 
         self.rules = SharedRules()  # one NSG rule per (NSG, source, port) for the whole run
-
-    def _changed(
-        self, vm: VmResult, run_id: str, lines: Sequence[str], *, guest_running: bool = False
-    ) -> None:
-        if not lines:
-            return
-        with self.lock:
-            self.changed.extend(f"{vm.name}: {line}" for line in lines)
-            key = vm.id.lower()
-            before = self.touched.get(key)
-            self.touched[key] = TouchedRun(
-                vm.name, vm.resource_group, run_id, guest_running or bool(before and before.guest_running)
-            )
+        self.permissions = PermissionReader(clients)  # read once per group (and resource) per run
 
     # phase 1 -----------------------------------------------------------------------------------
 
@@ -538,7 +753,7 @@ class Repairer:
                 guest, reused = prior, True
             else:
                 runs = 1
-                guest = diagnose_guest(clients, vm, options)
+                guest = diagnose_guest(clients, vm, options, self.stop)
             report = guest.report
         elif vm.error is None:
             guest = GuestOutcome("skipped", reason=reason or "No in-guest repair selected.")
@@ -560,14 +775,41 @@ class Repairer:
 
     # phase 3 -----------------------------------------------------------------------------------
 
-    def apply(self, vmr: VmRepair) -> VmRepair:
-        """One VM start to end: its control-plane steps, their re-read, the guest, the verification.
-        (`run_repair` splits a fleet at the re-read instead: every VM's control-plane steps, then one
-        re-read per resource group, then each VM's `finish`.)"""
-        if not self.applies(vmr):
-            return vmr
-        changed = self.apply_control_plane(vmr)
-        return self.finish(vmr, recheck_vms(self.clients, [vmr.vm], self.options)[0] if changed else None)
+    def apply(self, vmr: VmRepair, rereads: Rereads) -> VmRepair | Later:
+        """Apply one VM's plan under its local lock; errors after the first change stay this VM's.
+
+        Its control-plane steps first. A VM they changed is read again with the others of its
+        resource group (`rereads`: one listing when the group's last control-plane phase ends),
+        so the VM returns LATER and `finish` goes on once that re-read is done.
+        """
+        expected = rereads.expects(vmr)
+        try:
+            if not self.applies(vmr):
+                return vmr
+            if not any(s.step.actionable and s.status == PLANNED for s in vmr.steps):
+                self._guest_phase(_clients_for(self.clients, vmr.vm), vmr, vmr.vm)  # notes only
+                return vmr
+            if not self._permitted(vmr):
+                return vmr
+            lock = self._lock(vmr)
+            if lock is None:
+                return vmr
+            handed = False
+            try:
+                changed = self.apply_control_plane(vmr)
+                if expected:
+                    expected = False
+                    rereads.done(vmr, lock if changed else None)
+                    handed = changed  # from here the re-read owns the lock, and resumes `finish`
+                    if handed:
+                        return LATER
+                return self.finish(vmr, None)
+            finally:
+                if not handed:
+                    lock.release()
+        finally:
+            if expected:
+                rereads.done(vmr, None)  # it ended early: its group need not wait for it
 
     def applies(self, vmr: VmRepair) -> bool:
         """Whether anything of the plan is to be applied: not a dry run, not declined, and planned on
@@ -580,6 +822,52 @@ class Repairer:
         """Whether the plan holds a control-plane step to apply."""
         return any(s.step.where is Where.CONTROL_PLANE and s.step.actionable for s in vmr.steps)
 
+    def _lock(self, vmr: VmRepair) -> VmLock | None:
+        """The VM's local lock, taken; None (and the VM's error) when another run holds it."""
+        from azrdp.locks import LockedError, VmLock
+
+        left = self.stop.left()
+        lock = VmLock(
+            vmr.vm.id,
+            vmr.vm.name,
+            vmr.run_id,
+            "azrdp repair",
+            left if left is not None else LOCK_SECONDS,
+            f"azrdp history {vmr.vm.name} -g {vmr.vm.resource_group}",
+        )
+        try:
+            lock.acquire()
+        except LockedError as err:
+            vmr.error = err
+            for step in vmr.actionable:
+                if step.status == PLANNED:
+                    step.status, step.error = NOT_RUN, "Not started: another azrdp run holds this VM."
+            return None
+        return lock
+
+    def _permitted(self, vmr: VmRepair) -> bool:
+        """RBAC where it can be known: refuse the VM before its first change when Azure lists the
+        identity's permissions without an action the plan needs (azrdp.azure.permissions)."""
+        from azrdp.azure.permissions import refusal
+
+        missing = self.permissions.missing(needed_actions(vmr))
+        if not missing:
+            return True
+        vmr.error = refusal(missing, vmr.vm.name)
+        for step in vmr.actionable:
+            if step.status == PLANNED:
+                step.status, step.error = NOT_RUN, "Not started: a permission it needs is missing."
+        return False
+
+    def _not_started(self, vmr: VmRepair, step: StepResult, what: str) -> bool:
+        """Mark a step not started when the run is stopping; True when it was."""
+        why = self.stop.not_started(what)
+        if not why:
+            return False
+        step.status, step.error = NOT_RUN, why
+        vmr.stopped = self.stop.reason or TIMED_OUT
+        return True
+
     def apply_control_plane(self, vmr: VmRepair) -> bool:
         """The plan's control-plane steps; whether any of them changed something."""
         vm: VmResult = vmr.vm
@@ -588,50 +876,55 @@ class Repairer:
         for step in vmr.steps:
             if step.step.where is not Where.CONTROL_PLANE or not step.step.actionable:
                 continue
+            if self._not_started(vmr, step, step.step.id):
+                continue
             try:
                 step.done = self._apply_control_plane(clients, vm, step.step, vmr.run_id)
                 step.status = APPLIED
-                self._changed(vm, vmr.run_id, step.done)
                 cp_changed = True
-            except Interrupted:
+            except Interrupted as err:
+                step.status, step.error = UNCONFIRMED, err.message
                 raise
             except AzrdpError as err:
-                step.status = FAILED
+                # Refused: nothing changed. Anything else (a timeout, a 5xx, a reset): it may have.
+                step.status = FAILED if refused(err) else UNCONFIRMED
                 step.error = err.message
                 vmr.notes.append(f"{step.step.id} failed: {err.message}")
         return cp_changed
 
-    def finish(self, vmr: VmRepair, rechecked: VmResult | None) -> VmRepair:
+    def finish(self, vmr: VmRepair, rechecked: VmResult | AzrdpError | None) -> VmRepair:
         """The guest phase and the verification, on the VM as re-read after its control-plane
-        changes (`rechecked`; None: nothing changed there)."""
+        changes (`rechecked`: the VM read again, or why it could not be; None: nothing changed)."""
         vm: VmResult = vmr.vm
         clients = _clients_for(self.clients, vm)
         cp_changed = rechecked is not None
-        if rechecked is not None:
+        if isinstance(rechecked, AzrdpError):
+            vmr.error = rechecked
+        elif rechecked is not None:
             if rechecked.facts is None and rechecked.error is not None:
                 vmr.error = rechecked.error  # the VM itself could not be read again
             else:
                 vm = rechecked
         if vmr.error is None:
             self._guest_phase(clients, vmr, vm)
-        self._verify(clients, vmr, vm, cp_changed)
-        if vmr.applied or vmr.backup_dir:
-            self._journal(vmr)
+        if not self.stop.requested:
+            self._verify(clients, vmr, vm, cp_changed)
+        self.record(vmr)
         return vmr
 
     def _apply_control_plane(
         self, clients: Clients, vm: VmResult, step: RepairStep, run_id: str
     ) -> list[str]:
         if step.id == "vm-start":
-            return _start_vm(clients, vm, run_id)
+            return _start_vm(clients, vm, run_id, self.stop)
         if step.id == "nsg-allow-rdp":
             done = []
             for rule in step.params.get("rules", ()):
-                change, wrote = self.rules.ensure(clients, vm.id, run_id, rule)
+                change, wrote = self.rules.ensure(clients, vm.id, run_id, rule, self.stop.waiter())
                 done.append(change.shared_line(len(rule.get("sharedBy") or ()), wrote))
             return done
         if step.id in ("redeploy", "reapply"):
-            return _platform_action(clients, vm, run_id, step.id)
+            return _platform_action(clients, vm, run_id, step.id, self.stop)
         raise GuestError(f"Unknown control-plane repair {step.id}.")
 
     def _guest_phase(self, clients: Clients, vmr: VmRepair, vm: VmResult) -> None:
@@ -645,8 +938,13 @@ class Repairer:
         guest_steps = [s for s in vmr.steps if s.step.where is Where.GUEST]
         diagnosed = vmr.vm.guest is not None and vmr.vm.guest.status == "ran"
         if not diagnosed:
+            why = self.stop.not_started("the in-guest diagnosis")
+            if why:
+                vmr.stopped = self.stop.reason or TIMED_OUT
+                vmr.notes.append(why)
+                return
             # The VM was just started: collect, plan, and (interactively) ask again.
-            outcome = diagnose_guest(clients, vm, options)
+            outcome = diagnose_guest(clients, vm, options, self.stop)
             vmr.run_commands += 1
             fresh = merge(vm, outcome, options.port, options.debug)
             vmr.vm = fresh
@@ -672,34 +970,76 @@ class Repairer:
         todo = [s for s in guest_steps if s.step.actionable and s.status == PLANNED and s.step.ops]
         if not todo:
             return
-        plan = build_plan(vmr.run_id, [s.step for s in todo], options.timeout)
+        left = self.stop.left()
+        if left is not None and left < gp.MIN_TIMEOUT and not self.stop.requested:
+            for step in todo:
+                step.status = NOT_RUN
+                step.error = (
+                    f"Not started: {max(left, 0):.0f} s were left of the --timeout of "
+                    f"{options.time_limit:g} s; the in-guest repair may need {gp.MIN_TIMEOUT} s."
+                )
+            vmr.stopped = TIMED_OUT
+            return
+        why = self.stop.not_started("the in-guest repair")
+        if why:
+            for step in todo:
+                step.status, step.error = NOT_RUN, why
+            vmr.stopped = self.stop.reason or TIMED_OUT
+            return
+        timeout = options.timeout if left is None else min(options.timeout, left)
+        plan = build_plan(vmr.run_id, [s.step for s in todo], timeout)
         vmr.guest_plan = plan
+        intent = journal.intend(
+            vmr.run_id,
+            vm.id,
+            "guest-run",
+            {
+                "guestRun": plan.run_id,
+                "backupDir": gf.BACKUP_ROOT + "\\" + plan.run_id,
+                "steps": [s.id for s in plan.steps],
+                "plan": plan.to_wire(),
+            },
+        )
+        vmr.run_commands += 1
+        settle = (
+            f"`azrdp history {vm.name} -g {vm.resource_group} --guest` shows what it did, "
+            f"`azrdp undo {vm.name} -g {vm.resource_group} --run-id {vmr.run_id}` takes back whatever it "
+            "applied."
+        )
         try:
-            report, _ = run_executor(clients, vm, options, plan)
-        except Interrupted:
-            self._changed(
-                vm,
-                vmr.run_id,
-                [
-                    f"the in-guest repair (run {vmr.run_id}: {', '.join(s.step.id for s in todo)}) was "
-                    "running and cannot be cancelled; see "
-                    f"`azrdp history {vm.name} -g {vm.resource_group} --guest`"
-                ],
-                guest_running=True,
-            )
+            report, _ = run_executor(clients, vm, options, plan, self.stop)
+        except Interrupted as err:
+            for step in todo:
+                step.status, step.error = UNCONFIRMED, f"{err.message} It may have been applied: {settle}"
             raise
         except AzrdpError as err:
-            vmr.run_commands += 1
             vmr.error = err
-            for step in todo:
-                step.status = FAILED
-                step.error = (
-                    "The in-guest run gave no readable result; `azrdp history --guest` shows what it did."
+            if isinstance(err, GuestRefused) or refused(err):
+                journal.confirm(intent, journal.FAILED, {"error": err.message})
+                status, why = FAILED, f"Not applied: {err.message}"
+            else:
+                status = UNCONFIRMED
+                why = (
+                    f"Sent to the guest; its answer could not be read, so it may have been applied: {settle}"
                 )
+                vmr.notes.append(why)
+            for step in todo:
+                step.status = status
+                step.error = why
             return
-        vmr.run_commands += 1
         assert report.run is not None
-        vmr.backup_dir = report.run.backup_dir
+        run = report.run
+        journal.confirm(
+            intent,
+            journal.DONE,
+            {
+                "ops": [{"i": o.index, "s": o.status, "p": o.prior, "a": o.after} for o in run.ops],
+                "complete": bool(run.complete and run.ops),
+                "state": run.state,
+                "steps": [{"id": r.id, "s": r.status} for r in run.steps],
+            },
+        )
+        vmr.backup_dir = run.backup_dir
         vmr.guest_after = report
         statuses = {
             envelope.APPLIED: APPLIED,
@@ -707,9 +1047,9 @@ class Repairer:
             envelope.ROLLED_BACK: ROLLED_BACK,
             envelope.NOT_RUN: NOT_RUN,
         }
-        by_index = {r.index: r for r in report.run.ops}
+        by_index = {r.index: r for r in run.ops}
         first = 0
-        for step, result in zip(todo, _results_by_step(plan, report.run), strict=True):
+        for step, result in zip(todo, _results_by_step(plan, run), strict=True):
             step.status = statuses.get(result.status or "", FAILED) if result else NOT_RUN
             step.error = result.error if result else None
             step.op_results = [by_index.get(first + k) for k in range(len(step.step.ops))]
@@ -723,7 +1063,6 @@ class Repairer:
                 )
             elif step.status in (ROLLED_BACK, FAILED):
                 vmr.notes.append(f"{step.step.id} failed in the guest: {step.error}")
-        self._changed(vm, vmr.run_id, [line for s in todo for line in s.done])
 
     def _verify(self, clients: Clients, vmr: VmRepair, vm: VmResult, cp_changed: bool) -> None:
         report = vmr.guest_after
@@ -732,7 +1071,7 @@ class Repairer:
         control = [f for f in vm.findings if f.source is not Source.GUEST]
         if report is not None and report.facts is None and vmr.applied:
             # The executor's facts did not fit its output beside the run's result: collect again.
-            outcome = diagnose_guest(clients, vm, self.options)
+            outcome = diagnose_guest(clients, vm, self.options, self.stop)
             vmr.run_commands += 1
             if outcome.status == "ran" and outcome.report is not None:
                 report = outcome.report
@@ -748,26 +1087,38 @@ class Repairer:
                 f"(az vm restart -g {vm.resource_group} -n {vm.name}), then run `azrdp diagnose` to verify."
             )
 
-    def _journal(self, vmr: VmRepair) -> None:
+    def record(self, vmr: VmRepair) -> None:
+        """The run's summary for `history` (its changes are journalled one by one as they happen)."""
+        if vmr.guest_plan is None and not any(s.status in (APPLIED, FAILED, ROLLED_BACK) for s in vmr.steps):
+            return
         details: dict[str, Any] = {
+            "format": journal.FORMAT,
             "steps": {s.step.id: s.status for s in vmr.steps},
             "backupDir": vmr.backup_dir,
             "verified": vmr.verified,
             "exitCode": int(vmr.exit_code),
         }
-        if vmr.guest_plan is not None:
-            # What undo needs: the plan and, per op, what the guest found and left (when the
-            # executor's output carried them; otherwise undo reads them from the guest).
-            run = vmr.guest_after.run if vmr.guest_after is not None else None
-            details["guest"] = {
-                "plan": vmr.guest_plan.to_wire(),
-                "ops": [{"i": o.index, "s": o.status, "p": o.prior, "a": o.after} for o in run.ops]
-                if run
-                else [],
-                "complete": bool(run and run.complete and run.ops),
-                "state": run.state if run else None,
-            }
-        journal.record(journal.JournalEntry(vmr.run_id, vmr.vm.id, "run", details))
+        journal.record(journal.JournalEntry(vmr.run_id, vmr.vm.id, journal.RUN, details))
+
+
+def needed_actions(vmr: VmRepair) -> list[tuple[str, str]]:
+    """(scope, RBAC action) the VM's planned changes need: written, not read (reads already ran)."""
+    vms = "Microsoft.Compute/virtualMachines"
+    out: list[tuple[str, str]] = []
+    for step in vmr.steps:
+        if not (step.step.actionable and step.status == PLANNED):
+            continue
+        if step.step.id in ("vm-start", "redeploy", "reapply"):
+            verb = "start" if step.step.id == "vm-start" else step.step.id
+            out.append((vmr.vm.id, f"{vms}/{verb}/action"))
+        elif step.step.id == "nsg-allow-rdp":
+            for rule in step.step.params.get("rules", ()):
+                out.append(
+                    (str(rule["nsgId"]), "Microsoft.Network/networkSecurityGroups/securityRules/write")
+                )
+        elif step.step.where is Where.GUEST:
+            out.append((vmr.vm.id, f"{vms}/runCommand/action"))
+    return list(dict.fromkeys(out))
 
 
 def _results_by_step(plan: gp.Plan, run: envelope.RunResult) -> list[envelope.StepResult | None]:
@@ -819,68 +1170,44 @@ def _make_clients(
     return ClientsImpl(resolve_context(subscription, cloud, ids))
 
 
-def _parallel(fn: Callable[[Any], VmRepair], items: Sequence[Any], workers: int) -> list[VmRepair]:
-    if len(items) <= 1:
-        return [fn(item) for item in items]
-    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(items))), thread_name_prefix="azrdp-repair")
-    interrupted = False
-    try:
-        return list(pool.map(fn, items))
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
-    finally:
-        pool.shutdown(wait=not interrupted, cancel_futures=True)
-
-
-@dataclass(frozen=True)
-class TouchedRun:
-    """A VM the run had changed (or was changing in the guest) when it was interrupted."""
-
-    name: str
-    resource_group: str
-    run_id: str
-    guest_running: bool = False  # its in-guest repair was in flight: it may still finish
-
-    @property
-    def undo(self) -> str:
-        return f"azrdp undo {self.name} -g {self.resource_group} --run-id {self.run_id}"
-
-    @property
-    def history(self) -> str:
-        return f"azrdp history {self.name} -g {self.resource_group} --guest"
-
-
-class RepairInterrupted(Interrupted):
-    """Ctrl-C during a repair: `changed` lists what had already been changed, `runs` by whom."""
-
-    SHOWN = 3  # undo commands named in the fix line; the rest are counted
-
-    def __init__(self, changed: Sequence[str], runs: Sequence[TouchedRun] = ()) -> None:
-        super().__init__(
-            "Interrupted during the repair.",
-            f"{len(changed)} change(s) were already made (listed above)."
-            if changed
-            else "Nothing was changed.",
-            self._fix(runs),
+def _stop_vm(vmr: VmRepair, stop: Stop, *, in_flight: bool = False) -> None:
+    """A VM whose work the stop cut short: a step whose intent is journalled and unconfirmed was in
+    flight; what did not start says so, and why. (`vmr.changes` must be set.)"""
+    reason = stop.reason or INTERRUPTED
+    why = stop.not_started("this step") or f"Not started: {reason}."
+    open_kinds = {c.kind for c in vmr.unconfirmed if c.run_id == vmr.run_id}
+    for step in vmr.steps:
+        if step.step.actionable and step.status == PLANNED:
+            kind = "guest-run" if step.step.where is Where.GUEST else CHANGE_KIND.get(step.step.id, "")
+            if in_flight and kind in open_kinds:
+                step.status = UNCONFIRMED
+                step.error = "In flight when azrdp stopped waiting: it may have been applied."
+            else:
+                step.status, step.error = NOT_RUN, why
+    vmr.stopped = reason
+    vmr.in_flight = in_flight
+    if reason == TIMED_OUT and vmr.error is None:
+        left = "was still running" if in_flight else "had not started"
+        vmr.error = AzureError(
+            f"The --timeout of {stop.time_limit:g} s ran out: the repair of VM '{vmr.vm.name}' {left}.",
+            fix="Rerun with a longer --timeout (`azrdp history` shows what this run changed).",
         )
-        self.changed = list(changed)
-        self.runs = list(runs)
 
-    @classmethod
-    def _fix(cls, runs: Sequence[TouchedRun]) -> str:
-        if not runs:
-            return "Rerun `azrdp repair` to finish."
-        undo = ", ".join(f"`{r.undo}`" for r in runs[: cls.SHOWN])
-        if len(runs) > cls.SHOWN:
-            undo += f" and {len(runs) - cls.SHOWN} more (one per VM listed above)"
-        text = f"Rerun `azrdp repair` to finish, or take the changes back with {undo}."
-        running = [r for r in runs if r.guest_running]
-        if running:
-            text += f" `{running[0].history}` shows whether the in-guest repair that was running finished" + (
-                f" (likewise for {len(running) - 1} more VM(s))." if len(running) > 1 else "."
-            )
-        return text
+
+def _would_change(vmr: VmRepair) -> bool:
+    return (
+        not vmr.dry_run
+        and not vmr.declined
+        and vmr.error_or_guest_error is None
+        and any(s.step.actionable and s.status == PLANNED for s in vmr.steps)
+    )
+
+
+def _stub(vm: VmResult, run_id: str, options: RepairOptions, error: AzrdpError | None) -> VmRepair:
+    """The result of a VM whose planning did not end (an error, or a stop): it changed nothing."""
+    vmr = VmRepair(_as_diagnose(vm), run_id, options.dry_run)
+    vmr.error = error
+    return vmr
 
 
 def run_repair(
@@ -893,11 +1220,16 @@ def run_repair(
     observer: Observer = ignore,
     clients: Clients | None = None,
     prior: Sequence[DiagnoseVmResult] = (),
+    stop: Stop | None = None,
+    grace: float | None = None,
 ) -> RepairResult:
     """Plan, confirm (`confirm=None`: already confirmed, e.g. --yes), apply and verify.
 
     `prior`: the results of a diagnose that just ran; a VM's in-guest facts are reused when they are
-    fresh (a few minutes), which spares one Run Command per VM.
+    fresh (a few minutes), which spares one Run Command per VM. `stop`: the Ctrl-C / --timeout
+    control the caller shares with its signal handler (a Ctrl-C in this thread works too);
+    `grace`: seconds the steps in flight get after it (AZRDP_INTERRUPT_GRACE, default 10). The
+    result always lists every VM and every change; `stopped` says whether the run was cut short.
     """
     from azrdp.azure.auth import new_run_id
 
@@ -905,11 +1237,13 @@ def run_repair(
     validate_ids(options.only, options.skip)
     if not options.dry_run:
         journal.ensure_writable()  # refused before the first change, never after it
+    grace = grace_seconds() if grace is None else grace
+    stop = stop or Stop(options.time_limit)
     clients = _make_clients(clients, subscription, cloud, targets.ids)
     checked = run_check(targets, options.check_options, observer=observer, clients=clients)
     vms = list(checked.vms)
     collected = {vm.id: vm.guest for vm in prior if vm.guest is not None}
-    repairer = Repairer(clients, options, confirm, collected)
+    repairer = Repairer(clients, options, confirm, collected, stop)
     progress_lock = threading.Lock()
     started = time.monotonic()
 
@@ -923,36 +1257,80 @@ def run_repair(
 
     todo = [vm for vm in vms if not (options.broken_only and vm.status == "healthy")]
     skipped = [vm for vm in vms if vm not in todo]
+    run_ids = {id(vm): new_run_id() for vm in todo}
     counter = {"n": 0}
     verb = "Planned" if options.dry_run else "Repaired"
+    ledger = Ledger()
+    ledger.track(run_ids.values())
+    prepared: list[VmRepair] = []
 
     def prepare(vm: VmResult) -> VmRepair:
-        vmr = repairer.prepare(vm, new_run_id())
+        vmr = repairer.prepare(vm, run_ids[id(vm)])
         with progress_lock:
             counter["n"] += 1
         note(counter["n"], len(todo), "Planned")
         return vmr
 
-    try:
-        prepared = _parallel(prepare, todo, options.concurrency)
-        share_nsg_rules(prepared)
-        if not options.dry_run and confirm is not None:
-            pending = [v for v in prepared if v.actionable and v.error_or_guest_error is None]
-            if pending and not confirm(pending):
-                for vmr in pending:
-                    vmr.declined = True
-                    for step in vmr.actionable:
-                        step.status = DECLINED
-        counter["n"] = 0
+    def counted(vmr: VmRepair) -> VmRepair:
+        with progress_lock:
+            counter["n"] += 1
+        note(counter["n"], len(prepared), verb)
+        return vmr
 
-        def applied() -> None:
-            with progress_lock:
-                counter["n"] += 1
-            note(counter["n"], len(prepared), verb)
+    supervisor = Supervisor[VmRepair, VmRepair](options.concurrency, stop, grace)
 
-        done = apply_by_group(repairer, clients, prepared, applied)
-    except (KeyboardInterrupt, Interrupted):
-        raise RepairInterrupted(list(repairer.changed), list(repairer.touched.values())) from None
+    def resume(vmr: VmRepair, stage: Callable[[VmRepair], VmRepair]) -> None:
+        supervisor.resume(vmr, lambda v: counted(stage(v)))
+
+    def apply(vmr: VmRepair) -> VmRepair | Later:
+        out = repairer.apply(vmr, rereads)
+        return out if isinstance(out, Later) else counted(out)
+
+    with journal.watch(ledger):
+        planning = supervise(prepare, todo, options.concurrency, stop, grace)
+        for outcome in planning.outcomes:
+            vmr = outcome.result or _stub(outcome.item, run_ids[id(outcome.item)], options, outcome.error)
+            if outcome.result is None and outcome.error is None:
+                _stop_vm(vmr, stop)  # its planning never ended: it changed nothing
+            prepared.append(vmr)
+        unfinished = planning.unfinished
+        if not stop.requested:
+            share_nsg_rules(prepared)
+            if not options.dry_run and confirm is not None:
+                pending = [v for v in prepared if v.actionable and v.error_or_guest_error is None]
+                try:
+                    if pending and not confirm(pending):
+                        for vmr in pending:
+                            vmr.declined = True
+                            for step in vmr.actionable:
+                                step.status = DECLINED
+                except KeyboardInterrupt:
+                    stop.request(INTERRUPTED)
+        if stop.requested:
+            for vmr in prepared:
+                if _would_change(vmr):
+                    _stop_vm(vmr, stop)
+        else:
+            counter["n"] = 0
+            rereads = Rereads(repairer, prepared, resume)
+            applying = supervisor.run(apply, prepared)
+            rereads.release_left()
+            for applied in applying.outcomes:
+                vmr = applied.item
+                vmr.changes = ledger.for_run(vmr.run_id)
+                if applied.error is not None and vmr.error is None:
+                    vmr.error = applied.error  # isolated: this VM's error, the others carry on
+                if isinstance(applied.error, Interrupted):
+                    _stop_vm(vmr, stop)
+                elif applied.in_flight or (not applied.started and _would_change(vmr)):
+                    _stop_vm(vmr, stop, in_flight=applied.in_flight)
+                elif applied.deferred:  # its control-plane steps ran; the stop came before the rest
+                    _stop_vm(vmr, stop)
+                    repairer.record(vmr)
+            unfinished = applying.unfinished
+    done = list(prepared)
+    for vmr in done:
+        vmr.changes = ledger.for_run(vmr.run_id)
     for vm in skipped:
         reason = "--broken-only: the control-plane check found nothing broken, so the VM was left out."
         vmr = VmRepair(
@@ -962,380 +1340,5 @@ def run_repair(
         vmr.skipped = reason
         done.append(vmr)
     observer(Progress("done", f"{verb} {len(done)} VM(s)", len(done), len(done)))
-    return RepairResult(done, dict(checked.context), checked.target, options)
-
-
-def apply_by_group(
-    repairer: Repairer, clients: Clients, prepared: Sequence[VmRepair], applied: Callable[[], None]
-) -> list[VmRepair]:
-    """Apply every VM's plan, `repairer.options.concurrency` at a time; `applied()` after each VM.
-
-    A VM without control-plane steps goes straight to its guest phase. The others apply their
-    control-plane steps; when the last of them in a resource group is done, those that changed
-    something are read again together (`recheck_vms`: one listing of the group, not one check per
-    VM), and each goes on to its guest phase and verification. A slow VM start thus holds back only
-    its own group's guest phases. Returns `prepared`, each VmRepair completed in place.
-    """
-    options = repairer.options
-    pool = ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="azrdp-repair")
-    lock = threading.Lock()
-    finished = threading.Event()
-    failures: list[BaseException] = []
-    left = [len(prepared)]
-    pending: dict[tuple[str, str], int] = {}  # group -> VMs still in their control-plane phase
-    changed: dict[tuple[str, str], list[VmRepair]] = {}
-    members: dict[tuple[str, str], list[VmRepair]] = {}
-
-    def guarded(work: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                work()
-            except BaseException as exc:  # re-raised in the caller's thread
-                with lock:
-                    failures.append(exc)
-                finished.set()
-
-        return run
-
-    def finish(vmr: VmRepair, rechecked: VmResult | None) -> None:
-        if repairer.applies(vmr):
-            repairer.finish(vmr, rechecked)
-        applied()
-        with lock:
-            left[0] -= 1
-            if left[0] == 0:
-                finished.set()
-
-    def control_plane(vmr: VmRepair, group: tuple[str, str]) -> None:
-        did = repairer.apply_control_plane(vmr)
-        with lock:
-            if did:
-                changed[group].append(vmr)
-            pending[group] -= 1
-            last = pending[group] == 0
-        if last:
-            again = changed[group]
-            reread = dict(
-                zip(map(id, again), recheck_vms(clients, [v.vm for v in again], options), strict=True)
-            )
-            for member in members[group]:
-                pool.submit(guarded(lambda m=member: finish(m, reread.get(id(m)))))  # type: ignore[misc]
-
-    if not prepared:
-        return []
-    for vmr in prepared:
-        if repairer.applies(vmr) and repairer.has_control_plane(vmr):
-            sub = vmr.vm.facts.subscription_id if vmr.vm.facts else ""
-            group = (sub.lower(), vmr.vm.resource_group.lower())
-            pending[group] = pending.get(group, 0) + 1
-            members.setdefault(group, []).append(vmr)
-            changed.setdefault(group, [])
-        else:
-            pool.submit(guarded(lambda v=vmr: finish(v, None)))  # type: ignore[misc]
-    for group, vms in members.items():
-        for vmr in vms:
-            pool.submit(guarded(lambda v=vmr, g=group: control_plane(v, g)))  # type: ignore[misc]
-    interrupted = False
-    try:
-        while not finished.wait(0.2):
-            pass
-        if failures:
-            raise failures[0]
-    except BaseException:
-        interrupted = True
-        raise
-    finally:
-        pool.shutdown(wait=not interrupted, cancel_futures=True)
-    return list(prepared)
-
-
-# --------------------------------------------------------------------------------------------
-# undo and history
-# --------------------------------------------------------------------------------------------
-
-
-def _single_vm(targets: Targets) -> VmRef:
-    if len(targets.vms) != 1 or targets.is_fleet:
-        raise _usage("undo and history work on one VM.", "Name one VM: `azrdp undo VM -g GROUP --run-id ID`.")
-    return targets.vms[0]
-
-
-def run_undo(
-    targets: Targets,
-    run_id: str,
-    *,
-    port: int = 3389,
-    subscription: str | None = None,
-    cloud: str | None = None,
-    clients: Clients | None = None,
-    options: RepairOptions | None = None,
-) -> dict[str, Any]:
-    """Take back one run: delete the NSG rules it added, restore the guest from its backups."""
-    from azrdp.azure.network import remove_rule
-
-    run_id = journal.validate_run_id(run_id)
-    ref = _single_vm(targets)
-    journal.ensure_writable()
-    clients = _make_clients(clients, subscription, cloud, targets.ids)
-    options = options or RepairOptions(port=port)
-    vm = _recheck(
-        clients.for_subscription(ref.subscription_id) if ref.subscription_id else clients,
-        _ref_vm(ref, clients),
-        options,
-    )
-    entries = journal.run_entries(vm.id, run_id)
-    undone = journal.undone_entry_ids()  # all VMs: a shared rule may be undone through another VM's run
-    control: list[dict[str, Any]] = []
-    for entry in entries:
-        if entry.kind == "nsg-rule-created":
-            shared = _shared_with(entry, vm.id)
-            if entry.entry_id in undone:
-                control.append(
-                    {"kind": entry.kind, "rule": entry.details.get("rule"), "status": "alreadyUndone"}
-                    | shared
-                )
-                continue
-            own = entry.run_id == run_id and entry.vm_id.lower() == vm.id.lower()
-            outcome = remove_rule(_clients_for(clients, vm), entry, for_run=None if own else (vm.id, run_id))
-            control.append(
-                {
-                    "kind": entry.kind,
-                    "nsg": outcome.nsg_id,
-                    "rule": outcome.rule,
-                    "status": outcome.status,
-                    "detail": outcome.detail,
-                }
-                | shared
-            )
-        elif entry.kind in ("vm-started", "vm-redeployed", "vm-reapplied"):
-            control.append(
-                {
-                    "kind": entry.kind,
-                    "status": "notUndoable",
-                    "detail": "azrdp never stops or moves a VM back.",
-                }
-            )
-    run_entries = [e for e in entries if e.kind == "run"]
-    guest_expected = not entries or any(
-        e.details.get("backupDir") or e.details.get("guest") for e in run_entries
-    )
-    guest_doc: dict[str, Any] = {"status": "skipped", "reason": "The run changed nothing in the guest."}
-    findings: list[Finding] = list(vm.findings)
-    code = ExitCode.OK
-    runs = 0
-    if guest_expected:
-        reason = skip_reason(vm)
-        if reason:
-            guest_doc = {"status": "error", "reason": reason}
-            code = ExitCode.ERROR
-        else:
-            guest_doc, report, runs = _undo_guest(_clients_for(clients, vm), vm, options, run_id, run_entries)
-            if guest_doc["status"] == "unknown":
-                if not entries:
-                    raise NotFoundError(
-                        f"Run {run_id} is unknown for VM '{vm.name}'.",
-                        "This machine's journal has no entry for it and the guest has no record of it.",
-                        fix=f"List the runs with `azrdp history {vm.name} -g {vm.resource_group} --guest`.",
-                    )
-                guest_doc = {"status": "error", "reason": guest_doc["reason"]}
-            if guest_doc["status"] == "error" or guest_doc.get("failed"):
-                code = ExitCode.ERROR if guest_doc["status"] == "error" else ExitCode.NOT_VERIFIED
-            if report is not None and report.facts is not None:
-                findings = [f for f in vm.findings if f.source is not Source.GUEST] + guest_findings(
-                    report, options.port
-                )
-    elif not entries:
-        raise NotFoundError(f"Run {run_id} is unknown for VM '{vm.name}'.", fix="See `azrdp history`.")
-    if any(c["status"] == "modified" for c in control):
-        code = most_serious([code, ExitCode.NOT_VERIFIED])
-    for entry in run_entries:
-        journal.record(
-            journal.JournalEntry(
-                run_id, vm.id, "undone", {"entry": entry.entry_id, "guest": guest_doc.get("status")}
-            )
-        )
-    return {
-        "schemaVersion": SCHEMA_VERSION,
-        "command": "undo",
-        "runId": run_id,
-        "vms": [
-            {
-                "id": vm.id,
-                "name": vm.name,
-                "resourceGroup": vm.resource_group,
-                "runId": run_id,
-                "controlPlane": control,
-                "guest": guest_doc,
-                "findings": [to_doc(f) for f in findings],
-                "runCommands": runs,
-                "exitCode": int(code),
-            }
-        ],
-        "summary": {"total": 1, "exitCode": int(code)},
-    }
-
-
-def _undo_guest(
-    clients: Clients,
-    vm: VmResult,
-    options: RepairOptions,
-    run_id: str,
-    entries: Sequence[journal.JournalEntry],
-) -> tuple[dict[str, Any], envelope.GuestReport | None, int]:
-    """The guest part of undo: the inverse plan from what the run recorded, run by the executor.
-
-    The records come from the local journal when it holds them whole, else from the guest (mode
-    records, one more Run Command). Returns the document part, the executor's report and the Run
-    Commands used.
-    """
-    from azrdp.azure.auth import new_run_id
-
-    runs = 0
-    done = [
-        e
-        for e in journal.run_entries(vm.id, run_id)
-        if e.kind == "undone" and e.details.get("guest") == "restored"
-    ]
-    if done:
-        return {"status": "alreadyUndone", "restored": [], "failed": []}, None, runs
-    guest = next(
-        (e.details["guest"] for e in reversed(entries) if isinstance(e.details.get("guest"), dict)), None
-    )
-    steps_wire: list[Any] = []
-    records: dict[int, Mapping[str, Any]] = {}
-    if guest is not None and guest.get("complete"):
-        steps_wire = list(guest["plan"]["steps"])
-        records = {int(r["i"]): r for r in guest["ops"]}
-    else:
-        report = read_records(clients, vm, options, run_id)
-        runs += 1
-        if report.error is not None or report.records is None:
-            if report.error_code == "unknown":
-                return {"status": "unknown", "reason": report.error}, None, runs
-            raise _guest_error(report)
-        found = report.records
-        if found.state == "undone":
-            return {"status": "alreadyUndone", "restored": [], "failed": []}, None, runs
-        if not found.complete:
-            return (
-                {
-                    "status": "error",
-                    "reason": f"The records of run {run_id} do not fit one Run Command's output, and this "
-                    "machine's journal lacks them: undo refuses to act on part of them.",
-                },
-                None,
-                runs,
-            )
-        steps_wire = gp.steps_from_records(
-            [s.id or "" for s in found.steps], [to_doc_record(r) for r in found.ops]
-        )
-        records = {int(r.index or 0): {"s": r.status, "p": r.prior, "a": r.after} for r in found.ops}
-    undo_run = new_run_id()
-    undo_steps = gp.undo_steps(steps_wire, records, run_id, undo_run)
-    if not undo_steps:
-        return {"status": "nothingToRestore", "restored": [], "failed": []}, None, runs
-    plan = gp.Plan(
-        undo_run,
-        tuple(gp.make_step(i, ops, index, run_id=undo_run) for i, ops, index in gp.number(undo_steps)),
-        gp.deadline_for(options.timeout),
-        undoes=run_id,
-    )
-    report, _ = run_executor(clients, vm, options, plan)
-    runs += 1
-    assert report.run is not None
-    results = _results_by_step(plan, report.run)
-    restored = [
-        step.id for step, r in zip(plan.steps, results, strict=True) if r and r.status == envelope.APPLIED
-    ]
-    failed = [
-        step.id for step, r in zip(plan.steps, results, strict=True) if not r or r.status != envelope.APPLIED
-    ]
-    doc = {
-        "status": "restored" if restored and not failed else "partial" if restored else "refused",
-        "restored": restored,
-        "failed": failed,
-        "undoRunId": plan.run_id,
-        "backupDir": report.run.backup_dir,
-    }
-    if failed:
-        doc["errors"] = [r.error for r in results if r and r.error]
-    return doc, report, runs
-
-
-def to_doc_record(record: envelope.OpRecord) -> dict[str, Any]:
-    return {"i": record.index, "g": record.step, "op": record.op, "s": record.status}
-
-
-def _shared_with(entry: journal.JournalEntry, vm_id: str) -> dict[str, Any]:
-    """For a rule one fleet run shared between VMs: who else loses it when it is deleted."""
-    members = entry.details.get("sharedBy")
-    others = [
-        {"name": str(m.get("name", "")), "runId": str(m.get("runId", ""))}
-        for m in (members if isinstance(members, list) else ())
-        if isinstance(m, Mapping) and str(m.get("vmId", "")).lower() != vm_id.lower()
-    ]
-    if not others:
-        return {}
-    names = ", ".join(o["name"] for o in others[:5]) + (
-        f" and {len(others) - 5} more" if len(others) > 5 else ""
-    )
-    return {
-        "sharedWith": others,
-        "note": f"One rule shared with {names} (same repair run): deleting it takes their access from "
-        f"{entry.details.get('source')} away too.",
-    }
-
-
-def _ref_vm(ref: VmRef, clients: Clients) -> VmResult:
-    from azrdp.nsg import FlowQuery
-
-    return VmResult(ref.id(clients.subscription_id), ref.name, ref.resource_group, FlowQuery())
-
-
-def run_history(
-    targets: Targets,
-    *,
-    guest: bool = False,
-    subscription: str | None = None,
-    cloud: str | None = None,
-    clients: Clients | None = None,
-) -> dict[str, Any]:
-    """The runs of one VM from the local journal, and with `guest` from the manifests in the VM."""
-    ref = _single_vm(targets)
-    clients = _make_clients(clients, subscription, cloud, targets.ids)
-    vm_id = ref.id(clients.subscription_id)
-    doc: dict[str, Any] = {
-        "id": vm_id,
-        "name": ref.name,
-        "resourceGroup": ref.resource_group,
-        "runs": journal.runs(vm_id),
-        "guestRuns": None,
-    }
-    if guest:
-        vm = _recheck(clients, _ref_vm(ref, clients), RepairOptions())
-        reason = skip_reason(vm)
-        if reason:
-            doc["guestRuns"] = {"error": reason}
-        else:
-            stdout, stderr, _ = _run_script(
-                clients, vm, scripts.history_parameters(), RepairOptions(), scripts.script_lines("history")
-            )
-            report = envelope.parse_output(stdout, stderr)
-            if report.error is not None:
-                raise _guest_error(report)
-            doc["guestRuns"] = [
-                {
-                    "runId": h.run_id,
-                    "time": h.time,
-                    "state": h.state,
-                    "undoes": h.undoes or None,
-                    "steps": list(h.steps),
-                }
-                for h in report.history
-            ]
-    return {
-        "schemaVersion": SCHEMA_VERSION,
-        "command": "history",
-        "vms": [doc],
-        "summary": {"total": 1, "exitCode": 0},
-    }
+    stopped = stop.reason if stop.requested else ""
+    return RepairResult(done, dict(checked.context), checked.target, options, stopped, unfinished)

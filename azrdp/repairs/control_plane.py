@@ -30,10 +30,16 @@ RULE_PREFIX = "azrdp-allow-rdp-"
     title="Start the VM",
     fixes=("vm-not-running",),
     risk=Risk.LOW,
-    rbac=(f"{C}/read", f"{C}/start/action"),
+    rbac=(
+        f"{C}/read",
+        f"{C}/start/action",
+        f"{C}/deallocate/action",  # azrdp undo of a VM that was deallocated
+        f"{C}/powerOff/action",  # azrdp undo of a VM that was stopped
+    ),
     changes="Starts a stopped or deallocated VM (compute billing resumes; a dynamic public IP may change).",
-    backup="Journal entry with the power state before.",
-    undo="Not undone: azrdp never stops or deallocates a VM. Stop it yourself if it should stay off.",
+    backup="Journal entry with the power state before, written before the start is sent.",
+    undo="`azrdp undo --run-id` deallocates (or powers off) the VM again, as it was before the run, once "
+    "the run's in-guest changes are taken back, and only while it is still running.",
     verify="Power state running and the guest agent Ready.",
     where=Where.CONTROL_PLANE,
     order=10,

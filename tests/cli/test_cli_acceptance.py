@@ -233,7 +233,7 @@ def test_history_rows_carry_the_resource_group(start: Callable[..., Emulator]) -
     result = invoke("history", VM, "-g", RG, "-o", "table")
     assert result.exit_code == 0
     header, _, row = result.stdout.splitlines()
-    assert header.split() == ["name", "resourceGroup", "runId", "time", "steps", "undone"]
+    assert header.split() == ["name", "resourceGroup", "runId", "time", "steps", "undone", "unconfirmed"]
     assert row.split()[:2] == [VM, RG]
 
 
@@ -263,8 +263,11 @@ def test_repair_prompt_declined_and_interrupted(
     assert "Declined: nothing in the plan was applied." in declined.stderr
     doc = json.loads(declined.stdout[declined.stdout.index("{") :])
     assert doc["vms"][0]["declined"] is True and doc["vms"][0]["applied"] is False
-    # EOF at the prompt is what Ctrl-C/Ctrl-D give: exit 130, nothing on stdout.
+    # EOF at the prompt is what Ctrl-C/Ctrl-D give: exit 130, the document says nothing changed.
     interrupted = invoke("repair", VM, "-g", RG, "-o", "json", input="")
     assert interrupted.exit_code == 130
-    assert "{" not in interrupted.stdout
-    assert interrupted.stderr.rstrip().splitlines()[-2].startswith("error: Interrupted")
+    doc = json.loads(interrupted.stdout[interrupted.stdout.index("{") :])
+    assert doc["interrupted"] is True and doc["vms"][0]["status"] == "interrupted"
+    assert doc["summary"]["changes"] == 0 and doc["vms"][0]["changes"] == []
+    what = interrupted.stderr.rstrip().splitlines()[-2]
+    assert what.startswith("error: Interrupted.") and "Nothing was changed" in what

@@ -245,3 +245,120 @@ def test_request_log_file_matches_memory_and_holds_no_secrets(
         set(json.loads(line)) == {"method", "path", "query", "status", "started", "duration_ms"}
         for line in text.splitlines()
     )
+
+
+def _collector_output(compute: Any) -> tuple[str, str]:
+    from azure.mgmt.compute.models import RunCommandInput, RunCommandInputParameter
+
+    from azrdp.guest import scripts
+
+    body = RunCommandInput(
+        command_id="RunPowerShellScript",
+        script=scripts.script_lines("collect"),
+        parameters=[
+            RunCommandInputParameter(name=p["name"], value=p["value"])
+            for p in scripts.collect_parameters(3389)
+        ],
+    )
+    result = compute.virtual_machines.begin_run_command(RG, VM, body).result()
+    streams = {s.code.split("/")[1]: s.message for s in result.value}
+    return streams["StdOut"], streams["StdErr"]
+
+
+def test_guest_output_replaces_what_the_client_reads_after_the_first_n(
+    make_emulator: Callable[..., Emulator],
+) -> None:
+    from azrdp.guest import envelope
+
+    emu = make_emulator(
+        "guest-healthy",
+        runcommand_seconds=0.01,
+        faults='[{"kind": "guest-output", "vm": "vm-rdp01", "after": 1, "times": 1,'
+        ' "stdout": "AZRDP2:H4sIAAAA", "stderr": "\\u001b]0;owned\\u0007"}]',
+    )
+    compute, _ = sdk_clients(emu)
+    first = _collector_output(compute)
+    assert first[0].startswith(envelope.MARKER) and first[1] == ""  # let through (`after`)
+    assert _collector_output(compute) == ("AZRDP2:H4sIAAAA", "\x1b]0;owned\x07")  # replaced once
+    assert _collector_output(compute)[0].startswith(envelope.MARKER)  # `times` used up
+
+
+def test_guest_output_lets_the_script_run(make_emulator: Callable[..., Emulator]) -> None:
+    """Only the output is replaced: the model still ran the script (it anchored its clock)."""
+    emu = make_emulator("guest-healthy", faults='[{"kind": "guest-output", "stdout": ""}]')
+    with emu.store.lock:
+        vm = emu.vm(RG, VM)
+        assert vm is not None
+        before = vm.get("_emulator", {}).get("guestEpoch")
+    compute, _ = sdk_clients(emu)
+    assert _collector_output(compute) == ("", "")
+    with emu.store.lock:
+        after = emu.vm(RG, VM)["_emulator"]["guestEpoch"]  # type: ignore[index]
+    assert before is None and after
+
+
+def test_guest_output_is_refused_without_its_text_or_in_the_short_form() -> None:
+    assert parse_faults('[{"kind": "guest-output", "stdout": "", "at": 3}]') == [
+        Fault("guest-output", at=3, stdout="")
+    ]
+    for bad, words in (
+        ('[{"kind": "guest-output"}]', "needs at least one"),
+        ('[{"kind": "503", "stdout": "x"}]', "belong to kind guest-output"),
+        ('[{"kind": "guest-output", "stdout": 5}]', "'stdout' must be a string"),
+        ('[{"kind": "503", "after": -1}]', "'after'"),
+        ('[{"kind": "503", "after": 1, "at": 2}]', "'after'"),
+        ("guest-output:0.5", "JSON form"),
+    ):
+        with pytest.raises(UsageError) as refused:
+            parse_faults(bad)
+        assert words in refused.value.message, bad
+
+
+def test_the_demo_fleet_is_a_built_in_scenario(make_emulator: Callable[..., Emulator]) -> None:
+    from azrdp.emulator.demo import DEMO_VMS, GROUP
+    from azrdp.emulator.scenario import builtin_scenarios
+
+    assert "demo" in dict(builtin_scenarios())
+    emu = make_emulator("demo")
+    compute, _ = sdk_clients(emu)
+    assert sorted(vm.name for vm in compute.virtual_machines.list(GROUP)) == sorted(v.name for v in DEMO_VMS)
+
+
+def test_permissions_list_what_the_forbidden_faults_take_away(make_emulator: Callable[..., Emulator]) -> None:
+    start = "Microsoft.Compute/virtualMachines/start/action"
+    emu = make_emulator(
+        "healthy",
+        faults=[
+            Fault("forbidden", action="Microsoft.Network/networkSecurityGroups/securityRules/write"),
+            Fault("forbidden", action=start, vm=VM),
+            Fault("forbidden", action="Microsoft.Compute/*", probability=0.5),  # transient: no role
+        ],
+    )
+    group = f"{emu.endpoint}/subscriptions/{emu.subscription_id}/resourceGroups/{RG}"
+
+    def permissions(scope: str, version: str | None = "2022-04-01") -> requests.Response:
+        return requests.get(
+            f"{scope}/providers/Microsoft.Authorization/permissions",
+            params={"api-version": version} if version else {},
+            headers={"Authorization": "Bearer t"},
+            verify=emu.ca_path,
+            timeout=10,
+        )
+
+    at_group = permissions(group).json()["value"]
+    assert at_group == [
+        {
+            "actions": ["*"],
+            "notActions": sorted(["Microsoft.Network/networkSecurityGroups/securityRules/write", start]),
+            "dataActions": [],
+            "notDataActions": [],
+        }
+    ]
+    at_vm = permissions(vm_url(emu)).json()["value"][0]
+    assert start in at_vm["notActions"]
+    nsg = f"{group}/providers/Microsoft.Network/networkSecurityGroups/vm-rdp01-nsg"
+    assert start not in permissions(nsg).json()["value"][0]["notActions"]  # another resource
+    assert permissions(group, None).status_code == 400
+    assert permissions(group, "2099-01-01").json()["error"]["code"] == "NoRegisteredProviderFound"
+    gone = permissions(vm_url(emu).replace(VM, "vm-nope"))
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "ResourceNotFound"

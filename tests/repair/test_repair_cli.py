@@ -240,7 +240,7 @@ def test_nsg_rule_needs_an_explicit_source_and_never_opens_to_the_internet(
     assert props["destinationPortRange"] == "3389" and props["priority"] == 4096
     assert "nsg-denies-rdp" not in {f["id"] for f in vm["remainingFindings"]}
     kinds = [e.kind for e in journal.entries(run_id=vm["runId"])]
-    assert kinds == ["nsg-rule-created", "run"]
+    assert kinds == ["nsg-rule", "done", "run"]  # the intent, its confirmation, the summary
 
     history = invoke("history", VM, "-g", RG, "-o", "json")
     assert history.exit_code == 0
@@ -352,10 +352,13 @@ def test_ctrl_c_lists_what_was_already_changed(
     assert result.exit_code == 130
     changed = [line for line in result.stderr.splitlines() if line.startswith("changed: ")]
     assert len(changed) == 2, result.stderr
-    assert "azrdp-allow-rdp-" in changed[0] and "cannot be cancelled" in changed[1]
+    assert "azrdp-allow-rdp-" in changed[0] and changed[0].endswith("(done)")
+    assert "in-guest run" in changed[1] and changed[1].endswith("(unconfirmed)")
     assert len(rule_writes(emu, "PUT")) == 1
+    vm = json.loads(result.stdout)["vms"][0]
+    assert vm["status"] == "interrupted" and [c["kind"] for c in vm["changes"]] == ["nsg-rule", "guest-run"]
     # The hints name this VM, its group and this run, ready to paste.
-    (run_id,) = {e.run_id for e in journal.entries() if e.kind == "nsg-rule-created"}
+    (run_id,) = {e.run_id for e in journal.entries() if e.kind == "nsg-rule"}
     stderr = " ".join(result.stderr.split())
     assert f"azrdp undo {VM} -g {RG} --run-id {run_id}" in stderr, result.stderr
     assert f"azrdp history {VM} -g {RG} --guest" in stderr

@@ -14,7 +14,7 @@ from fixtures_emulator import run_commands
 from azrdp.emulator import Emulator
 from azrdp.emulator.windows import runcommand
 from azrdp.engine.diagnose import run_diagnose
-from azrdp.engine.repair import RepairInterrupted, RepairOptions, VmRepair, run_repair
+from azrdp.engine.repair import RepairOptions, VmRepair, run_repair
 from azrdp.targets import parse_targets
 
 RG, VM = "rg-rdp", "vm-rdp01"
@@ -108,9 +108,12 @@ def test_ctrl_c_at_the_prompt_lists_nothing_changed(start: Callable[..., Emulato
     def interrupt(vms: Sequence[VmRepair]) -> bool:
         raise KeyboardInterrupt
 
-    with pytest.raises(RepairInterrupted) as caught:
-        run_repair(parse_targets(VM, resource_group=RG), RepairOptions(), confirm=interrupt)
-    assert caught.value.exit_code == 130 and caught.value.changed == []
+    result = run_repair(parse_targets(VM, resource_group=RG), RepairOptions(), confirm=interrupt)
+    doc = result.to_doc()
+    assert result.exit_code == 130 and doc["interrupted"] is True
+    (vm,) = doc["vms"]
+    assert vm["status"] == "interrupted" and vm["changes"] == [] and doc["summary"]["changes"] == 0
+    assert [s["status"] for s in vm["plan"]] == ["notRun"]
     assert guest_deny(emu) == 1
 
 
@@ -153,17 +156,3 @@ def test_stopped_vm_interactive_asks_again_once_the_guest_is_diagnosed(
     assert result.exit_code == 0
     assert len(run_commands(emu)) == 2  # the collector after the start, then the executor
     assert guest_deny(emu) == 0
-
-
-def test_interrupt_hint_names_each_changed_vm_and_its_run() -> None:
-    from azrdp.engine.repair import TouchedRun
-
-    runs = [TouchedRun(f"web{i}", "rg-web", f"{i:012x}", guest_running=i == 2) for i in range(5)]
-    err = RepairInterrupted(["web0: Added NSG ..."], runs)
-    assert err.exit_code == 130
-    assert "`azrdp undo web0 -g rg-web --run-id 000000000000`" in err.fix
-    assert "`azrdp undo web2 -g rg-web --run-id 000000000002`" in err.fix
-    assert "web3" not in err.fix and "2 more" in err.fix
-    assert "`azrdp history web2 -g rg-web --guest`" in err.fix
-    nothing = RepairInterrupted([])
-    assert "undo" not in nothing.fix and nothing.why == "Nothing was changed."

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from azrdp import journal
 from azrdp.cli.app import app
 from azrdp.emulator import Emulator
-from azrdp.engine.repair import RepairOptions, run_repair, run_undo
+from azrdp.engine.repair import RepairOptions, run_repair
+from azrdp.engine.undo import run_undo
 from azrdp.repairs import RepairStep, Risk, Where
 from azrdp.repairs.control_plane import RULE_PREFIX, RuleUser, share_allow_rules
 from azrdp.targets import parse_targets
@@ -98,7 +99,7 @@ def test_fleet_behind_one_subnet_nsg_gets_one_shared_rule(start: Callable[..., E
     assert sorted(props["destinationAddressPrefixes"]) == sorted(v["network"]["privateIp"] for v in on_subnet)
     assert not props.get("destinationAddressPrefix")
 
-    created = [e for e in journal.entries() if e.kind == "nsg-rule-created"]
+    created = [e for e in journal.entries() if e.kind == "nsg-rule"]
     assert len(created) == len(puts)  # recorded once per rule, not once per VM
     (subnet_entry,) = [e for e in created if e.details["nsg"].endswith("/nsg-subnet-00")]
     assert {m["name"] for m in subnet_entry.details["sharedBy"]} == {v["name"] for v in on_subnet}
@@ -121,9 +122,7 @@ def test_undo_through_any_sharing_vm_deletes_the_rule_once(start: Callable[..., 
 
     history = journal.runs(member.vm.id)
     (run,) = [r for r in history if r["runId"] == member.run_id]
-    shared = [
-        c for c in run["changes"] if c["kind"] == "nsg-rule-created" and c["nsg"].endswith("/nsg-subnet-00")
-    ]
+    shared = [c for c in run["changes"] if c["kind"] == "nsg-rule" and c["nsg"].endswith("/nsg-subnet-00")]
     assert [c["rule"] for c in shared] == [subnet_rule]
     assert {m["name"] for m in shared[0]["sharedBy"]} == {vm.vm.name for vm in sharing}
 
@@ -136,9 +135,10 @@ def test_undo_through_any_sharing_vm_deletes_the_rule_once(start: Callable[..., 
     assert subnet_rule not in {r["name"] for r in nsg_rules(emu)["nsg-subnet-00"]}
     deleted = len(rule_writes(emu, "DELETE")) - deletes
 
-    # The owner's run is not marked undone by the member's undo; its own undo finds the rule gone.
+    # The owner's run changed nothing but the shared rule: taken back through the member, history
+    # shows it undone, and its own undo finds the rule already undone.
     (owner_run_doc,) = [r for r in journal.runs(owner.vm.id) if r["runId"] == owner.run_id]
-    assert not owner_run_doc["undone"]
+    assert owner_run_doc["undone"]
     assert [c["undone"] for c in owner_run_doc["changes"] if c.get("nsg", "").endswith("/nsg-subnet-00")] == [
         True
     ]

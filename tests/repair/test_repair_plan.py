@@ -149,7 +149,13 @@ def test_journal_records_lists_and_tracks_undo(isolated_env: Path) -> None:
     assert [e.kind for e in journal.entries(VM_ID)] == ["nsg-rule-created", "run"]
     (run,) = journal.runs(VM_ID)
     assert run["runId"] == "a1b2c3d4e5f6" and run["changes"][0]["undone"] is False
+    # An `undone` that does not say the change is gone (old versions wrote one after a failed
+    # guest restore) does not count; one that does, does.
     journal.record(journal.JournalEntry("a1b2c3d4e5f6", VM_ID, "undone", {"entry": first.entry_id}))
+    assert journal.runs(VM_ID)[0]["changes"][0]["undone"] is False
+    journal.record(
+        journal.JournalEntry("a1b2c3d4e5f6", VM_ID, "undone", {"entry": first.entry_id, "status": "deleted"})
+    )
     assert journal.runs(VM_ID)[0]["changes"][0]["undone"] is True
     assert path.stat().st_mode & 0o077 == 0
     assert json.loads(path.read_text().splitlines()[0])["runId"] == "a1b2c3d4e5f6"

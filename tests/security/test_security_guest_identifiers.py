@@ -127,4 +127,8 @@ def test_a_hostile_backup_folder_never_reaches_the_journal(
     path = journal.journal_path()
     stored = path.read_text(encoding="utf-8") if path.exists() else ""
     assert "backups\\\\x" not in stored and "evil" not in stored and "System32" not in stored
-    assert [e for e in journal.entries() if e.kind == "run"] == []
+    # The intent, written before the executor was sent, stays unconfirmed: undo asks the guest.
+    assert [e.kind for e in journal.entries()] == ["guest-run", "run"]
+    (change,) = journal.changes(vm["id"], vm["runId"])
+    assert change.outcome == journal.UNCONFIRMED
+    assert change.details["backupDir"] == f"C:\\ProgramData\\azrdp\\backups\\{vm['runId']}"

@@ -438,3 +438,28 @@ def test_hostile_text_decoded_from_the_guest_report(
     assert_inert(result.stdout)
     assert_inert(result.stderr)
     assert squeeze(printable(HOSTILE_STDERR)) in squeeze(result.stdout)
+
+
+@pytest.mark.parametrize("color", [True, False])
+def test_hostile_executor_output_through_the_guest_output_fault(
+    live_emulator: Callable[..., Emulator], monkeypatch: pytest.MonkeyPatch, color: bool
+) -> None:
+    """The emulator plays the villain: the executor runs, then its StdOut and StdErr are foreign text.
+    The repair's view, its settle hints and the document stay inert."""
+    from azrdp.emulator import Fault
+    from azrdp.emulator.faults import FaultPlan
+
+    emu = live_emulator("guest-rdp-disabled")
+    hostile = "".join(FRAGMENTS)
+    emu.faults = FaultPlan([Fault("guest-output", after=1, stdout=hostile, stderr=hostile)])
+    monkeypatch.setattr(Terminal, "stdout_is_tty", property(lambda self: True))
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setenv("FORCE_COLOR" if color else "NO_COLOR", "1")
+    result = CliRunner().invoke(app, ["repair", VM, "-g", RG, "--yes"])
+    assert result.exit_code == 1, result.output
+    assert "Unexpected" not in result.stderr
+    assert_inert(result.stdout)
+    assert_inert(result.stderr)
+    assert squeeze("azrdp history vm-rdp01 -g rg-rdp --guest") in squeeze(result.stdout)  # settle hint
+    doc = json.loads(CliRunner().invoke(app, ["repair", VM, "-g", RG, "--yes", "-o", "json"]).stdout)
+    assert_inert(json.dumps(doc))

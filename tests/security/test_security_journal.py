@@ -63,7 +63,7 @@ def test_history_with_a_damaged_journal_is_no_unexpected_error(monkeypatch: pyte
 
 
 def test_a_damaged_shared_by_list_does_not_break_undo_views() -> None:
-    from azrdp.engine.repair import _shared_with
+    from azrdp.engine.undo import _shared_with
 
     entry = journal.record(
         journal.JournalEntry(RUN, VM_ID, "nsg-rule-created", {"rule": "r", "sharedBy": ["junk", 5, None]})

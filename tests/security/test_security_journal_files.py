@@ -13,7 +13,8 @@ from fixtures_emulator import run_commands
 
 from azrdp import journal
 from azrdp.emulator import Emulator
-from azrdp.engine.repair import RepairOptions, run_repair, run_undo
+from azrdp.engine.repair import RepairOptions, run_repair
+from azrdp.engine.undo import run_undo
 from azrdp.errors import UsageError
 from azrdp.targets import parse_targets
 
