@@ -80,6 +80,10 @@ def _never() -> bool:
     return False
 
 
+def _nothing() -> None:
+    return None
+
+
 @dataclass
 class Waiter:
     """The clock, sleep and bounds of one wait (injectable for tests of the timing itself)."""
@@ -88,6 +92,12 @@ class Waiter:
     sleep: Callable[[float], None] = time.sleep
     ends_at: float | None = None  # the command's --timeout, as a clock() value
     stopped: Callable[[], bool] = _never  # stop waiting now (Ctrl-C once its grace is over)
+    expired: Callable[[], None] = _nothing  # told when a wait gives up because --timeout ran out
+
+    def gave_up(self, limit: str) -> None:
+        """A wait is giving up; `limit` (from `bound`) says whether --timeout was what ended it."""
+        if limit:
+            self.expired()
 
     def bound(self, timeout: float) -> tuple[float, str]:
         """`timeout` capped by what is left of --timeout, and the words for which limit it was."""
@@ -132,6 +142,7 @@ class Waiter:
                     raise
                 waited = self.clock() - start
                 if waited + backoff > bound:
+                    self.gave_up(limit)
                     code, message = conflict
                     raise ConflictError(
                         f"Azure refused to change {what}: another operation on it was still in progress "
@@ -150,6 +161,7 @@ class Waiter:
         while not poller.done():
             self.check_stopped(what)
             if self.clock() - start >= timeout:
+                self.gave_up(limit)
                 raise AzureError(
                     f"{what[:1].upper()}{what[1:]} did not finish within {timeout:.0f} s{limit}.",
                     "The operation goes on in Azure; azrdp stopped waiting for it.",
@@ -196,6 +208,7 @@ def start_vm(clients: Clients, resource_group: str, name: str, waiter: Waiter | 
             if (status or "").lower() == "ready":
                 break
             if waiter.clock() - began >= agent_timeout:
+                waiter.gave_up(limit)
                 lines.append(
                     f"VM {name} runs, but its guest agent did not report Ready within {agent_timeout:.0f} s"
                     f"{limit} (it reports {status or 'nothing yet'}); in-guest steps need a Ready agent "

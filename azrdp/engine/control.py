@@ -96,7 +96,9 @@ class Stop:
         """A Waiter bounded by --timeout that stops once the run is abandoned."""
         from azrdp.azure.waits import Waiter
 
-        return Waiter(ends_at=self.ends_at, stopped=lambda: self.abandoned)
+        return Waiter(
+            ends_at=self.ends_at, stopped=lambda: self.abandoned, expired=lambda: self.request(TIMED_OUT)
+        )
 
     def not_started(self, what: str) -> str:
         """Why `what` did not start ('' when it may)."""

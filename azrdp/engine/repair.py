@@ -493,19 +493,24 @@ def _run_script(
                 f"`azrdp history {vm.name} -g {vm.resource_group} --guest` shows what it did.",
             )
 
-    result = run_powershell(
-        clients,
-        vm.resource_group,
-        vm.name,
-        lines,
-        parameters,
-        agent_status=vm.facts.agent_status if vm.facts else None,
-        wait_timeout=wait_timeout,
-        timeout=timeout,
-        deadline=stop.ends_at if stop is not None else None,  # the 409 waits count against --timeout too
-        progress=progress,
-        clock=stop.clock if stop is not None else time.monotonic,
-    )
+    try:
+        result = run_powershell(
+            clients,
+            vm.resource_group,
+            vm.name,
+            lines,
+            parameters,
+            agent_status=vm.facts.agent_status if vm.facts else None,
+            wait_timeout=wait_timeout,
+            timeout=timeout,
+            deadline=stop.ends_at if stop is not None else None,  # its 409 waits count against --timeout
+            progress=progress,
+            clock=stop.clock if stop is not None else time.monotonic,
+        )
+    except AzrdpError:
+        if stop is not None and stop.out_of_time():
+            stop.request(TIMED_OUT)  # the run ends as timed out even if this was its last wait
+        raise
     return result.stdout, result.stderr, result.elapsed_s
 
 
