@@ -26,6 +26,8 @@ import tempfile
 import time
 from collections import Counter
 
+from gitref import checkout
+
 from azrdp.emulator import Emulator
 
 
@@ -37,19 +39,6 @@ def _kinds(emu: Emulator, since: int) -> Counter[str]:
             tail = "VM status pages" if "statusOnly=true" in record.query else "VM model pages"
         kinds[tail] += 1
     return kinds
-
-
-def checkout(ref: str, into: str) -> str | None:
-    """`ref` of this repository as files in `into` (None when git cannot provide it)."""
-    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-    try:
-        archive = subprocess.run(
-            ["git", "-C", root, "archive", ref, "azrdp"], capture_output=True, check=True
-        )
-        subprocess.run(["tar", "-x", "-C", into], input=archive.stdout, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return into
 
 
 def run_cli(emu: Emulator, source: str, args: list[str], runs: int) -> tuple[int, float, int, Counter[str]]:

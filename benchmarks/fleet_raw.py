@@ -30,6 +30,8 @@ import tempfile
 import time
 from typing import Any
 
+from gitref import checkout
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
@@ -69,17 +71,6 @@ def worker(mode: str) -> None:
         {"seconds": elapsed, "vms": len(result.vms), "sha": hashlib.sha256(text.encode()).hexdigest()},
         sys.stdout,
     )
-
-
-def checkout(ref: str, into: str) -> str | None:
-    try:
-        archive = subprocess.run(
-            ["git", "-C", ROOT, "archive", ref, "azrdp"], capture_output=True, check=True
-        )
-        subprocess.run(["tar", "-x", "-C", into], input=archive.stdout, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return into
 
 
 def measure(emu: Any, mode: str, source: str, runs: int) -> tuple[int, float, str, int]:

@@ -29,6 +29,8 @@ import time
 from collections import Counter
 from typing import Any
 
+from gitref import checkout
+
 from azrdp.emulator import Emulator
 
 TS = r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server"
@@ -40,18 +42,6 @@ DEFAULT_FAULTS = json.dumps(
         {"kind": "503", "probability": 0.005},
     ]
 )
-
-
-def checkout(ref: str, into: str) -> str | None:
-    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-    try:
-        archive = subprocess.run(
-            ["git", "-C", root, "archive", ref, "azrdp"], capture_output=True, check=True
-        )
-        subprocess.run(["tar", "-x", "-C", into], input=archive.stdout, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return into
 
 
 def run(args: argparse.Namespace, source: str, scratch: str) -> dict[str, Any]:

@@ -3,7 +3,9 @@ not one check per VM (issue 15)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from typing import Any
 
 from azrdp.emulator import Emulator
 from azrdp.emulator.faults import FaultPlan
@@ -55,26 +57,28 @@ def test_one_vm_is_read_again_on_its_own(live_emulator: Callable[..., Emulator])
     assert vm_reads(emu, before) == 2  # the check, then the re-read: 6-7 requests, not a listing
 
 
+def in_thread(
+    group: str, options: RepairOptions, **kwargs: Any
+) -> tuple[threading.Thread, list[RepairResult]]:
+    """A repair of the group running in a thread of its own (so a hang fails the test, not CI)."""
+    results: list[RepairResult] = []
+
+    def repair() -> None:
+        results.append(run_repair(parse_targets(resource_group=group), options, confirm=None, **kwargs))
+
+    worker = threading.Thread(target=repair, daemon=True)
+    worker.start()
+    return worker, results
+
+
 def test_a_group_larger_than_the_pool_is_re_read_without_holding_a_worker(
     live_emulator: Callable[..., Emulator],
 ) -> None:
     """One worker, a group of 30: VMs waiting for their group's re-read must not occupy the pool
     (a VM that blocked a worker until its group's last VM was done would wait forever)."""
-    import threading
 
     emu = live_emulator("fleet:30", runcommand_seconds=0.01)
-    results: list[RepairResult] = []
-    worker = threading.Thread(
-        target=lambda: results.append(
-            run_repair(
-                parse_targets(resource_group=GROUP),
-                RepairOptions(source_ip=MY_IP, concurrency=1),
-                confirm=None,
-            )
-        ),
-        daemon=True,
-    )
-    worker.start()
+    worker, results = in_thread(GROUP, RepairOptions(source_ip=MY_IP, concurrency=1))
     worker.join(timeout=300)
     assert not worker.is_alive(), "the repair waited forever for its group's re-read"
     doc = results[0].to_doc()
@@ -91,7 +95,6 @@ def test_a_stop_while_vms_wait_for_their_groups_re_read_leaves_them_unlocked_and
     """Two stopped VMs of one group: one starts at once and waits for the group's re-read, the
     other's start takes a minute. A Ctrl-C then: the waiting VM is not in flight, its start is
     confirmed, nothing else starts on it, and its local lock is free again."""
-    import threading
     import time
 
     from azrdp import journal
@@ -107,20 +110,7 @@ def test_a_stop_while_vms_wait_for_their_groups_re_read_leaves_them_unlocked_and
         emu.set_vm_power(group, name, "deallocated")
     emu.faults = FaultPlan([Fault("slow-start", seconds=60, vm=slow)])
     stop = Stop()
-    results: list[RepairResult] = []
-    worker = threading.Thread(
-        target=lambda: results.append(
-            run_repair(
-                parse_targets(resource_group=group),
-                RepairOptions(source_ip=MY_IP, concurrency=2),
-                confirm=None,
-                stop=stop,
-                grace=0.5,
-            )
-        ),
-        daemon=True,
-    )
-    worker.start()
+    worker, results = in_thread(group, RepairOptions(source_ip=MY_IP, concurrency=2), stop=stop, grace=0.5)
     fast_id = next(vm["id"] for vm in vms if vm["name"] == fast)
 
     def fast_is_waiting() -> bool:
