@@ -44,6 +44,14 @@ DEFAULT_FAULTS = json.dumps(
 )
 
 
+def _error_code(vm: dict[str, Any]) -> str:
+    """The VM's error code, or its in-guest diagnosis's (prefixed guest:)."""
+    if vm.get("error"):
+        return str(vm["error"].get("code"))
+    guest = (vm.get("guest") or {}).get("error") or {}
+    return f"guest:{guest.get('code')}"
+
+
 def run(args: argparse.Namespace, source: str, scratch: str) -> dict[str, Any]:
     with Emulator(
         f"fleet:{args.vms}:1", runcommand_seconds=args.seconds, faults=args.faults, seed=args.seed
@@ -94,6 +102,7 @@ def run(args: argparse.Namespace, source: str, scratch: str) -> dict[str, Any]:
         "changes": distinct,
         "lines": lines,
         "errors": statuses.get("error", 0),
+        "codes": Counter(_error_code(v) for v in reported if v["status"] == "error"),
         "statuses": statuses,
         "run_commands": sum(
             1 for r in requests if r.method == "POST" and r.path.lower().endswith("/runcommand")
@@ -144,6 +153,8 @@ def main() -> None:
     for name in names:
         statuses = ", ".join(f"{k} {v}" for k, v in sorted(results[name]["statuses"].items()))
         print(f"{name}: {statuses or 'no document'}; stderr: {' '.join(results[name]['stderr'])[:160]}")
+        codes = ", ".join(f"{k} {v}" for k, v in sorted(results[name]["codes"].items()))
+        print(f"  error codes: {codes or 'none'}")
     ok = results["now"]["reported"] == results["now"]["distinct"] == results["now"]["scenario"]
     print("every VM reported exactly once: " + ("yes" if ok else "NO"))
 
