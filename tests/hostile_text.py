@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from azrdp.cli.terminal import Terminal
@@ -143,6 +144,30 @@ def assert_inert(output: str, payload: str | None = None) -> None:
     if payload is not None:
         shown = printable(payload).strip()
         assert shown in text, (shown, text[:2000])
+
+
+def fuzz_view(doc: Mapping[str, Any], human: Callable[..., None], **emit_kwargs: Any) -> None:
+    """Render `human` through emit (as the CLI does) over hostile variants of `doc`."""
+    from azrdp.cli.render import emit
+
+    def show(payload: str, color: bool) -> str:
+        bad = hostile_doc(doc, payload)
+        return rendered(lambda term: emit(bad, term, None, human=human, **emit_kwargs), color=color)
+
+    @settings(max_examples=10, deadline=None)
+    @given(payload=payloads, color=st.booleans())
+    def short(payload: str, color: bool) -> None:
+        assert_inert(show(payload, color), payload)
+
+    @settings(max_examples=2, deadline=None)
+    @given(payload=long_payloads)
+    def long(payload: str) -> None:
+        assert_inert(show(payload, True))
+
+    short()
+    long()
+    for fragment in MARKUP:  # each markup fragment, alone, is shown as typed
+        assert_inert(show(fragment, True), fragment)
 
 
 def squeeze(text: str) -> str:

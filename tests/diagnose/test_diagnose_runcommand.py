@@ -78,6 +78,14 @@ def test_unknown_script_returns_stderr(clients: Callable[..., tuple[Emulator, An
     assert info.value.message.startswith("The in-guest script failed:")
 
 
+def accepted(emu: Emulator) -> None:
+    """Wait (up to 2 s) until a Run Command is accepted, so the next one meets its 409."""
+    for _ in range(200):
+        if any(r.method == "POST" and r.status == 202 for r in emu.requests):
+            return
+        threading.Event().wait(0.01)
+
+
 def test_waits_for_a_run_in_progress_then_runs(clients: Callable[..., tuple[Emulator, Any]]) -> None:
     emu, cl = clients()
     set_latency(emu, 0.6)
@@ -85,10 +93,7 @@ def test_waits_for_a_run_in_progress_then_runs(clients: Callable[..., tuple[Emul
     first.start()
     try:
         # Wait until the first run is accepted, so the second one meets a 409.
-        for _ in range(200):
-            if any(r.method == "POST" and r.status == 202 for r in emu.requests):
-                break
-            threading.Event().wait(0.01)
+        accepted(emu)
         set_latency(emu, 0.05)
         waits: list[float] = []
         result = run(
@@ -109,10 +114,7 @@ def test_gives_up_after_wait_timeout_and_explains(clients: Callable[..., tuple[E
     first = threading.Thread(target=run, args=(cl,))
     first.start()
     try:
-        for _ in range(200):
-            if any(r.method == "POST" and r.status == 202 for r in emu.requests):
-                break
-            threading.Event().wait(0.01)
+        accepted(emu)
         with pytest.raises(ConflictError) as info:
             run(cl, wait_timeout=0.3)
     finally:
@@ -219,10 +221,7 @@ def test_the_deadline_bounds_the_wait_for_another_run(clients: Callable[..., tup
     first = threading.Thread(target=run, args=(cl,))
     first.start()
     try:
-        for _ in range(200):
-            if any(r.method == "POST" and r.status == 202 for r in emu.requests):
-                break
-            threading.Event().wait(0.01)
+        accepted(emu)
         with pytest.raises(ConflictError):
             run(cl, wait_timeout=60, deadline=time.monotonic() + 0.3)
     finally:

@@ -6,9 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from hostile_text import MARKUP, assert_inert, hostile_doc, long_payloads, payloads, rendered
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hostile_text import fuzz_view
 from rdp_fakes import (
     CertSet,
     challenge_with,
@@ -22,7 +20,6 @@ from rdp_fakes import (
 )
 
 from azrdp.cli.probe import human_view
-from azrdp.cli.render import emit
 from azrdp.probe import probe
 
 
@@ -43,21 +40,4 @@ def _doc(certs: CertSet) -> dict[str, Any]:
 def test_the_probe_view_over_hostile_text(certs: CertSet) -> None:
     doc = _doc(certs)
 
-    def show(payload: str, color: bool) -> str:
-        bad = hostile_doc(doc, payload)
-        return rendered(lambda term: emit(bad, term, None, human=human_view), color=color)
-
-    @settings(max_examples=10, deadline=None)
-    @given(payload=payloads, color=st.booleans())
-    def short(payload: str, color: bool) -> None:
-        assert_inert(show(payload, color), payload)
-
-    @settings(max_examples=2, deadline=None)
-    @given(payload=long_payloads)
-    def long(payload: str) -> None:
-        assert_inert(show(payload, True))
-
-    short()
-    long()
-    for fragment in MARKUP:
-        assert_inert(show(fragment, True), fragment)
+    fuzz_view(doc, human_view)

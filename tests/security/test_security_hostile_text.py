@@ -24,6 +24,7 @@ from hostile_text import (
     FRAGMENTS,
     MARKUP,
     assert_inert,
+    fuzz_view,
     hostile_doc,
     long_payloads,
     payloads,
@@ -62,29 +63,6 @@ def invoke_json(*args: str) -> dict[str, Any]:
 def fleet(doc: dict[str, Any], copies: int = 4) -> dict[str, Any]:
     """The same VMs several times: more than three VMs are one table row each."""
     return {**doc, "vms": [copy.deepcopy(vm) for vm in doc["vms"] for _ in range(copies)]}
-
-
-def fuzz_view(doc: Mapping[str, Any], human: View, **emit_kwargs: Any) -> None:
-    """Render `human` through emit (as the CLI does) over hostile variants of `doc`."""
-
-    def show(payload: str, color: bool) -> str:
-        bad = hostile_doc(doc, payload)
-        return rendered(lambda term: emit(bad, term, None, human=human, **emit_kwargs), color=color)
-
-    @FUZZ
-    @given(payload=payloads, color=st.booleans())
-    def short(payload: str, color: bool) -> None:
-        assert_inert(show(payload, color), payload)
-
-    @settings(max_examples=2, deadline=None)
-    @given(payload=long_payloads)
-    def long(payload: str) -> None:
-        assert_inert(show(payload, True))
-
-    short()
-    long()
-    for fragment in MARKUP:  # each markup fragment, alone, is shown as typed
-        assert_inert(show(fragment, True), fragment)
 
 
 # --- documents of real runs ------------------------------------------------------------------------
